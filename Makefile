@@ -1,0 +1,35 @@
+# microseg: `make demo` runs the main job on built-in demo data; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CUSTOMERS ?= 10000
+
+.PHONY: demo test test-fast lint bench install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev,spark]"
+
+demo: install
+	$(BIN)/microseg demo microseg-demo --customers $(CUSTOMERS) --force
+
+test: install-dev
+	$(BIN)/pytest
+
+test-fast: install-dev
+	$(BIN)/pytest -m "not slow and not spark"
+
+lint: install-dev
+	$(BIN)/ruff check src tests benchmarks
+
+bench: install-dev
+	$(BIN)/python benchmarks/import_speed.py
+
+clean:
+	rm -rf $(VENV) microseg-demo .pytest_cache build *.egg-info

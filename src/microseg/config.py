@@ -1,0 +1,436 @@
+"""Project configuration: one ``microseg.toml`` per project folder.
+
+Every setting is declared once in a registry (name, type, default, help). The registry drives
+validation (errors name the offending key), defaults, and the reference in
+``docs/configuration.md``; a test fails when a setting is undocumented.
+
+Example::
+
+    [project]
+    name = "shop"
+    analysis_date = "2011-12-09"
+
+    [sources.orders]
+    path = "data/orders.csv"
+    event_type = "purchase"
+    columns = { customer_id = "CustomerID", ts = "InvoiceDate" }
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from microseg.errors import ConfigError, ProjectNotFoundError
+from microseg.schema import EVENT_TYPES, SOURCE_TARGETS
+
+CONFIG_FILE = "microseg.toml"
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: its type, default and meaning."""
+
+    name: str
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+
+def _s(name, typ, default, help, choices=None) -> Setting:
+    return Setting(name, typ, default, help, choices)
+
+
+#: ``[project]`` settings.
+PROJECT_SETTINGS: tuple[Setting, ...] = (
+    _s("name", str, None, "Project name shown in reports; defaults to the folder name."),
+    _s("warehouse", str, "warehouse.duckdb", "DuckDB file of the warehouse, relative to the project."),
+    _s(
+        "analysis_date",
+        (str, dt.date),
+        "auto",
+        'Date the analysis is "as of" (YYYY-MM-DD); "auto" uses the day of the latest event.',
+    ),
+    _s("currency", str, "GBP", "Currency of amounts when a source does not give one."),
+)
+
+#: ``[engine]`` settings.
+ENGINE_SETTINGS: tuple[Setting, ...] = (
+    _s(
+        "backend",
+        str,
+        "duckdb",
+        "Engine the pipeline runs on: embedded DuckDB, or Apache Spark for data beyond one machine.",
+        ("duckdb", "spark"),
+    ),
+    _s("spark_master", str, "local[2]", 'Spark master URL when backend = "spark".'),
+    _s("threads", int, 0, "DuckDB worker threads; 0 lets DuckDB use every core."),
+)
+
+#: ``[sources.<name>]`` settings, one table per source.
+SOURCE_SETTINGS: tuple[Setting, ...] = (
+    _s("path", str, _REQUIRED, "File or glob pattern (CSV, Parquet, JSON lines), relative to the project."),
+    _s(
+        "kind",
+        str,
+        "events",
+        "Table the source fills: events, customers or products.",
+        tuple(SOURCE_TARGETS),
+    ),
+    _s(
+        "format",
+        str,
+        "auto",
+        "File format; auto picks it from the extension (.csv, .parquet, .json/.jsonl/.ndjson).",
+        ("auto", "csv", "parquet", "jsonl"),
+    ),
+    _s(
+        "columns",
+        dict,
+        {},
+        "Field = source column (or dotted JSON path for JSON lines). Fields not listed are "
+        "matched to a source column of the same name.",
+    ),
+    _s(
+        "event_type",
+        str,
+        None,
+        "Event type of every row when the source has no event_type column.",
+        tuple(EVENT_TYPES),
+    ),
+    _s(
+        "classify",
+        list,
+        [],
+        "Rules that set the event type from a column: a list of "
+        "{ event_type, column, starts_with | equals | in }. The first matching rule wins.",
+    ),
+    _s("customer_columns", dict, {}, "Customer trait = source column, read from event rows."),
+    _s("product_columns", dict, {}, "Product field = source column, read from event rows."),
+    _s(
+        "null_values",
+        list,
+        ["", "NULL", "null", "NaN", "nan", "None"],
+        "Strings read as a missing value.",
+    ),
+    _s("timestamp_format", str, None, 'strptime format of timestamps, e.g. "%m/%d/%Y %H:%M".'),
+    _s("timezone", str, "UTC", "Time zone of timestamps without an offset; stored as UTC."),
+    _s(
+        "missing_customer",
+        str,
+        "anonymous",
+        "Rows without a customer id: keep them as anonymous events, or quarantine them.",
+        ("anonymous", "quarantine"),
+    ),
+    _s("allow_negative_prices", bool, False, "Accept negative unit prices instead of quarantining."),
+    _s("currency", str, None, "Currency of the source's amounts; defaults to project.currency."),
+    _s("channel", str, None, "Channel of every row when the source has no channel column."),
+)
+
+CLASSIFY_KEYS = {"event_type", "column", "starts_with", "equals", "in"}
+
+
+@dataclass(frozen=True)
+class ClassifyRule:
+    event_type: str
+    column: str
+    starts_with: str | None = None
+    equals: str | None = None
+    one_of: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    name: str
+    path: str
+    kind: str = "events"
+    format: str = "auto"
+    columns: dict[str, str] = field(default_factory=dict)
+    event_type: str | None = None
+    classify: tuple[ClassifyRule, ...] = ()
+    customer_columns: dict[str, str] = field(default_factory=dict)
+    product_columns: dict[str, str] = field(default_factory=dict)
+    null_values: tuple[str, ...] = ()
+    timestamp_format: str | None = None
+    timezone: str = "UTC"
+    missing_customer: str = "anonymous"
+    allow_negative_prices: bool = False
+    currency: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectConfig:
+    root: Path
+    name: str
+    warehouse: Path
+    analysis_date: dt.date | None
+    currency: str
+    backend: str
+    spark_master: str
+    threads: int
+    sources: dict[str, SourceConfig]
+    file: Path | None = None
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _type_name(typ) -> str:
+    types = typ if isinstance(typ, tuple) else (typ,)
+    names = {
+        str: "a string",
+        int: "an integer",
+        bool: "true or false",
+        dict: "a table",
+        list: "a list",
+        dt.date: "a date",
+    }
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _read_section(data: Any, settings: tuple[Setting, ...], prefix: str, file: str | None) -> dict[str, Any]:
+    """Validate one TOML table against its settings; fill defaults."""
+    if not isinstance(data, dict):
+        raise ConfigError("must be a table", key=prefix, file=file)
+    known = {s.name: s for s in settings}
+    for key in data:
+        if key not in known:
+            raise ConfigError(
+                f"unknown setting{_suggest(key, known)}; allowed: {', '.join(known)}",
+                key=f"{prefix}.{key}",
+                file=file,
+            )
+    out: dict[str, Any] = {}
+    for s in settings:
+        key = f"{prefix}.{s.name}"
+        if s.name not in data:
+            if s.required:
+                raise ConfigError("is required", key=key, file=file)
+            out[s.name] = s.default
+            continue
+        value = data[s.name]
+        types = s.type if isinstance(s.type, tuple) else (s.type,)
+        ok = isinstance(value, types) and not (bool not in types and isinstance(value, bool))
+        if not ok:
+            raise ConfigError(f"must be {_type_name(s.type)}, got {value!r}", key=key, file=file)
+        if s.choices is not None and value not in s.choices:
+            raise ConfigError(
+                f"{value!r} is not allowed{_suggest(str(value), s.choices)}; "
+                f"choose one of: {', '.join(s.choices)}",
+                key=key,
+                file=file,
+            )
+        out[s.name] = value
+    return out
+
+
+def _parse_date(value: Any, key: str, file: str | None) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if value == "auto":
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(
+            f'{value!r} is not a date; write YYYY-MM-DD or "auto"', key=key, file=file
+        ) from None
+
+
+def _check_mapping(mapping: dict, allowed: list[str], key: str, file: str | None) -> dict[str, str]:
+    for field_name, column in mapping.items():
+        if field_name not in allowed:
+            raise ConfigError(
+                f"unknown field{_suggest(field_name, allowed)}; fields: {', '.join(allowed)}",
+                key=f"{key}.{field_name}",
+                file=file,
+            )
+        if not isinstance(column, str) or not column:
+            raise ConfigError(
+                f"must name a source column, got {column!r}", key=f"{key}.{field_name}", file=file
+            )
+    return dict(mapping)
+
+
+_LOADER_COLUMNS = {"source", "import_id", "updated_at"}
+
+
+def mappable_fields(kind: str) -> list[str]:
+    """Fields of the target table a source of ``kind`` may map."""
+    return [c for c in SOURCE_TARGETS[kind].column_names if c not in _LOADER_COLUMNS]
+
+
+def _parse_classify(rules: list, key: str, file: str | None) -> tuple[ClassifyRule, ...]:
+    parsed = []
+    for i, rule in enumerate(rules):
+        rkey = f"{key}[{i}]"
+        if not isinstance(rule, dict):
+            raise ConfigError("must be a table { event_type, column, ... }", key=rkey, file=file)
+        for k in rule:
+            if k not in CLASSIFY_KEYS:
+                raise ConfigError(f"unknown key{_suggest(k, CLASSIFY_KEYS)}", key=f"{rkey}.{k}", file=file)
+        for k in ("event_type", "column"):
+            if not isinstance(rule.get(k), str):
+                raise ConfigError("is required (a string)", key=f"{rkey}.{k}", file=file)
+        if rule["event_type"] not in EVENT_TYPES:
+            raise ConfigError(
+                f"{rule['event_type']!r} is not an event type{_suggest(rule['event_type'], EVENT_TYPES)}",
+                key=f"{rkey}.event_type",
+                file=file,
+            )
+        tests = [k for k in ("starts_with", "equals", "in") if k in rule]
+        if len(tests) != 1:
+            raise ConfigError("needs exactly one of starts_with, equals, in", key=rkey, file=file)
+        one_of = rule.get("in")
+        if one_of is not None and (
+            not isinstance(one_of, list) or not all(isinstance(v, str) for v in one_of)
+        ):
+            raise ConfigError("must be a list of strings", key=f"{rkey}.in", file=file)
+        parsed.append(
+            ClassifyRule(
+                event_type=rule["event_type"],
+                column=rule["column"],
+                starts_with=rule.get("starts_with"),
+                equals=rule.get("equals"),
+                one_of=tuple(one_of) if one_of is not None else None,
+            )
+        )
+    return tuple(parsed)
+
+
+def parse_source(name: str, data: Any, file: str | None = None) -> SourceConfig:
+    """Validate one ``[sources.<name>]`` table."""
+    key = f"sources.{name}"
+    v = _read_section(data, SOURCE_SETTINGS, key, file)
+    kind = v["kind"]
+    if kind != "events":
+        for k in ("event_type", "classify", "customer_columns", "product_columns"):
+            if k in data:
+                raise ConfigError(
+                    f'only applies to kind = "events" (this source has kind = "{kind}")',
+                    key=f"{key}.{k}",
+                    file=file,
+                )
+    columns = _check_mapping(v["columns"], mappable_fields(kind), f"{key}.columns", file)
+    if kind == "events" and v["event_type"] is not None and "event_type" in columns:
+        raise ConfigError(
+            "set either event_type or columns.event_type, not both",
+            key=f"{key}.event_type",
+            file=file,
+        )
+    for item in v["null_values"]:
+        if not isinstance(item, str):
+            raise ConfigError(f"must be strings, got {item!r}", key=f"{key}.null_values", file=file)
+    customer_fields = [c for c in mappable_fields("customers") if c != "customer_id"]
+    product_fields = [c for c in mappable_fields("products") if c != "product_id"]
+    return SourceConfig(
+        name=name,
+        path=v["path"],
+        kind=kind,
+        format=v["format"],
+        columns=columns,
+        event_type=v["event_type"],
+        classify=_parse_classify(v["classify"], f"{key}.classify", file),
+        customer_columns=_check_mapping(
+            v["customer_columns"], customer_fields, f"{key}.customer_columns", file
+        ),
+        product_columns=_check_mapping(v["product_columns"], product_fields, f"{key}.product_columns", file),
+        null_values=tuple(v["null_values"]),
+        timestamp_format=v["timestamp_format"],
+        timezone=v["timezone"],
+        missing_customer=v["missing_customer"],
+        allow_negative_prices=v["allow_negative_prices"],
+        currency=v["currency"],
+        channel=v["channel"],
+    )
+
+
+SECTIONS = {"project": PROJECT_SETTINGS, "engine": ENGINE_SETTINGS, "sources": None}
+
+
+def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> ProjectConfig:
+    """Validate a parsed ``microseg.toml`` document."""
+    for section in data:
+        if section not in SECTIONS:
+            raise ConfigError(
+                f"unknown section{_suggest(section, SECTIONS)}; sections: {', '.join(SECTIONS)}",
+                key=section,
+                file=file,
+            )
+    project = _read_section(data.get("project", {}), PROJECT_SETTINGS, "project", file)
+    engine = _read_section(data.get("engine", {}), ENGINE_SETTINGS, "engine", file)
+    sources_data = data.get("sources", {})
+    if not isinstance(sources_data, dict):
+        raise ConfigError("must be a table of named sources", key="sources", file=file)
+    sources = {name: parse_source(name, body, file) for name, body in sources_data.items()}
+    if engine["threads"] < 0:
+        raise ConfigError("must be 0 or more", key="engine.threads", file=file)
+    return ProjectConfig(
+        root=root,
+        name=project["name"] or root.name,
+        warehouse=root / project["warehouse"],
+        analysis_date=_parse_date(project["analysis_date"], "project.analysis_date", file),
+        currency=project["currency"],
+        backend=engine["backend"],
+        spark_master=engine["spark_master"],
+        threads=engine["threads"],
+        sources=sources,
+        file=Path(file) if file else None,
+    )
+
+
+def load_config(project_dir: str | Path = ".") -> ProjectConfig:
+    """Read and validate ``microseg.toml`` in ``project_dir``.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (d / "microseg.toml").write_text('[project]\\nname = "shop"\\n')
+    >>> load_config(d).name
+    'shop'
+    """
+    root = Path(project_dir).resolve()
+    path = root / CONFIG_FILE
+    if not path.exists():
+        raise ProjectNotFoundError(f"no {CONFIG_FILE} in {root}; create a project with `microseg init`")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", file=str(path)) from None
+    return parse_config(data, root, str(path))
+
+
+def all_settings() -> list[tuple[str, Setting]]:
+    """Every documented setting with its full dotted name (for docs and the docs test)."""
+    out = [(f"project.{s.name}", s) for s in PROJECT_SETTINGS]
+    out += [(f"engine.{s.name}", s) for s in ENGINE_SETTINGS]
+    out += [(f"sources.<name>.{s.name}", s) for s in SOURCE_SETTINGS]
+    return out
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "ClassifyRule",
+    "ProjectConfig",
+    "Setting",
+    "SourceConfig",
+    "all_settings",
+    "load_config",
+    "mappable_fields",
+    "parse_config",
+    "parse_source",
+]

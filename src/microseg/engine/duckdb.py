@@ -1,0 +1,117 @@
+"""The embedded warehouse: one DuckDB file per project, reached through Ibis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ibis
+
+from microseg.schema import TABLES, Table
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier for DuckDB SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """Quote a string literal for DuckDB SQL."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def connect_duckdb(path: str | Path = ":memory:", threads: int = 0):
+    """An Ibis DuckDB connection with the session settings microseg relies on."""
+    con = ibis.duckdb.connect(str(path))
+    con.raw_sql("SET TimeZone = 'UTC'")
+    if threads:
+        con.raw_sql(f"SET threads = {int(threads)}")
+    return con
+
+
+def create_table_sql(table: Table, name: str | None = None, if_not_exists: bool = True) -> str:
+    cols = ", ".join(f"{quote_ident(c.name)} {c.type}" for c in table.columns)
+    guard = "IF NOT EXISTS " if if_not_exists else ""
+    return f"CREATE TABLE {guard}{quote_ident(name or table.name)} ({cols})"
+
+
+class DuckDBWarehouse:
+    """The project's warehouse file.
+
+    ``ibis`` is the Ibis connection every pipeline step uses; ``sql``/``fetch`` run the
+    DuckDB statements of bulk ingestion.
+    """
+
+    backend_name = "duckdb"
+
+    def __init__(self, path: str | Path = ":memory:", threads: int = 0) -> None:
+        self.path = Path(path) if str(path) != ":memory:" else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.ibis = connect_duckdb(path, threads)
+        self.con = self.ibis.con  # the raw DuckDB connection, for bulk SQL
+        self.ensure_tables()
+
+    # -- tables ------------------------------------------------------------------------------
+    def ensure_tables(self) -> None:
+        for table in TABLES.values():
+            self.sql(create_table_sql(table))
+
+    def has_table(self, name: str) -> bool:
+        return bool(
+            self.fetch("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])[0][0]
+        )
+
+    def table(self, name: str) -> ibis.Table:
+        return self.ibis.table(name)
+
+    def count(self, name: str) -> int:
+        return int(self.fetch(f"SELECT count(*) FROM {quote_ident(name)}")[0][0])
+
+    def replace_rows(self, table: Table, expr: ibis.Table, where: str | None = None) -> int:
+        """Delete rows matching ``where`` (all when None) and insert the result of ``expr``.
+
+        The expression's columns are reordered and cast to the table contract. Returns the
+        number of rows inserted.
+        """
+        sql = self.ibis.compile(expr)
+        cols = ", ".join(
+            f"CAST({quote_ident(c.name)} AS {c.type}) AS {quote_ident(c.name)}" for c in table.columns
+        )
+        self.sql("BEGIN TRANSACTION")
+        try:
+            self.sql(f"DELETE FROM {quote_ident(table.name)}" + (f" WHERE {where}" if where else ""))
+            inserted = self.changed(f"INSERT INTO {quote_ident(table.name)} SELECT {cols} FROM ({sql})")
+            self.sql("COMMIT")
+        except Exception:
+            self.sql("ROLLBACK")
+            raise
+        return inserted
+
+    # -- raw SQL -----------------------------------------------------------------------------
+    def sql(self, statement: str, params: list[Any] | None = None) -> None:
+        self.con.execute(statement, params or [])
+
+    def changed(self, statement: str, params: list[Any] | None = None) -> int:
+        """Run an INSERT/UPDATE/DELETE and return how many rows it changed."""
+        return int(self.con.execute(statement, params or []).fetchone()[0])
+
+    def fetch(self, query: str, params: list[Any] | None = None) -> list[tuple]:
+        return self.con.execute(query, params or []).fetchall()
+
+    def fetch_df(self, query: str, params: list[Any] | None = None):
+        return self.con.execute(query, params or []).df()
+
+    def describe(self, relation_sql: str) -> dict[str, str]:
+        """Column name → DuckDB type of a relation (a table function call or subquery)."""
+        rows = self.fetch(f"DESCRIBE SELECT * FROM {relation_sql}")
+        return {r[0]: r[1] for r in rows}
+
+    def close(self) -> None:
+        self.ibis.disconnect()
+
+    def __enter__(self) -> DuckDBWarehouse:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

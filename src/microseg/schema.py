@@ -1,0 +1,216 @@
+"""Table contracts of the microseg warehouse.
+
+Every table the pipeline reads or writes is declared here once: column names, types, whether a
+value is required, and what it means. The importer validates incoming rows against these
+contracts, the warehouse creates its tables from them, and ``docs/data-model.md`` documents them.
+
+Types are given as SQL types understood by every engine microseg runs on (DuckDB and Spark via
+Ibis). Money is ``DECIMAL(18, 4)`` so that sums are exact and identical on every engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MONEY = "DECIMAL(18,4)"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    required: bool = False
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    columns: tuple[Column, ...]
+    doc: str = ""
+    key: tuple[str, ...] = field(default=())
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def ibis_schema(self):
+        import ibis
+
+        return ibis.schema({c.name: _ibis_type(c) for c in self.columns})
+
+
+def _ibis_type(column: Column) -> str:
+    return {
+        "VARCHAR": "string",
+        "BIGINT": "int64",
+        "INTEGER": "int32",
+        "DOUBLE": "float64",
+        "BOOLEAN": "boolean",
+        "DATE": "date",
+        "TIMESTAMP": "timestamp",
+        MONEY: "decimal(18, 4)",
+    }[column.type]
+
+
+# --- event types -----------------------------------------------------------------------------
+
+#: Every kind of event microseg understands, with the source kind it usually comes from.
+EVENT_TYPES: dict[str, str] = {
+    "purchase": "a purchased line item (POS or e-commerce); one row per product in an order",
+    "refund": "money returned for a purchased line item; quantity and amount are negative",
+    "cancellation": "a cancelled order line; quantity and amount are negative",
+    "page_view": "a web or app screen view",
+    "email_sent": "a marketing email delivered to the customer",
+    "email_open": "the customer opened a marketing email",
+    "email_click": "the customer clicked a link in a marketing email",
+    "social_follow": "the customer followed the brand on a social network (name = network)",
+    "crm_update": "a CRM record changed: lead status, opportunity stage (name = object, status)",
+    "app_event": "an app or IoT device event (name = event name)",
+}
+
+#: Event types that carry money and products.
+COMMERCE_TYPES = ("purchase", "refund", "cancellation")
+#: Event types whose quantity and amount are stored negative.
+NEGATIVE_TYPES = ("refund", "cancellation")
+
+# --- tables ------------------------------------------------------------------------------------
+
+EVENTS = Table(
+    "events",
+    (
+        Column("event_id", "VARCHAR", True, "unique id; from the source or a hash of the row's content"),
+        Column("event_type", "VARCHAR", True, "one of the event types listed below"),
+        Column("ts", "TIMESTAMP", True, "when it happened, UTC"),
+        Column("customer_id", "VARCHAR", False, "known customer; empty for anonymous events"),
+        Column("anonymous_id", "VARCHAR", False, "device or cookie id of an anonymous visitor"),
+        Column("source", "VARCHAR", True, "name of the configured source it was imported from"),
+        Column("channel", "VARCHAR", False, "pos, web, app, email, social, crm, iot ..."),
+        Column("order_id", "VARCHAR", False, "order or invoice the line belongs to"),
+        Column("product_id", "VARCHAR", False, "product of a commerce line"),
+        Column("quantity", "BIGINT", False, "units; negative for refunds and cancellations"),
+        Column("unit_price", MONEY, False, "price of one unit, never negative"),
+        Column("amount", MONEY, False, "money of the line: quantity x unit_price unless given"),
+        Column("currency", "VARCHAR", False, "ISO 4217 code"),
+        Column("url", "VARCHAR", False, "page of a page view or clicked link"),
+        Column("campaign_id", "VARCHAR", False, "marketing campaign or email the event belongs to"),
+        Column("name", "VARCHAR", False, "app event name, social network, or CRM object"),
+        Column("status", "VARCHAR", False, "CRM status such as a lead status or opportunity stage"),
+        Column("properties", "VARCHAR", False, "any other fields, as a JSON object"),
+        Column("import_id", "VARCHAR", True, "the import run that loaded the event"),
+    ),
+    "Everything a customer did, one row per event, from every source.",
+    key=("event_id",),
+)
+
+CUSTOMERS = Table(
+    "customers",
+    (
+        Column("customer_id", "VARCHAR", True, "the customer's id"),
+        Column("email", "VARCHAR", False, "email address"),
+        Column("crm_id", "VARCHAR", False, "id in the CRM"),
+        Column("device_id", "VARCHAR", False, "main app or device id"),
+        Column("first_name", "VARCHAR", False, ""),
+        Column("last_name", "VARCHAR", False, ""),
+        Column("gender", "VARCHAR", False, "as recorded by the source"),
+        Column("birth_year", "INTEGER", False, "year of birth"),
+        Column("city", "VARCHAR", False, ""),
+        Column("region", "VARCHAR", False, "state, county or region"),
+        Column("country", "VARCHAR", False, "country name or code"),
+        Column("postal_code", "VARCHAR", False, ""),
+        Column("signup_date", "DATE", False, "when the customer registered"),
+        Column("acquisition_channel", "VARCHAR", False, "how the customer was acquired"),
+        Column("traits", "VARCHAR", False, "any other traits, as a JSON object"),
+        Column("source", "VARCHAR", True, "source that last updated the record"),
+        Column("updated_at", "TIMESTAMP", True, "when the record was last imported"),
+    ),
+    "One row per known customer with their traits. Later imports update non-empty traits.",
+    key=("customer_id",),
+)
+
+PRODUCTS = Table(
+    "products",
+    (
+        Column("product_id", "VARCHAR", True, "the product's id (SKU, stock code)"),
+        Column("name", "VARCHAR", False, "readable name"),
+        Column("category", "VARCHAR", False, "category used for preferences and personas"),
+        Column("subcategory", "VARCHAR", False, ""),
+        Column("brand", "VARCHAR", False, ""),
+        Column("price", MONEY, False, "list price"),
+        Column("source", "VARCHAR", True, "source that last updated the record"),
+        Column("updated_at", "TIMESTAMP", True, "when the record was last imported"),
+    ),
+    "One row per product. Later imports update non-empty fields.",
+    key=("product_id",),
+)
+
+QUARANTINE = Table(
+    "quarantine",
+    (
+        Column("import_id", "VARCHAR", True, "the import run"),
+        Column("source", "VARCHAR", True, "source name"),
+        Column("file", "VARCHAR", True, "file the row came from"),
+        Column("row_number", "BIGINT", True, "1-based data row in the file (header not counted)"),
+        Column("reason", "VARCHAR", True, "every check the row failed, separated by '; '"),
+        Column("record", "VARCHAR", False, "the row as read, as a JSON object (or the raw line)"),
+    ),
+    "Rows that failed validation. Nothing rejected is dropped: it is kept here with its reason.",
+)
+
+IMPORTS = Table(
+    "imports",
+    (
+        Column("import_id", "VARCHAR", True, ""),
+        Column("source", "VARCHAR", True, ""),
+        Column("file", "VARCHAR", True, ""),
+        Column("started_at", "TIMESTAMP", True, ""),
+        Column("seconds", "DOUBLE", True, "wall time of the import"),
+        Column("rows_read", "BIGINT", True, "data rows in the file"),
+        Column("loaded", "BIGINT", True, "new rows stored"),
+        Column("duplicates", "BIGINT", True, "rows already stored, or repeated in the file"),
+        Column("quarantined", "BIGINT", True, "rows that failed validation"),
+        Column("details", "VARCHAR", False, "counts by event type and by policy, as JSON"),
+    ),
+    "One row per imported file.",
+)
+
+CUSTOMER_SUMMARY = Table(
+    "customer_summary",
+    (
+        Column("customer_id", "VARCHAR", True, ""),
+        Column("as_of", "DATE", True, "last day of events included"),
+        Column("first_event_at", "TIMESTAMP", True, "first event of any type"),
+        Column("last_event_at", "TIMESTAMP", True, "last event of any type"),
+        Column("first_purchase_at", "TIMESTAMP", False, ""),
+        Column("last_purchase_at", "TIMESTAMP", False, ""),
+        Column("orders", "BIGINT", True, "distinct orders with at least one purchased line"),
+        Column("purchase_days", "BIGINT", True, "distinct days with a purchase"),
+        Column("items", "BIGINT", True, "units purchased"),
+        Column("distinct_products", "BIGINT", True, "different products purchased"),
+        Column("revenue", MONEY, True, "money of purchased lines"),
+        Column("returned", MONEY, True, "money of refunds and cancellations (negative or zero)"),
+        Column("net_revenue", MONEY, True, "revenue + returned"),
+        Column("page_views", "BIGINT", True, ""),
+        Column("emails_sent", "BIGINT", True, ""),
+        Column("email_opens", "BIGINT", True, ""),
+        Column("email_clicks", "BIGINT", True, ""),
+        Column("social_follows", "BIGINT", True, ""),
+        Column("crm_updates", "BIGINT", True, ""),
+        Column("app_events", "BIGINT", True, ""),
+    ),
+    "Per-customer totals as of a date: the base of every feature and model.",
+    key=("customer_id", "as_of"),
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t for t in (EVENTS, CUSTOMERS, PRODUCTS, QUARANTINE, IMPORTS, CUSTOMER_SUMMARY)
+}
+
+#: The tables a source can write to, by source kind.
+SOURCE_TARGETS = {"events": EVENTS, "customers": CUSTOMERS, "products": PRODUCTS}

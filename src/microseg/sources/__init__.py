@@ -1,0 +1,1 @@
+"""Data sources: files, and the validation, quarantine and deduplication every row goes through."""
