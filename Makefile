@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CUSTOMERS ?= 10000
 
-.PHONY: demo test test-fast lint bench install install-dev clean
+.PHONY: demo test test-fast lint bench install install-dev clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,7 @@ bench: install-dev
 
 clean:
 	rm -rf $(VENV) microseg-demo .pytest_cache build *.egg-info
+
+docs: install
+	$(BIN)/python -c "from microseg.config import settings_markdown as s; open('docs/configuration.md', 'w').write(s())"
+	$(BIN)/python -c "from microseg.schema import contracts_markdown as s; open('docs/data-model.md', 'w').write(s())"

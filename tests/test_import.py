@@ -148,8 +148,13 @@ def test_typed_parquet_columns(warehouse, tmp_path):
         {
             "path": str(path),
             "event_type": "purchase",
-            "columns": {"event_id": "id", "customer_id": "who", "ts": "when",
-                        "quantity": "qty", "unit_price": "price"},
+            "columns": {
+                "event_id": "id",
+                "customer_id": "who",
+                "ts": "when",
+                "quantity": "qty",
+                "unit_price": "price",
+            },
         },
     )
     result = import_file(warehouse, source, path)
@@ -171,8 +176,11 @@ def test_duplicate_event_ids_in_one_file_are_counted(warehouse, tmp_path):
     )
     source = parse_source(
         "web",
-        {"path": str(path), "event_type": "page_view",
-         "columns": {"event_id": "id", "customer_id": "user", "ts": "time", "url": "page"}},
+        {
+            "path": str(path),
+            "event_type": "page_view",
+            "columns": {"event_id": "id", "customer_id": "user", "ts": "time", "url": "page"},
+        },
     )
     result = import_file(warehouse, source, path)
     assert (result.rows_read, result.loaded, result.duplicates) == (3, 2, 1)
@@ -185,8 +193,12 @@ def test_source_timezone_converts_to_utc(warehouse, tmp_path):
     path.write_text("customer,time,amount\nc1,2024-07-01 10:00:00,5\nc1,2024-01-15 10:00:00,6\n")
     source = parse_source(
         "pos",
-        {"path": str(path), "event_type": "purchase", "timezone": "Europe/London",
-         "columns": {"customer_id": "customer", "ts": "time", "amount": "amount"}},
+        {
+            "path": str(path),
+            "event_type": "purchase",
+            "timezone": "Europe/London",
+            "columns": {"customer_id": "customer", "ts": "time", "amount": "amount"},
+        },
     )
     import_file(warehouse, source, path)
     stamps = sorted(r[0] for r in warehouse.fetch("SELECT ts FROM events"))
@@ -222,8 +234,11 @@ def test_customers_source_upserts_traits_and_validates(warehouse, tmp_path):
     second.write_text("id,mail,born,city,tier\nc1,,1980,London,gold\nc4,dee@example.com,,,\n")
     source = parse_source(
         "crm",
-        {"path": str(tmp_path / "crm*.csv"), "kind": "customers",
-         "columns": {"customer_id": "id", "email": "mail", "birth_year": "born"}},
+        {
+            "path": str(tmp_path / "crm*.csv"),
+            "kind": "customers",
+            "columns": {"customer_id": "id", "email": "mail", "birth_year": "born"},
+        },
     )
     results = import_source(warehouse, source, tmp_path)
     assert [(r.loaded, r.quarantined) for r in results] == [(1, 2), (1, 0)]

@@ -1,3 +1,5 @@
+import sys
+
 from microseg.cli import main
 
-main()
+sys.exit(main())

@@ -236,26 +236,28 @@ def _parse_date(value: str | None) -> dt.date | None:
         raise MicrosegError(f"--as-of: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: one error style for every failure."""
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point: returns the exit code; one error style for every failure."""
     try:
         app(args=argv, standalone_mode=False)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
-        sys.exit(code or 0)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
     except typer.Abort:
         err_console.print("Aborted.")
-        sys.exit(1)
+        return 1
     except Exception as exc:  # every failure ends here: one line, traceback only on --debug
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # a usage error from Typer/Click
             exc.show()
-            sys.exit(exc.exit_code)
-        if state.debug or "--debug" in (argv or sys.argv):
+            return exc.exit_code
+        if state.debug:
             err_console.print_exception()
         message = str(exc) if isinstance(exc, MicrosegError) else f"{type(exc).__name__}: {exc}"
         err_console.print(f"[red]Error:[/] {message}", highlight=False, soft_wrap=True)
-        sys.exit(getattr(exc, "exit_code", 1))
+        return getattr(exc, "exit_code", 1)
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
-    main()
+    sys.exit(main())

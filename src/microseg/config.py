@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,7 @@ SOURCE_SETTINGS: tuple[Setting, ...] = (
         list,
         [],
         "Rules that set the event type from a column: a list of "
-        "{ event_type, column, starts_with | equals | in }. The first matching rule wins.",
+        "{ event_type, column, and one test: starts_with, equals or in }. The first matching rule wins.",
     ),
     _s("customer_columns", dict, {}, "Customer trait = source column, read from event rows."),
     _s("product_columns", dict, {}, "Product field = source column, read from event rows."),
@@ -434,3 +435,21 @@ __all__ = [
     "parse_config",
     "parse_source",
 ]
+
+
+def settings_markdown() -> str:
+    """The configuration reference (``docs/configuration.md``), generated from the registry."""
+    out = [
+        "# Configuration: `microseg.toml`",
+        "",
+        "Generated from `microseg.config` by `make docs`; a test keeps it in step with the code.",
+        "Paths are relative to the project folder.",
+        "",
+        "| setting | type | default | meaning |",
+        "|---|---|---|---|",
+    ]
+    for name, s in all_settings():
+        default = "required" if s.required else f"`{json.dumps(s.default)}`"
+        meaning = s.help + (f" One of: {', '.join(f'`{c}`' for c in s.choices)}." if s.choices else "")
+        out.append(f"| `{name}` | {_type_name(s.type)} | {default} | {meaning} |")
+    return "\n".join(out) + "\n"

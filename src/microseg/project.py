@@ -224,9 +224,7 @@ class Project:
             as_of = wh.fetch("SELECT max(as_of) FROM customer_summary")[0][0]
             if as_of is None:
                 raise MicrosegError("no pipeline run is stored yet; run `microseg run` first")
-        return wh.fetch_df(
-            "SELECT * FROM customer_summary WHERE as_of = ? ORDER BY customer_id", [as_of]
-        )
+        return wh.fetch_df("SELECT * FROM customer_summary WHERE as_of = ? ORDER BY customer_id", [as_of])
 
     def quarantine(self, source: str | None = None, limit: int | None = None) -> pd.DataFrame:
         """Quarantined rows with their reasons, newest import first."""

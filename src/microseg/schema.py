@@ -214,3 +214,26 @@ TABLES: dict[str, Table] = {
 
 #: The tables a source can write to, by source kind.
 SOURCE_TARGETS = {"events": EVENTS, "customers": CUSTOMERS, "products": PRODUCTS}
+
+
+def contracts_markdown() -> str:
+    """The data-model reference (``docs/data-model.md``), generated from the contracts above."""
+    out = [
+        "# Data model",
+        "",
+        "Generated from `microseg.schema` by `make docs`; a test keeps it in step with the code.",
+        "Money is `DECIMAL(18,4)`; timestamps are UTC. Required columns are marked **yes**.",
+        "",
+    ]
+    for table in TABLES.values():
+        out += [f"## `{table.name}`", "", table.doc, ""]
+        if table.key:
+            out += [f"Key: `{', '.join(table.key)}`.", ""]
+        out += ["| column | type | required | meaning |", "|---|---|---|---|"]
+        out += [
+            f"| `{c.name}` | {c.type} | {'**yes**' if c.required else ''} | {c.doc} |" for c in table.columns
+        ]
+        out.append("")
+    out += ["## Event types", "", "| event_type | meaning |", "|---|---|"]
+    out += [f"| `{name}` | {doc} |" for name, doc in EVENT_TYPES.items()]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,142 @@
+"""The UCI Online Retail file imported through a column mapping: exact, documented counts."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from microseg.config import parse_config
+from microseg.project import Project
+from tests.conftest import shared_file
+
+pytestmark = pytest.mark.realdata
+
+CONFIG = """
+[project]
+name = "online-retail"
+analysis_date = "2011-12-09"
+
+[sources.retail]
+path = "{path}"
+event_type = "purchase"
+null_values = ["", "nan"]
+missing_customer = "anonymous"
+classify = [{{ event_type = "cancellation", column = "InvoiceNo", starts_with = "C" }}]
+columns = {{ customer_id = "CustomerID", ts = "InvoiceDate", order_id = "InvoiceNo", product_id = "StockCode", quantity = "Quantity", unit_price = "UnitPrice" }}
+customer_columns = {{ country = "Country" }}
+product_columns = {{ name = "Description" }}
+"""
+
+
+@pytest.fixture(scope="module")
+def retail_frame() -> pd.DataFrame:
+    return pd.read_parquet(shared_file("online_retail_2010_2011.parquet"))
+
+
+@pytest.fixture(scope="module")
+def retail_project(tmp_path_factory):
+    path = shared_file("online_retail_2010_2011.parquet")
+    root = tmp_path_factory.mktemp("online-retail")
+    (root / "microseg.toml").write_text(CONFIG.format(path=path))
+    project = Project(root)
+    first = project.import_sources()
+    second = project.import_sources()
+    project.run()
+    yield project, first[0], second[0]
+    project.close()
+
+
+def expected_counts(df: pd.DataFrame) -> dict[str, int]:
+    """What the mapping should do, computed independently with pandas."""
+    cancel = df.InvoiceNo.str.startswith("C")
+    bad = (~cancel & (df.Quantity <= 0)) | (df.UnitPrice < 0)
+    good = df[~bad].copy()
+    good["Description"] = good.Description.str.strip().replace({"nan": None, "": None})
+    dup = good.duplicated(keep="first")
+    return {
+        "quarantined": int(bad.sum()),
+        "duplicates": int(dup.sum()),
+        "loaded": int((~dup).sum()),
+        "cancellations_loaded": int(good[~dup].InvoiceNo.str.startswith("C").sum()),
+        "anonymous_loaded": int(good[~dup].CustomerID.isna().sum()),
+    }
+
+
+def test_documented_facts_of_the_file(retail_frame):
+    df = retail_frame
+    assert len(df) == 541_909
+    assert df.CustomerID.isna().sum() == 135_080
+    assert df.InvoiceNo.str.startswith("C").sum() == 9_288
+    assert (df.Description == "nan").sum() == 1_454
+    assert df.CustomerID.nunique() == 4_372
+
+
+def test_import_reports_exact_counts(retail_project, retail_frame):
+    _, first, _ = retail_project
+    expected = expected_counts(retail_frame)
+    assert first.rows_read == 541_909
+    assert first.rows_read == first.loaded + first.duplicates + first.quarantined
+    assert first.quarantined == expected["quarantined"]
+    assert first.duplicates == expected["duplicates"]
+    assert first.loaded == expected["loaded"]
+    assert first.details["missing"]["customer_id (CustomerID)"] == 135_080
+    assert first.details["missing"]["product.name (Description)"] == 1_454
+    assert first.details["by_event_type"]["cancellation"] == expected["cancellations_loaded"]
+    assert first.details["anonymous"] == expected["anonymous_loaded"]
+
+
+def test_every_quarantined_row_has_a_reason(retail_project, retail_frame):
+    project, first, _ = retail_project
+    quarantined = project.quarantine("retail")
+    assert len(quarantined) == first.quarantined
+    df = retail_frame
+    rows = quarantined.set_index("row_number")
+    for row, reason in rows.reason.items():
+        original = df.iloc[row - 1]
+        if original.UnitPrice < 0:
+            assert reason.startswith("unit_price (UnitPrice):") and "is negative" in reason
+        else:
+            assert reason == f"quantity (Quantity): {original.Quantity} must be positive for a purchase"
+
+
+def test_second_import_adds_nothing(retail_project):
+    _, first, second = retail_project
+    assert second.loaded == 0
+    assert second.duplicates == first.loaded + first.duplicates
+    assert second.quarantined == first.quarantined
+
+
+def test_customers_products_and_money(retail_project, retail_frame):
+    project, first, _ = retail_project
+    wh = project.warehouse
+    assert wh.count("customers") == 4_372
+    assert wh.count("events") == first.loaded
+    total = wh.fetch("SELECT sum(amount) FROM events")[0][0]
+    df = retail_frame
+    kept = df.loc[~df.index.isin(project.quarantine("retail").row_number - 1)].drop_duplicates()
+    assert total == sum(
+        Decimal(str(q)) * Decimal(str(p)) for q, p in zip(kept.Quantity, kept.UnitPrice, strict=True)
+    )
+    assert round(float((df.Quantity * df.UnitPrice).sum()), 2) == 9_747_747.93
+
+
+def test_summary_has_every_customer_once(retail_project, retail_frame):
+    project, _, _ = retail_project
+    summary = project.customer_summary()
+    assert len(summary) == 4_372 and summary.customer_id.is_unique
+    df = retail_frame.dropna(subset=["CustomerID"])
+    purchases = df[~df.InvoiceNo.str.startswith("C") & (df.Quantity > 0) & (df.UnitPrice >= 0)]
+    orders = purchases.groupby(purchases.CustomerID.astype(int).astype(str)).InvoiceNo.nunique()
+    got = summary.set_index("customer_id").orders
+    assert got.reindex(orders.index).tolist() == orders.tolist()
+    assert (got.drop(orders.index) == 0).all()  # customers who only cancelled
+
+
+def test_config_of_this_test_is_valid(tmp_path):
+    import tomllib
+
+    data = tomllib.loads(CONFIG.format(path="x.parquet"))
+    config = parse_config(data, tmp_path)
+    assert config.sources["retail"].classify[0].starts_with == "C"
