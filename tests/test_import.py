@@ -248,8 +248,8 @@ def test_customers_source_upserts_traits_and_validates(warehouse, tmp_path):
     c1 = rows.iloc[0]
     assert (c1.email, c1.city, json.loads(c1.traits)) == ("ann@example.com", "London", {"tier": "gold"})
     reasons = quarantine_by_row(warehouse)
-    assert reasons[2] == "email: 'not-an-email' is not an email address"
-    assert reasons[3] == "birth_year: 1850 is not a plausible year of birth"
+    assert reasons[2] == "email (mail): 'not-an-email' is not an email address"
+    assert reasons[3] == "birth_year (born): 1850 is not a plausible year of birth"
 
 
 def test_products_from_event_rows_take_the_latest_name(warehouse, broken_csv):

@@ -335,6 +335,8 @@ def build_catalog(rng: np.random.Generator) -> Catalog:
     strength = np.zeros((n_products, 2))
     n_anchors = round(ANCHOR_SHARE * n_products)
     anchors = np.sort(rng.choice(n_products, size=n_anchors, replace=False))
+    anchor_set = {int(a) for a in anchors}
+    used: set[int] = set()
     for anchor in anchors:
         anchor_category = CATEGORIES[category[anchor]].name
         n_companions = 1 + int(rng.random() < 0.4)
@@ -343,14 +345,19 @@ def build_catalog(rng: np.random.Generator) -> Catalog:
             related = RELATED_CATEGORIES[anchor_category]
             target = CATEGORY_NAMES.index(related[0] if rng.random() < 0.65 else related[1])
             lo, hi = category_start[target], category_start[target + 1]
-            # Companions are accessories: prefer products no dearer than the anchor.
-            candidates = [p for p in range(lo, hi) if p not in taken]
+            # Companions are accessories: prefer products no dearer than the anchor. Anchors are
+            # never companions, so every order with an anchor had the chance to add its companions.
+            # A product accompanies one anchor at most, so no companion becomes a best seller
+            # through the pairs alone (which would dilute their lift).
+            free = [p for p in range(lo, hi) if p not in anchor_set and p not in used]
+            candidates = free or [p for p in range(lo, hi) if p not in anchor_set | taken]
             cheaper = [p for p in candidates if price_cents[p] <= price_cents[anchor]]
             candidates = cheaper or candidates
             companion = int(rng.choice(candidates))
             taken.add(companion)
+            used.add(companion)
             companions[anchor, slot] = companion
-            strength[anchor, slot] = round(float(rng.uniform(0.35, 0.75)), 2)
+            strength[anchor, slot] = round(float(rng.uniform(0.45, 0.85)), 2)
 
     return Catalog(
         product_id=tuple(product_ids),

@@ -86,6 +86,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import pyarrow as pa
@@ -95,6 +96,9 @@ import pyarrow.parquet as pq
 from scipy import special
 
 from microseg.demo import catalog as cat
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "AT_RISK_SHARE",
@@ -145,10 +149,12 @@ _MAX_RATE = 0.5
 # Days of browsing before signing up (anonymous sessions with the customer's cookie).
 _PRE_SIGNUP_DAYS = 30.0
 # Anonymous visitors who never identify, per customer of the block.
-_ANONYMOUS_VISITORS_PER_CUSTOMER = 0.25
+_ANONYMOUS_VISITORS_PER_CUSTOMER = 0.2
+# Cookie numbers reserved for each block's anonymous visitors.
+_VISITOR_NUMBERS_PER_BLOCK = 10**6
 # Email: a campaign every this many days, each sent to a random share of subscribers.
 _CAMPAIGN_EVERY_DAYS = 7
-_CAMPAIGN_REACH = {"newsletter": 0.22, "promo": 0.22, "christmas": 0.6}
+_CAMPAIGN_REACH = {"newsletter": 0.12, "promo": 0.12, "christmas": 0.35}
 # IoT devices report every this many days.
 _HEARTBEAT_DAYS = 14.0
 # Share of CRM-tracked customers (they have a crm_id and lead events).
@@ -271,15 +277,15 @@ GROUPS: tuple[Group, ...] = (
         0.15,
         "frequent, high spend, electronics and home; little need for discounts",
         Buying(
-            rate_shape=3.0, rate_rate=110.0, dropout_a=1.0, dropout_b=14.0,
+            rate_shape=3.0, rate_rate=290.0, dropout_a=1.0, dropout_b=14.0,
             spend_p=6.0, spend_q=4.0, spend_gamma=75.0, extra_lines=0.3,
             categories=(("electronics", 3.0), ("home", 2.0), ("sports", 1.0)),
             channels=(0.45, 0.40, 0.15), season="retail", discount_share=0.05, refund_rate=0.03,
         ),
         Engagement(
-            web_sessions_per_year=6.0, pages_per_session=2.5, email_subscribed=0.8,
+            web_sessions_per_year=4.0, pages_per_session=2.2, email_subscribed=0.8,
             email_open=0.45, click_newsletter=0.15, click_promo=0.10, click_christmas=0.15,
-            app_user=0.4, app_opens_per_year=8.0, add_to_cart=0.25, wishlist_add=0.1,
+            app_user=0.4, app_opens_per_year=6.0, add_to_cart=0.25, wishlist_add=0.1,
             social_follow=0.2, networks=(0.3, 0.4, 0.05, 0.25), iot_owner=0.06,
             crm_opportunity=0.35,
         ),
@@ -291,15 +297,15 @@ GROUPS: tuple[Group, ...] = (
         0.25,
         "frequent small baskets of grocery and household goods; click on promotions",
         Buying(
-            rate_shape=2.5, rate_rate=70.0, dropout_a=2.0, dropout_b=12.0,
+            rate_shape=2.5, rate_rate=255.0, dropout_a=2.0, dropout_b=12.0,
             spend_p=8.0, spend_q=5.0, spend_gamma=12.5, extra_lines=0.55,
             categories=(("grocery", 3.0), ("household", 2.0)),
             channels=(0.60, 0.25, 0.15), season="retail", discount_share=0.35, refund_rate=0.01,
         ),
         Engagement(
-            web_sessions_per_year=5.0, pages_per_session=2.0, email_subscribed=0.85,
+            web_sessions_per_year=3.0, pages_per_session=1.8, email_subscribed=0.85,
             email_open=0.35, click_newsletter=0.08, click_promo=0.45, click_christmas=0.2,
-            app_user=0.35, app_opens_per_year=6.0, add_to_cart=0.3, wishlist_add=0.05,
+            app_user=0.35, app_opens_per_year=5.0, add_to_cart=0.3, wishlist_add=0.05,
             social_follow=0.15, networks=(0.2, 0.6, 0.1, 0.1), iot_owner=0.01,
             crm_opportunity=0.02,
         ),
@@ -312,13 +318,13 @@ GROUPS: tuple[Group, ...] = (
         0.25,
         "rare purchases of toys, books and gifts with a strong November-December peak",
         Buying(
-            rate_shape=2.0, rate_rate=420.0, dropout_a=2.0, dropout_b=4.0,
+            rate_shape=2.0, rate_rate=1300.0, dropout_a=2.0, dropout_b=4.0,
             spend_p=5.0, spend_q=4.0, spend_gamma=36.0, extra_lines=0.2,
             categories=(("toys", 3.0), ("books", 2.0), ("beauty", 0.7)),
             channels=(0.30, 0.60, 0.10), season="gifting", discount_share=0.10, refund_rate=0.04,
         ),
         Engagement(
-            web_sessions_per_year=2.5, pages_per_session=3.0, email_subscribed=0.6,
+            web_sessions_per_year=2.0, pages_per_session=2.5, email_subscribed=0.6,
             email_open=0.2, click_newsletter=0.05, click_promo=0.06, click_christmas=0.3,
             app_user=0.1, app_opens_per_year=2.0, add_to_cart=0.3, wishlist_add=0.2,
             social_follow=0.1, networks=(0.2, 0.6, 0.05, 0.15), iot_owner=0.01,
@@ -333,15 +339,15 @@ GROUPS: tuple[Group, ...] = (
         0.20,
         "fashion and beauty, app and social heavy, many returns",
         Buying(
-            rate_shape=2.0, rate_rate=95.0, dropout_a=2.0, dropout_b=7.0,
+            rate_shape=2.0, rate_rate=380.0, dropout_a=2.0, dropout_b=7.0,
             spend_p=6.0, spend_q=4.0, spend_gamma=35.0, extra_lines=0.35,
             categories=(("fashion", 3.0), ("beauty", 2.0)),
             channels=(0.20, 0.30, 0.50), season="retail", discount_share=0.12, refund_rate=0.09,
         ),
         Engagement(
-            web_sessions_per_year=6.0, pages_per_session=3.0, email_subscribed=0.75,
+            web_sessions_per_year=4.0, pages_per_session=2.5, email_subscribed=0.75,
             email_open=0.3, click_newsletter=0.2, click_promo=0.25, click_christmas=0.15,
-            app_user=0.75, app_opens_per_year=30.0, add_to_cart=0.35, wishlist_add=0.35,
+            app_user=0.75, app_opens_per_year=18.0, add_to_cart=0.35, wishlist_add=0.35,
             social_follow=1.4, networks=(0.5, 0.1, 0.35, 0.05), iot_owner=0.01,
             crm_opportunity=0.02,
         ),
@@ -353,15 +359,15 @@ GROUPS: tuple[Group, ...] = (
         0.15,
         "home and garden, heavy web browsing, spring peak",
         Buying(
-            rate_shape=2.0, rate_rate=130.0, dropout_a=2.0, dropout_b=9.0,
+            rate_shape=2.0, rate_rate=340.0, dropout_a=2.0, dropout_b=9.0,
             spend_p=5.0, spend_q=4.0, spend_gamma=54.0, extra_lines=0.3,
             categories=(("garden", 3.0), ("home", 2.0)),
             channels=(0.35, 0.55, 0.10), season="garden", discount_share=0.08, refund_rate=0.03,
         ),
         Engagement(
-            web_sessions_per_year=14.0, pages_per_session=3.5, email_subscribed=0.7,
+            web_sessions_per_year=9.0, pages_per_session=3.0, email_subscribed=0.7,
             email_open=0.4, click_newsletter=0.2, click_promo=0.12, click_christmas=0.08,
-            app_user=0.2, app_opens_per_year=5.0, add_to_cart=0.25, wishlist_add=0.15,
+            app_user=0.2, app_opens_per_year=4.0, add_to_cart=0.25, wishlist_add=0.15,
             social_follow=0.15, networks=(0.3, 0.5, 0.05, 0.15), iot_owner=0.08,
             crm_opportunity=0.05,
         ),
@@ -405,8 +411,7 @@ def _at_risk_probability() -> float:
     """
     threshold = 2.0 / AT_RISK_DAYS
     p_rate = sum(
-        g.share * special.gammaincc(g.buying.rate_shape, g.buying.rate_rate * threshold)
-        for g in GROUPS
+        g.share * special.gammaincc(g.buying.rate_shape, g.buying.rate_rate * threshold) for g in GROUPS
     )
     eligible = (1.0 - PROSPECT_SHARE - REACTIVATED_SHARE) * p_rate
     return min(1.0, AT_RISK_SHARE / eligible)
@@ -424,6 +429,7 @@ _HOURS = np.array(
     ]
 )
 _HOUR_CDF = np.cumsum(_HOURS / _HOURS.sum(axis=1, keepdims=True), axis=1)
+_HOUR_CDF[:, -1] = 1.0
 
 # Monthly purchase intensity of each seasonal profile, Jan..Dec (normalised to mean 1 later).
 _SEASON_MONTHS = {
@@ -453,7 +459,7 @@ class DemoManifest:
     files: dict[str, list[Path]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
 
-    MANIFEST_FILE = "manifest.json"
+    MANIFEST_FILE: ClassVar[str] = "manifest.json"
 
     @property
     def ext(self) -> str:
@@ -472,11 +478,11 @@ class DemoManifest:
             sources[kind] = {"path": f"{kind}-*.{self.ext}", "kind": "events"}
         return sources
 
-    def truth(self):
+    def truth(self) -> pd.DataFrame:
         """The planted truth, one row per customer, as a pandas DataFrame."""
         return _read_files(self.files["truth"], self.fmt).to_pandas()
 
-    def truth_pairs(self):
+    def truth_pairs(self) -> pd.DataFrame:
         """The planted co-purchase pairs (product_a, product_b, strength) as a DataFrame."""
         return _read_files(self.files["truth_pairs"], self.fmt).to_pandas()
 
@@ -587,8 +593,9 @@ def generate_demo(
         for block in range(n_blocks):
             offset = block * BLOCK_SIZE
             size = min(BLOCK_SIZE, customers - offset)
-            pop = _simulate_population(_rng(seed, block + 1, _STREAM["population"]), window,
-                                       offset, size, block)
+            pop = _simulate_population(
+                _rng(seed, block + 1, _STREAM["population"]), window, offset, size, block
+            )
             ctx = _BlockContext(seed, block, pop, window, products, campaigns)
             customers_out.write(_customers_table(ctx))
             truth_out.write(_truth_table(ctx))
@@ -757,8 +764,10 @@ def _poisson_times(
 
 def _seconds_in_day(rng: np.random.Generator, channel: np.ndarray) -> np.ndarray:
     """A time of day (seconds) per row, following the hour profile of its channel."""
-    hour = (_HOUR_CDF[channel] < rng.random(len(channel))[:, None]).sum(axis=1)
-    hour = np.minimum(hour, 23)
+    # The channels' hour CDFs laid end to end (channel c spans (c, c + 1]): one searchsorted.
+    flat = (_HOUR_CDF + np.arange(len(_HOUR_CDF))[:, None]).ravel()
+    position = np.searchsorted(flat, channel + rng.random(len(channel)), side="right")
+    hour = np.minimum(position - channel * 24, 23)
     return hour * 3600 + rng.integers(0, 3600, len(channel))
 
 
@@ -835,15 +844,16 @@ def _simulate_population(
     prospect = u_cohort < PROSPECT_SHARE
     # Reactivation needs: some buying, a gap, and a return within the last RECENT_DAYS.
     reactivation_room = days - RECENT_DAYS - _REACTIVATION_GAP_SIMULATED - 30.0
-    reactivated = (
-        ~prospect & (u_cohort < PROSPECT_SHARE + REACTIVATED_SHARE) & (reactivation_room > 0)
-    )
+    reactivated = ~prospect & (u_cohort < PROSPECT_SHARE + REACTIVATED_SHARE) & (reactivation_room > 0)
 
-    lam = rng.gamma(_per_group(lambda g: g.buying.rate_shape)[group],
-                    1.0 / _per_group(lambda g: g.buying.rate_rate)[group])
+    lam = rng.gamma(
+        _per_group(lambda g: g.buying.rate_shape)[group],
+        1.0 / _per_group(lambda g: g.buying.rate_rate)[group],
+    )
     lam = np.minimum(lam, _MAX_RATE)
-    p_drop = rng.beta(_per_group(lambda g: g.buying.dropout_a)[group],
-                      _per_group(lambda g: g.buying.dropout_b)[group])
+    p_drop = rng.beta(
+        _per_group(lambda g: g.buying.dropout_a)[group], _per_group(lambda g: g.buying.dropout_b)[group]
+    )
     at_risk_room = days - AT_RISK_DAYS - RECENT_DAYS
     eligible = ~prospect & ~reactivated & (lam * AT_RISK_DAYS >= 2.0) & (at_risk_room > 0)
     at_risk = eligible & (rng.random(n) < _AT_RISK_PROBABILITY)
@@ -917,8 +927,9 @@ def _simulate_population(
     order_owner, order_ts, order_channel = order_owner[order], order_ts[order], order_channel[order]
 
     spend_p = _per_group(lambda g: g.buying.spend_p)[group]
-    nu = rng.gamma(_per_group(lambda g: g.buying.spend_q)[group],
-                   1.0 / _per_group(lambda g: g.buying.spend_gamma)[group])
+    nu = rng.gamma(
+        _per_group(lambda g: g.buying.spend_q)[group], 1.0 / _per_group(lambda g: g.buying.spend_gamma)[group]
+    )
     spend_mean = spend_p / nu
     order_value = rng.gamma(spend_p[order_owner], 1.0 / nu[order_owner])
     order_value = np.maximum(order_value, 1.0)
@@ -970,9 +981,7 @@ def _simulate_population(
     reach = np.where(churned, 0.3, np.where(prospect, 0.5, 1.0))
     uplift_email = np.array([r.uplift_email for r in response])[group] * noise * reach
     uplift_xmas = np.array([r.uplift_email_xmas for r in response])[group] * noise * reach
-    uplift_discount = (
-        np.array([r.uplift_discount for r in response])[group] * rng.gamma(4.0, 0.25, n) * reach
-    )
+    uplift_discount = np.array([r.uplift_discount for r in response])[group] * rng.gamma(4.0, 0.25, n) * reach
     sleeping_dog = ~prospect & (rng.random(n) < SLEEPING_DOG_SHARE / (1.0 - PROSPECT_SHARE))
     annoyed = -rng.uniform(0.02, 0.08, n)
     uplift_email = np.where(sleeping_dog, annoyed, uplift_email)
@@ -1045,9 +1054,7 @@ class _Campaigns:
         xmas_season = ((month == 10) & (day_of_month >= 15)) | ((month == 11) & (day_of_month <= 20))
         xmas = np.flatnonzero(xmas_season & np.isin(weekday, (0, 3))).astype(float)
         day = np.concatenate((regular, xmas))
-        kind = np.concatenate(
-            (rng.choice(2, size=len(regular), p=[0.65, 0.35]), np.full(len(xmas), 2))
-        )
+        kind = np.concatenate((rng.choice(2, size=len(regular), p=[0.65, 0.35]), np.full(len(xmas), 2)))
         order = np.argsort(day, kind="stable")
         day, kind = day[order], kind[order]
         # Sent in the morning, at a fixed time per campaign.
@@ -1061,7 +1068,7 @@ class _Campaigns:
 
 @dataclass
 class _BlockContext:
-    """Everything the table builders of one block need."""
+    """Everything the table builders of one block need, with per-customer ids built once."""
 
     seed: int
     block: int
@@ -1069,17 +1076,41 @@ class _BlockContext:
     window: _Window
     products: cat.Catalog
     campaigns: _Campaigns
-    _customer_ids: pa.Array | None = None
+    _cache: dict[str, pa.Array] = field(default_factory=dict)
 
     def rng(self, stream: str) -> np.random.Generator:
         return _rng(self.seed, self.block + 1, _STREAM[stream])
 
     @property
+    def numbers(self) -> np.ndarray:
+        """1-based global customer numbers of the block."""
+        return self.pop.offset + np.arange(self.pop.size, dtype=np.int64) + 1
+
+    def _ids(self, name: str, make: Callable[[], pa.Array]) -> pa.Array:
+        if name not in self._cache:
+            self._cache[name] = make()
+        return self._cache[name]
+
+    @property
     def customer_ids(self) -> pa.Array:
-        if self._customer_ids is None:
-            numbers = self.pop.offset + np.arange(self.pop.size) + 1
-            self._customer_ids = _fixed_width("C", numbers, 8)
-        return self._customer_ids
+        return self._ids("customer", lambda: _fixed_width("C", self.numbers, 8))
+
+    @property
+    def cookie_ids(self) -> pa.Array:
+        """The web cookie (anonymous_id) of each customer."""
+        return self._ids("cookie", lambda: _fixed_width("A", _scramble(self.numbers, 0), 10))
+
+    @property
+    def app_device_ids(self) -> pa.Array:
+        return self._ids("app", lambda: _fixed_width("D", _scramble(self.numbers, 1), 10))
+
+    @property
+    def iot_device_ids(self) -> pa.Array:
+        return self._ids("iot", lambda: _fixed_width("H", _scramble(self.numbers, 2), 10))
+
+    @property
+    def crm_ids(self) -> pa.Array:
+        return self._ids("crm", lambda: _fixed_width("CRM", _scramble(self.numbers, 3), 10))
 
     def event_ids(self, kind: str, n: int) -> pa.Array:
         """Globally unique event ids: kind letter, block number, sequence within the block."""
@@ -1089,10 +1120,40 @@ class _BlockContext:
         return _fixed_width("E" + _KIND_LETTER[kind], numbers, _ID_BLOCK_DIGITS + _EVENT_SEQ_DIGITS)
 
 
+# Digits of 0000..9999 as little-endian uint32 words, for building ids four characters at a time.
+_DIGIT_WORDS = np.frombuffer("".join(f"{i:04d}" for i in range(10_000)).encode("ascii"), dtype="<u4").copy()
+
+
 def _fixed_width(prefix: str, numbers: np.ndarray, digits: int) -> pa.Array:
-    """Strings ``prefix`` + zero-padded ``numbers``, built by Arrow kernels (no Python loop)."""
-    text = pa.array(np.asarray(numbers, dtype=np.int64)).cast(pa.string())
-    return pc.binary_join_element_wise(prefix, pc.utf8_lpad(text, digits, "0"), "")
+    """Strings ``prefix`` + ``numbers`` zero-padded to ``digits``, built without a Python loop.
+
+    Event ids are the bulk of all strings written, so when the id is a whole number of 4-byte
+    words (``EP`` + 14 digits) it is assembled word by word from a lookup table, about twice as
+    fast as Arrow's string kernels; other shapes use the kernels.
+    """
+    numbers = np.asarray(numbers, dtype=np.int64)
+    raw = prefix.encode("ascii")
+    width = len(raw) + digits
+    if width % 4 or len(raw) > 4:
+        text = pa.array(numbers).cast(pa.string())
+        return pc.binary_join_element_wise(prefix, pc.utf8_lpad(text, digits, "0"), "")
+    n_words = width // 4
+    words = np.empty((len(numbers), n_words), dtype="<u4")
+    rest = numbers
+    for w in range(n_words - 1, 0, -1):  # whole words of digits, right to left
+        rest, four = np.divmod(rest, 10_000)
+        words[:, w] = _DIGIT_WORDS[four]
+    # The first word holds the prefix and the leading 4 - len(prefix) digits.
+    lead = 4 - len(raw)
+    head = np.frombuffer(
+        b"".join(raw + f"{i:0{lead}d}".encode("ascii")[-lead:] if lead else raw for i in range(10**lead)),
+        dtype="<u4",
+    )
+    words[:, 0] = head[rest % 10**lead]
+    offsets = np.arange(0, len(numbers) * width + 1, width, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.string(), len(numbers), [None, pa.py_buffer(offsets), pa.py_buffer(words)]
+    )
 
 
 def _strings(values: Sequence[str], index: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
@@ -1118,12 +1179,10 @@ def _money(cents: np.ndarray) -> pa.Array:
 
 
 def _constant(value: str, n: int) -> pa.Array:
-    return pa.array([value], pa.string()).take(pa.array(np.zeros(n, dtype=np.int64)))
+    return pa.repeat(pa.scalar(value, pa.string()), n)
 
 
-def _pick_by_category(
-    rng: np.random.Generator, products: cat.Catalog, category: np.ndarray
-) -> np.ndarray:
+def _pick_by_category(rng: np.random.Generator, products: cat.Catalog, category: np.ndarray) -> np.ndarray:
     """A product per row from the given categories, weighted by the products' popularity."""
     cum = np.cumsum(products.popularity)
     start = products.category_start
@@ -1134,10 +1193,17 @@ def _pick_by_category(
 
 
 def _pick_category(rng: np.random.Generator, theta: np.ndarray, owner: np.ndarray) -> np.ndarray:
-    """A category per row from the preferences of the row's customer."""
+    """A category per row, drawn from the preferences of the row's customer.
+
+    One ``searchsorted`` on all customers' cumulative preferences laid end to end (customer i
+    spans (i, i + 1]) instead of a rows x categories comparison matrix.
+    """
+    n_categories = theta.shape[1]
     cdf = np.cumsum(theta, axis=1)
-    chosen = (cdf[owner] < rng.random(len(owner))[:, None]).sum(axis=1)
-    return np.minimum(chosen, theta.shape[1] - 1)
+    cdf[:, -1] = 1.0  # exact ends, so rounding never leaks into the next customer
+    flat = (cdf + np.arange(len(theta))[:, None]).ravel()
+    position = np.searchsorted(flat, owner + rng.random(len(owner)), side="right")
+    return np.minimum(position - owner * n_categories, n_categories - 1)
 
 
 def _products_table(products: cat.Catalog) -> pa.Table:
@@ -1173,52 +1239,48 @@ def _customers_table(ctx: _BlockContext) -> pa.Table:
 
     female = rng.random(n) < np.array([d.female_share for d in demo])[group]
     gender_unknown = rng.random(n) < 0.03
+    first_names = cat.FEMALE_FIRST_NAMES + cat.MALE_FIRST_NAMES
     first_idx = np.where(
         female,
         rng.integers(0, len(cat.FEMALE_FIRST_NAMES), n),
         len(cat.FEMALE_FIRST_NAMES) + rng.integers(0, len(cat.MALE_FIRST_NAMES), n),
     )
-    first_names = cat.FEMALE_FIRST_NAMES + cat.MALE_FIRST_NAMES
     last_idx = rng.integers(0, len(cat.LAST_NAMES), n)
 
-    as_of_year = int(str(ctx.window.start + np.timedelta64(ctx.window.days - 1, "D"))[:4])
+    last_day = ctx.window.start.astype("datetime64[D]") + np.timedelta64(ctx.window.days - 1, "D")
+    as_of_year = int(last_day.astype("datetime64[Y]").astype(np.int64)) + 1970
     birth = np.round(rng.normal(np.array([d.birth_year_mean for d in demo])[group], 13.0))
     birth = np.clip(birth, 1930, as_of_year - 18).astype(np.int32)
 
     # City: population weights, doubled in the group's favourite regions.
     population = np.array([c[3] for c in cat.CITIES])
     tilt = np.array([[2.0 if c[1] in d.regions else 1.0 for c in cat.CITIES] for d in demo])
-    city_cdf = np.cumsum(population * tilt, axis=1)
-    city_cdf /= city_cdf[:, -1:]
-    city = np.minimum((city_cdf[group] < rng.random(n)[:, None]).sum(axis=1), len(cat.CITIES) - 1)
+    city = _draw_rows(rng, population * tilt, group)
+    acquisition = _draw_rows(rng, np.array([d.acquisition for d in demo], dtype=float), group)
 
-    channel_w = np.array([d.acquisition for d in demo], dtype=float)
-    channel_cdf = np.cumsum(channel_w / channel_w.sum(axis=1, keepdims=True), axis=1)
-    acquisition = (channel_cdf[group] < rng.random(n)[:, None]).sum(axis=1)
-    acquisition = np.minimum(acquisition, len(cat.ACQUISITION_CHANNELS) - 1)
-
-    number = pop.offset + np.arange(n) + 1
     first = _strings(first_names, first_idx)
     last = _strings(cat.LAST_NAMES, last_idx)
+    # Unique, obviously fake addresses on the reserved example.com domain.
     email = pc.binary_join_element_wise(
-        pc.utf8_lower(first), ".", pc.utf8_lower(last), pa.array(number).cast(pa.string()),
-        "@example.com", "",
+        pc.utf8_lower(first),
+        ".",
+        pc.utf8_lower(last),
+        pa.array(ctx.numbers).cast(pa.string()),
+        "@example.com",
+        "",
     )
-
-    crm_id = _fixed_width("CRM", _scramble(number, 1), 10)
-    crm_id = pc.if_else(pa.array(pop.crm_tracked), crm_id, pa.scalar(None, pa.string()))
-    app_device = _fixed_width("D", _scramble(number, 2), 11)
-    iot_device = _fixed_width("H", _scramble(number, 3), 11)
+    email = pc.replace_substring(email, " ", "")
+    null = pa.scalar(None, pa.string())
+    crm_id = pc.if_else(pa.array(pop.crm_tracked), ctx.crm_ids, null)
     device_id = pc.if_else(
         pa.array(pop.app_user),
-        app_device,
-        pc.if_else(pa.array(pop.iot_owner), iot_device, pa.scalar(None, pa.string())),
+        ctx.app_device_ids,
+        pc.if_else(pa.array(pop.iot_owner), ctx.iot_device_ids, null),
     )
 
-    areas = [c[2] for c in cat.CITIES]
     letters = cat.POSTCODE_LETTERS
     postal = pc.binary_join_element_wise(
-        _strings(areas, city),
+        _strings([c[2] for c in cat.CITIES], city),
         pa.array(rng.integers(1, 21, n)).cast(pa.string()),
         " ",
         pa.array(rng.integers(0, 10, n)).cast(pa.string()),
@@ -1248,13 +1310,21 @@ def _customers_table(ctx: _BlockContext) -> pa.Table:
     )
 
 
+def _draw_rows(rng: np.random.Generator, weights: np.ndarray, row: np.ndarray) -> np.ndarray:
+    """One draw per entry of ``row`` from the categorical distribution ``weights[row]``."""
+    cdf = np.cumsum(weights, axis=1)
+    cdf /= cdf[:, -1:]
+    chosen = (cdf[row] < rng.random(len(row))[:, None]).sum(axis=1)
+    return np.minimum(chosen, weights.shape[1] - 1)
+
+
 def _scramble(numbers: np.ndarray, salt: int) -> np.ndarray:
     """A bijection of [0, 10^10) that makes sequential numbers look random (for opaque ids).
 
-    Multiplying by a number coprime with 10^10 modulo 10^10 is invertible, so distinct customers
-    keep distinct ids; the salt gives each kind of id its own sequence.
+    Multiplying by a number coprime with 10^10 is invertible modulo 10^10, so distinct inputs
+    keep distinct ids; each salt (kind of id) has its own multiplier and shift.
     """
-    multiplier = (7_919_113, 3_571_091, 6_700_417)[salt - 1]
+    multiplier = (7_919_113, 3_571_091, 6_700_417, 2_147_483_647)[salt]
     return (np.asarray(numbers, dtype=np.int64) * multiplier + salt * 1_234_567) % 10**10
 
 
@@ -1288,30 +1358,24 @@ def _truth_table(ctx: _BlockContext) -> pa.Table:
     )
 
 
-def _event_table(
-    ctx: _BlockContext,
-    kind: str,
-    sort_owner: np.ndarray,
-    ts: np.ndarray,
-    columns: dict[str, pa.Array],
-    tiebreak: np.ndarray | None = None,
-) -> pa.Table:
-    """Assemble an event table sorted by customer then time, with event ids in that order.
+def _event_order(window: _Window, owner_key: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Row order by customer, then time.
 
-    ``columns`` maps column names to Arrow arrays in generation order, ``event_type`` first; the
-    ``event_id`` and ``ts`` (epoch seconds) columns are added here. ``sort_owner`` orders the rows
-    by customer (anonymous visitors sort after the block's customers), ``tiebreak`` orders rows
-    of the same customer and second.
+    The sort is stable, and builders create rows in causal order (a purchase before its refund, a
+    sent email before its open), so events of the same second keep that order.
     """
-    keys = (ts, sort_owner) if tiebreak is None else (tiebreak, ts, sort_owner)
-    order = np.lexsort(keys)
-    take = pa.array(order)
-    data = {"event_id": ctx.event_ids(kind, len(order))}
-    data["event_type"] = columns["event_type"].take(take)
-    data["ts"] = _timestamps(np.asarray(ts)[order])
-    for name, column in columns.items():
-        if name != "event_type":
-            data[name] = column.take(take)
+    key = (owner_key.astype(np.int64) << 32) | (ts - window.start_s)
+    return np.argsort(key, kind="stable")
+
+
+def _event_table(ctx: _BlockContext, kind: str, ts: np.ndarray, columns: dict[str, pa.Array]) -> pa.Table:
+    """An event table from rows already in file order: ids, type, time, then ``columns``."""
+    data = {
+        "event_id": ctx.event_ids(kind, len(ts)),
+        "event_type": columns.pop("event_type"),
+        "ts": _timestamps(ts),
+    }
+    data.update(columns)
     return pa.table(data)
 
 
@@ -1325,55 +1389,59 @@ def _purchases_table(ctx: _BlockContext) -> pa.Table:
     group = pop.group[pop.order_owner]
 
     # Split each order's value over 1-5 lines at random.
-    extra = _per_group(lambda g: g.buying.extra_lines)[group]
-    lines = 1 + rng.binomial(4, extra)
+    lines = 1 + rng.binomial(4, _per_group(lambda g: g.buying.extra_lines)[group])
     line_order = np.repeat(np.arange(n_orders), lines)
-    owner = pop.order_owner[line_order]
     share = rng.gamma(2.0, 1.0, len(line_order))
     share /= np.bincount(line_order, share, minlength=n_orders)[line_order]
     budget_cents = np.maximum(pop.order_value[line_order] * share * 100.0, 1.0)
 
     # The product of the chosen category whose price is nearest the budget, a few ranks either way.
-    category = _pick_category(rng, pop.theta, owner)
+    # Products sorted by (category, log price) turn that into one searchsorted.
+    category = _pick_category(rng, pop.theta, pop.order_owner[line_order])
     by_price = products.by_price
-    sorted_cents = products.price_cents[by_price]
-    ordered_key = products.category[by_price] * 100.0 + np.log(sorted_cents)
+    sorted_key = products.category[by_price] * 100.0 + np.log(products.price_cents[by_price])
     key = category * 100.0 + np.log(budget_cents)
-    pos = np.searchsorted(ordered_key, key)
     lo, hi = products.category_start[category], products.category_start[category + 1] - 1
-    pos = np.clip(pos, lo, hi)
+    pos = np.clip(np.searchsorted(sorted_key, key), lo, hi)
     below = np.clip(pos - 1, lo, hi)
-    nearer_below = np.abs(ordered_key[below] - key) < np.abs(ordered_key[pos] - key)
-    pos = np.where(nearer_below, below, pos)
+    pos = np.where(np.abs(sorted_key[below] - key) < np.abs(sorted_key[pos] - key), below, pos)
     pos = np.clip(pos + rng.integers(-2, 3, len(pos)), lo, hi)
     product = by_price[pos]
-    list_cents = products.price_cents[product]
-    quantity = np.clip(np.rint(budget_cents / list_cents), 1, 12).astype(np.int64)
+    quantity = np.clip(np.rint(budget_cents / products.price_cents[product]), 1, 12).astype(np.int64)
 
-    # Planted companions: each companion of an anchor joins the order with its strength.
-    comp_lines = []
+    # Planted companions: each companion of an anchor joins the order with the pair's strength.
+    extra_order, extra_product = [], []
     for slot in range(products.companions.shape[1]):
         companion = products.companions[product, slot]
-        added = (companion >= 0) & (rng.random(len(product)) < products.companion_strength[product, slot])
-        comp_lines.append((line_order[added], companion[added]))
-    comp_order = np.concatenate([o for o, _ in comp_lines])
-    comp_product = np.concatenate([p for _, p in comp_lines])
-    line_order = np.concatenate((line_order, comp_order))
-    product = np.concatenate((product, comp_product))
-    quantity = np.concatenate((quantity, np.ones(len(comp_product), dtype=np.int64)))
-    owner = pop.order_owner[line_order]
-    list_cents = products.price_cents[product]
+        strength = products.companion_strength[product, slot]
+        added = (companion >= 0) & (rng.random(len(product)) < strength)
+        extra_order.append(line_order[added])
+        extra_product.append(companion[added])
+    line_order = np.concatenate([line_order, *extra_order])
+    product = np.concatenate([product, *extra_product])
+    quantity = np.concatenate((quantity, np.ones(len(product) - len(quantity), dtype=np.int64)))
+    # An order lists each product once: lines that landed on the same product (a companion the
+    # customer had picked anyway, two budgets near the same price) merge, adding their quantities.
+    # np.unique also sorts the lines by order, then product.
+    _, first, merged = np.unique(
+        line_order * products.size + product, return_index=True, return_inverse=True
+    )
+    quantity = np.bincount(merged, weights=quantity).astype(np.int64)
+    line_order, product = line_order[first], product[first]
+    n_lines = len(product)
+    line_group = pop.group[pop.order_owner[line_order]]
 
     # Some lines are bought at a 10-30% discount (bargain hunters most often).
-    discounted = rng.random(len(product)) < _per_group(lambda g: g.buying.discount_share)[pop.group[owner]]
-    discount = rng.choice([0.1, 0.2, 0.3], size=len(product))
-    unit_cents = np.where(discounted, np.rint(list_cents * (1.0 - discount)), list_cents).astype(np.int64)
+    list_cents = products.price_cents[product]
+    discounted = rng.random(n_lines) < _per_group(lambda g: g.buying.discount_share)[line_group]
+    discount = rng.choice([0.1, 0.2, 0.3], size=n_lines)
+    unit_cents = np.where(discounted, np.rint(list_cents * (1.0 - discount)), list_cents)
+    unit_cents = unit_cents.astype(np.int64)
 
     # Refunds (days later, part of the quantity) and cancellations (within a day, all of it).
-    n_lines = len(product)
     line_ts = pop.order_ts[line_order]
     u = rng.random(n_lines)
-    refund_rate = _per_group(lambda g: g.buying.refund_rate)[pop.group[owner]]
+    refund_rate = _per_group(lambda g: g.buying.refund_rate)[line_group]
     refund = u < refund_rate
     cancel = (u >= refund_rate) & (u < refund_rate + _CANCEL_RATE)
     delay_days = np.where(
@@ -1385,22 +1453,24 @@ def _purchases_table(ctx: _BlockContext) -> pa.Table:
     back = (refund | cancel) & (back_ts < ctx.window.end_s)  # nothing after the window
     back_qty = np.where(refund, rng.integers(1, quantity + 1), quantity)
 
+    # Rows: every line as a purchase, then the refunds and cancellations of the returned lines.
     src = np.concatenate((np.arange(n_lines), np.flatnonzero(back)))
-    event_type = np.concatenate(
-        (np.zeros(n_lines, dtype=np.int64), np.where(refund[back], 1, 2))
-    )
+    event_type = np.concatenate((np.zeros(n_lines, dtype=np.int64), np.where(refund[back], 1, 2)))
     ts = np.concatenate((line_ts, back_ts[back]))
     qty = np.concatenate((quantity, -back_qty[back]))
-    # Within an order and second, purchases come before their refunds: tiebreak on type then line.
-    tiebreak = event_type * (n_lines + 1) + src
+    row_order = line_order[src]
+    owner = pop.order_owner[row_order]
+    sort = _event_order(ctx.window, owner, ts)
+    src, event_type, ts, qty, row_order, owner = (
+        a[sort] for a in (src, event_type, ts, qty, row_order, owner)
+    )
 
     order_ids = _fixed_width(
         "O", ctx.block * 10**_ORDER_SEQ_DIGITS + np.arange(n_orders), _ID_BLOCK_DIGITS + _ORDER_SEQ_DIGITS
     )
-    row_order = line_order[src]
     columns = {
         "event_type": _strings(("purchase", "refund", "cancellation"), event_type),
-        "customer_id": ctx.customer_ids.take(pa.array(pop.order_owner[row_order])),
+        "customer_id": ctx.customer_ids.take(pa.array(owner)),
         "channel": _strings(CHANNELS, pop.order_channel[row_order]),
         "order_id": order_ids.take(pa.array(row_order)),
         "product_id": _strings(products.product_id, product[src]),
@@ -1408,12 +1478,13 @@ def _purchases_table(ctx: _BlockContext) -> pa.Table:
         "unit_price": _money(unit_cents[src]),
         "currency": _constant(CURRENCY, len(src)),
     }
-    return _event_table(ctx, "purchases", pop.order_owner[row_order], ts, columns, tiebreak)
+    return _event_table(ctx, "purchases", ts, columns)
 
 
 # --- web -----------------------------------------------------------------------------------------
 
 _STATIC_PAGES = ("/", "/search", "/offers", "/pricing", "/delivery", "/account", "/cart", "/checkout")
+_CART_PAGE, _CHECKOUT_PAGE, _OFFERS_PAGE = 6, 7, 2
 
 
 def _web_table(ctx: _BlockContext) -> pa.Table:
@@ -1428,33 +1499,28 @@ def _web_table(ctx: _BlockContext) -> pa.Table:
     owner, t = _poisson_times(rng, lo, pop.engaged_until, rate)
     keep = rng.random(len(owner)) < pop.activity(owner, t)
     owner, t = owner[keep], t[keep]
-    session_ts = window.seconds(t)
     # Sessions before signup are anonymous (cookie only), and 15% of later ones are not logged in.
     logged_in = (t >= pop.signup[owner]) & (rng.random(len(owner)) >= 0.15)
-    pages = 1 + rng.poisson(np.array([e.pages_per_session for e in engagement])[pop.group[owner]] - 1)
-    pages = np.minimum(pages, 12)
+    mean_pages = np.array([e.pages_per_session for e in engagement])[pop.group[owner]]
+    pages = np.minimum(1 + rng.poisson(mean_pages - 1.0), 12)
 
-    # Checkout sessions just before each web order.
+    # Checkout sessions (cart, then checkout) just before each web order.
     web_orders = np.flatnonzero(pop.order_channel == CHANNELS.index("web"))
-    checkout_owner = pop.order_owner[web_orders]
-    checkout_ts = pop.order_ts[web_orders] - rng.integers(120, 1200, len(web_orders))
+    checkout_ts = pop.order_ts[web_orders] - rng.integers(300, 1200, len(web_orders))
 
-    # Anonymous visitors who never identify: a few sessions each anywhere in the window.
+    # Anonymous visitors who never identify: a few short visits each, anywhere in the window.
     n_visitors = rng.poisson(_ANONYMOUS_VISITORS_PER_CUSTOMER * n)
-    visits = 1 + rng.poisson(0.5, n_visitors)
-    visitor = np.repeat(np.arange(n_visitors), visits)
-    visitor_ts = window.seconds(rng.random(len(visitor)) * window.days)
-    visitor_pages = 1 + rng.poisson(1.0, len(visitor))
+    visitor = np.repeat(np.arange(n_visitors), 1 + rng.poisson(0.5, n_visitors))
 
-    n_browse = len(owner)
-    # One row per session: owner key (customers first, then visitors), start, pages, flags.
-    s_owner = np.concatenate((owner, checkout_owner, n + visitor))
-    s_ts = np.concatenate((session_ts, checkout_ts, visitor_ts))
-    s_pages = np.concatenate((pages, np.full(len(web_orders), 2), visitor_pages))
-    s_known = np.concatenate((logged_in, np.ones(len(web_orders), bool), np.zeros(len(visitor), bool)))
-    s_checkout = np.concatenate(
-        (np.zeros(n_browse, bool), np.ones(len(web_orders), bool), np.zeros(len(visitor), bool))
+    # One row per session; the owner key puts the block's customers first, then the visitors.
+    sizes = (len(owner), len(web_orders), len(visitor))
+    s_owner = np.concatenate((owner, pop.order_owner[web_orders], n + visitor))
+    s_ts = np.concatenate(
+        (window.seconds(t), checkout_ts, window.seconds(rng.random(len(visitor)) * window.days))
     )
+    s_pages = np.concatenate((pages, np.full(sizes[1], 2), 1 + rng.poisson(1.0, sizes[2])))
+    s_known = np.concatenate((logged_in, np.ones(sizes[1], bool), np.zeros(sizes[2], bool)))
+    s_checkout = np.repeat([False, True, False], sizes)
 
     # Expand sessions to page views, about a minute apart.
     session = np.repeat(np.arange(len(s_owner)), s_pages)
@@ -1465,50 +1531,60 @@ def _web_table(ctx: _BlockContext) -> pa.Table:
     offset = np.cumsum(gaps)
     offset -= offset[first][session]
     ts = s_ts[session] + offset
-    keep = ts < window.end_s
-    session, step, ts = session[keep], step[keep], ts[keep]
 
     page_owner = s_owner[session]
-    is_customer = page_owner < n
-    theta_owner = np.where(is_customer, page_owner, 0)
-    # URL kinds: 0 static page, 1 category page, 2 product page.
+    customer = page_owner < n
+    cust_idx = np.where(customer, page_owner, 0)
+    # Page kinds: 0 static page, 1 category page, 2 product page; visits start on a landing page.
     u = rng.random(len(session))
-    first_page = step == 0
-    url_kind = np.where(first_page, np.where(u < 0.4, 0, np.where(u < 0.85, 1, 2)),
-                        np.where(u < 0.15, 0, np.where(u < 0.35, 1, 2)))
-    category = _pick_category(rng, pop.theta, theta_owner)
-    # Visitors browse the whole catalogue evenly.
-    category = np.where(is_customer, category, rng.integers(0, len(cat.CATEGORIES), len(session)))
+    landing = step == 0
+    url_kind = np.where(
+        landing,
+        np.where(u < 0.4, 0, np.where(u < 0.85, 1, 2)),
+        np.where(u < 0.15, 0, np.where(u < 0.35, 1, 2)),
+    )
+    # Customers browse their favourite categories; visitors the whole catalogue evenly.
+    category = np.where(
+        customer,
+        _pick_category(rng, pop.theta, cust_idx),
+        rng.integers(0, len(cat.CATEGORIES), len(session)),
+    )
     product = _pick_by_category(rng, products, category)
-    static = np.where(first_page, 0, rng.choice([0, 1, 2, 3, 4, 5, 6], size=len(session),
-                                                p=[0.2, 0.25, 0.15, 0.05, 0.05, 0.1, 0.2]))
-    # Bargain hunters land on the offers page more often.
-    bargain = is_customer & (pop.group[theta_owner] == _GROUP_NAMES.index("bargain_hunters"))
-    static = np.where(bargain & (rng.random(len(session)) < 0.3), 2, static)
-    vocab = _STATIC_PAGES + tuple(f"/category/{c}" for c in cat.CATEGORY_NAMES) + tuple(
-        f"/product/{p}" for p in products.product_id
+    static = rng.choice(7, size=len(session), p=[0.2, 0.25, 0.15, 0.05, 0.05, 0.1, 0.2])
+    static[landing] = 0
+    bargain = customer & (pop.group[cust_idx] == _GROUP_NAMES.index("bargain_hunters"))
+    static[bargain & (rng.random(len(session)) < 0.3)] = _OFFERS_PAGE
+    n_static, n_categories = len(_STATIC_PAGES), len(cat.CATEGORIES)
+    url = np.select(
+        [url_kind == 0, url_kind == 1], [static, n_static + category], n_static + n_categories + product
     )
-    n_static, n_cat = len(_STATIC_PAGES), len(cat.CATEGORIES)
-    url = np.where(url_kind == 0, static, np.where(url_kind == 1, n_static + category,
-                                                   n_static + n_cat + product))
-    # A checkout session is the cart, then the checkout.
     checkout = s_checkout[session]
-    url = np.where(checkout, np.where(step == 0, 6, 7), url)
+    url[checkout] = np.where(step[checkout] == 0, _CART_PAGE, _CHECKOUT_PAGE)
 
-    known = s_known[session]
-    anonymous_number = np.where(
-        is_customer, pop.offset + page_owner + 1, 10**8 + pop.block * 10**7 + page_owner - n
+    keep = ts < window.end_s
+    sort = np.flatnonzero(keep)[_event_order(window, page_owner[keep], ts[keep])]
+    ts, page_owner, cust_idx, url = ts[sort], page_owner[sort], cust_idx[sort], url[sort]
+    known = s_known[session[sort]]
+    vocab = (
+        _STATIC_PAGES
+        + tuple(f"/category/{c}" for c in cat.CATEGORY_NAMES)
+        + tuple(f"/product/{p}" for p in products.product_id)
     )
+    # Visitors' cookies come from a number range no customer uses (customers are < 10^8).
+    if n_visitors >= _VISITOR_NUMBERS_PER_BLOCK:  # pragma: no cover - BLOCK_SIZE far too large
+        raise OverflowError("too many anonymous visitors in one block")
+    visitor_numbers = 10**8 + ctx.block * _VISITOR_NUMBERS_PER_BLOCK + np.arange(n_visitors)
+    cookies = pa.concat_arrays([ctx.cookie_ids, _fixed_width("A", _scramble(visitor_numbers, 0), 10)])
     columns = {
         "event_type": _constant("page_view", len(ts)),
         "customer_id": pc.if_else(
-            pa.array(known), ctx.customer_ids.take(pa.array(theta_owner)), pa.scalar(None, pa.string())
+            pa.array(known), ctx.customer_ids.take(pa.array(cust_idx)), pa.scalar(None, pa.string())
         ),
-        "anonymous_id": _fixed_width("A", _scramble(anonymous_number, 2), 10),
+        "anonymous_id": cookies.take(pa.array(page_owner)),
         "channel": _constant("web", len(ts)),
         "url": _strings(vocab, url),
     }
-    return _event_table(ctx, "web", page_owner, ts, columns, tiebreak=step)
+    return _event_table(ctx, "web", ts, columns)
 
 
 # --- email ---------------------------------------------------------------------------------------
@@ -1519,14 +1595,13 @@ def _email_table(ctx: _BlockContext) -> pa.Table:
     pop, rng, window, campaigns = ctx.pop, ctx.rng("email"), ctx.window, ctx.campaigns
     subscribed = np.flatnonzero(pop.email_subscribed)
     # Subscribers stay until they unsubscribe (exponential, mean three years) or the window ends.
-    until = np.minimum(pop.signup[subscribed] + rng.exponential(3 * 365.25, len(subscribed)), window.days)
+    until = pop.signup[subscribed] + rng.exponential(3 * 365.25, len(subscribed))
     first = np.searchsorted(campaigns.t, pop.signup[subscribed])
-    last = np.searchsorted(campaigns.t, until)
-    eligible = np.maximum(last - first, 0)
-    # Every (subscriber, campaign) pair in the subscription, then the campaign's reach decides.
+    eligible = np.maximum(np.searchsorted(campaigns.t, until) - first, 0)
+    # Every (subscriber, campaign) pair of the subscription; the campaign's reach decides.
     pair_owner = np.repeat(subscribed, eligible)
     starts = np.concatenate(([0], np.cumsum(eligible)))[:-1]
-    pair_campaign = np.repeat(first, eligible) + np.arange(len(pair_owner)) - np.repeat(starts, eligible)
+    pair_campaign = np.repeat(first - starts, eligible) + np.arange(len(pair_owner))
     reach = np.array([_CAMPAIGN_REACH[k] for k in _CAMPAIGN_TYPES])[campaigns.kind[pair_campaign]]
     sent = rng.random(len(pair_owner)) < reach
     owner, campaign = pair_owner[sent], pair_campaign[sent]
@@ -1538,46 +1613,40 @@ def _email_table(ctx: _BlockContext) -> pa.Table:
     open_p = np.array([e.email_open for e in engagement])[group] * pop.activity(owner, sent_t)
     # Customers who dropped out mostly ignore the emails; sleeping dogs open them less.
     gone = ~pop.alive[owner] & (sent_t > pop.engaged_until[owner])
-    open_p = np.where(gone, open_p * 0.25, open_p)
-    open_p = np.where(pop.sleeping_dog[owner], open_p * 0.6, open_p)
+    open_p[gone] *= 0.25
+    open_p[pop.sleeping_dog[owner]] *= 0.6
     opened = rng.random(len(owner)) < open_p
-    click_p = np.stack(
-        [
-            np.array([e.click_newsletter for e in engagement]),
-            np.array([e.click_promo for e in engagement]),
-            np.array([e.click_christmas for e in engagement]),
-        ],
-        axis=1,
-    )[group, kind]
-    clicked = opened & (rng.random(len(owner)) < click_p)
+    click_by_kind = np.array([[e.click_newsletter, e.click_promo, e.click_christmas] for e in engagement])
+    clicked = opened & (rng.random(len(owner)) < click_by_kind[group, kind])
 
     sent_ts = window.seconds(sent_t) + rng.integers(0, 600, len(owner))  # the batch takes minutes
     open_ts = sent_ts + np.rint(rng.lognormal(np.log(3 * 3600.0), 1.2, len(owner))).astype(np.int64)
     click_ts = open_ts + 5 + rng.exponential(40.0, len(owner)).astype(np.int64)
-    # Clicks lead to the offers page (promotions), a gift category (Christmas) or a favourite
-    # category (newsletters).
-    top = pop.theta.argmax(axis=1)[owner]
+    # Clicks lead to the offers page (promotions), a gift category (Christmas) or the customer's
+    # favourite category (newsletters).
     gift = np.where(rng.random(len(owner)) < 0.6, cat.CATEGORY_NAMES.index("toys"),
-                    cat.CATEGORY_NAMES.index("books"))
-    click_category = np.where(kind == 2, gift, top)
-    vocab = ("/offers",) + tuple(f"/category/{c}" for c in cat.CATEGORY_NAMES)
+                    cat.CATEGORY_NAMES.index("books"))  # fmt: skip
+    click_category = np.where(kind == 2, gift, pop.theta.argmax(axis=1)[owner])
     click_url = np.where(kind == 1, 0, 1 + click_category)
+    vocab = ("/offers",) + tuple(f"/category/{c}" for c in cat.CATEGORY_NAMES)
 
     in_window = sent_ts < window.end_s
     opened &= open_ts < window.end_s
-    clicked &= opened & (click_ts < window.end_s)
+    clicked &= click_ts < window.end_s
+    # Rows in causal order (sends, opens, clicks) so the stable sort keeps it within a second.
     rows = np.concatenate((np.flatnonzero(in_window), np.flatnonzero(opened), np.flatnonzero(clicked)))
     event_type = np.repeat([0, 1, 2], [in_window.sum(), opened.sum(), clicked.sum()])
     ts = np.concatenate((sent_ts[in_window], open_ts[opened], click_ts[clicked]))
-    url_index = np.where(event_type == 2, click_url[rows], 0)
+    sort = _event_order(window, owner[rows], ts)
+    rows, event_type, ts = rows[sort], event_type[sort], ts[sort]
     columns = {
         "event_type": _strings(("email_sent", "email_open", "email_click"), event_type),
         "customer_id": ctx.customer_ids.take(pa.array(owner[rows])),
         "channel": _constant("email", len(rows)),
         "campaign_id": campaigns.campaign_id.take(pa.array(campaign[rows])),
-        "url": _strings(vocab, url_index, mask=event_type != 2),
+        "url": _strings(vocab, np.where(event_type == 2, click_url[rows], 0), mask=event_type != 2),
     }
-    return _event_table(ctx, "email", owner[rows], ts, columns, tiebreak=event_type)
+    return _event_table(ctx, "email", ts, columns)
 
 
 # --- social --------------------------------------------------------------------------------------
@@ -1593,15 +1662,16 @@ def _social_table(ctx: _BlockContext) -> pa.Table:
     follow = rng.random((pop.size, len(cat.SOCIAL_NETWORKS))) < np.minimum(expected[pop.group], 0.95)
     owner, network = np.nonzero(follow)
     lo, hi = pop.signup[owner], np.maximum(pop.engaged_until[owner], pop.signup[owner])
-    t = lo + rng.random(len(owner)) * (hi - lo)
-    ts = window.seconds(t)
+    ts = window.seconds(lo + rng.random(len(owner)) * (hi - lo))
+    sort = _event_order(window, owner, ts)
+    owner, network, ts = owner[sort], network[sort], ts[sort]
     columns = {
         "event_type": _constant("social_follow", len(owner)),
         "customer_id": ctx.customer_ids.take(pa.array(owner)),
         "channel": _constant("social", len(owner)),
         "name": _strings(cat.SOCIAL_NETWORKS, network),
     }
-    return _event_table(ctx, "social", owner, ts, columns)
+    return _event_table(ctx, "social", ts, columns)
 
 
 # --- CRM -----------------------------------------------------------------------------------------
@@ -1613,34 +1683,37 @@ _CRM_STATES = (("lead", "new"), ("lead", "qualified"), ("lead", "converted"),
 def _crm_table(ctx: _BlockContext) -> pa.Table:
     """Lead (new -> qualified -> converted) and opportunity (open -> won / lost) updates."""
     pop, rng, window = ctx.pop, ctx.rng("crm"), ctx.window
-    n, end = pop.size, ctx.window.end_s
-    tracked = pop.crm_tracked
-    first_buy = pop.first_purchase
-    # A lead is created up to two weeks before signup; qualified before the first purchase.
+    n, start, end = pop.size, window.start_s, window.end_s
+    tracked, buyer, first_buy = pop.crm_tracked, pop.buyer, pop.first_purchase
+    # A lead is created up to two weeks before signup (and at least an hour before buying),
+    # qualified some time before the first purchase, converted by it.
     new_ts = window.seconds(np.maximum(pop.signup - rng.uniform(0, 14, n), 0.0))
-    horizon = np.where(pop.buyer, first_buy, end)
-    qualified = tracked & (rng.random(n) < np.where(pop.buyer, 0.8, 0.4))
+    new_ts = np.where(buyer, np.maximum(np.minimum(new_ts, first_buy - 3600), start), new_ts)
+    horizon = np.where(buyer, first_buy, end)
+    qualified = tracked & (rng.random(n) < np.where(buyer, 0.8, 0.4))
     qualified_ts = new_ts + ((horizon - new_ts) * rng.uniform(0.1, 0.9, n)).astype(np.int64)
-    converted = tracked & pop.buyer
+    converted = tracked & buyer
 
     opportunity_p = np.array([g.engagement.crm_opportunity for g in GROUPS])[pop.group]
-    opportunity = tracked & pop.buyer & (rng.random(n) < opportunity_p)
+    opportunity = converted & (rng.random(n) < opportunity_p)
     open_ts = first_buy + ((end - first_buy) * rng.random(n)).astype(np.int64)
     close_ts = open_ts + np.rint(rng.uniform(7, 60, n) * _SECONDS_PER_DAY).astype(np.int64)
     closed = opportunity & (close_ts < end)
     won = rng.random(n) < 0.55
 
     parts = [
-        (tracked, new_ts, 0),
-        (qualified, qualified_ts, 1),
-        (converted, first_buy, 2),
-        (opportunity, open_ts, 3),
-        (closed & won, close_ts, 4),
-        (closed & ~won, close_ts, 5),
-    ]
-    owner = np.concatenate([np.flatnonzero(mask) for mask, _, _ in parts])
-    ts = np.concatenate([values[mask] for mask, values, _ in parts])
-    state = np.concatenate([np.full(mask.sum(), s) for mask, _, s in parts])
+        (tracked, new_ts),
+        (qualified, qualified_ts),
+        (converted, first_buy),
+        (opportunity, open_ts),
+        (closed & won, close_ts),
+        (closed & ~won, close_ts),
+    ]  # in _CRM_STATES order, which is also the causal order
+    owner = np.concatenate([np.flatnonzero(mask) for mask, _ in parts])
+    ts = np.concatenate([values[mask] for mask, values in parts])
+    state = np.repeat(np.arange(len(parts)), [mask.sum() for mask, _ in parts])
+    sort = _event_order(window, owner, ts)
+    owner, ts, state = owner[sort], ts[sort], state[sort]
     columns = {
         "event_type": _constant("crm_update", len(owner)),
         "customer_id": ctx.customer_ids.take(pa.array(owner)),
@@ -1648,7 +1721,7 @@ def _crm_table(ctx: _BlockContext) -> pa.Table:
         "name": _strings([o for o, _ in _CRM_STATES], state),
         "status": _strings([s for _, s in _CRM_STATES], state),
     }
-    return _event_table(ctx, "crm", owner, ts, columns, tiebreak=state)
+    return _event_table(ctx, "crm", ts, columns)
 
 
 # --- app and IoT ---------------------------------------------------------------------------------
@@ -1675,32 +1748,34 @@ def _app_table(ctx: _BlockContext) -> pa.Table:
 
     # Smart-home devices report every two weeks from activation to the end, churned or not.
     iot = np.flatnonzero(pop.iot_owner)
-    activated = pop.signup[iot] + rng.uniform(0, 1, len(iot)) * (window.days - pop.signup[iot])
+    activated = pop.signup[iot] + rng.random(len(iot)) * (window.days - pop.signup[iot])
     beats = np.floor((window.days - activated) / _HEARTBEAT_DAYS).astype(np.int64) + 1
     beat_owner = np.repeat(iot, beats)
     beat_start = np.concatenate(([0], np.cumsum(beats)))[:-1]
     beat_k = np.arange(len(beat_owner)) - np.repeat(beat_start, beats)
     beat_ts = window.seconds(np.repeat(activated, beats) + beat_k * _HEARTBEAT_DAYS)
 
-    all_owner = np.concatenate((owner, owner[cart], owner[wish], beat_owner))
+    # Rows in causal order (opens before what happens in the session).
+    owner = np.concatenate((owner, owner[cart], owner[wish], beat_owner))
     ts = np.concatenate((open_ts, cart_ts[cart], wish_ts[wish], beat_ts))
-    name = np.repeat([0, 1, 2, 3], [len(owner), cart.sum(), wish.sum(), len(beat_owner)])
+    name = np.repeat([0, 1, 2, 3], [len(open_ts), cart.sum(), wish.sum(), len(beat_owner)])
     keep = ts < window.end_s
-    all_owner, ts, name = all_owner[keep], ts[keep], name[keep]
-    product = _pick_by_category(rng, products, _pick_category(rng, pop.theta, all_owner))
-    number = pop.offset + all_owner + 1
+    sort = np.flatnonzero(keep)[_event_order(window, owner[keep], ts[keep])]
+    owner, ts, name = owner[sort], ts[sort], name[sort]
+    product = _pick_by_category(rng, products, _pick_category(rng, pop.theta, owner))
     heartbeat = name == 3
-    app_device = _fixed_width("D", _scramble(number, 2), 11)
-    iot_device = _fixed_width("H", _scramble(number, 3), 11)
+    take = pa.array(owner)
     columns = {
         "event_type": _constant("app_event", len(ts)),
-        "customer_id": ctx.customer_ids.take(pa.array(all_owner)),
-        "anonymous_id": pc.if_else(pa.array(heartbeat), iot_device, app_device),
+        "customer_id": ctx.customer_ids.take(take),
+        "anonymous_id": pc.if_else(
+            pa.array(heartbeat), ctx.iot_device_ids.take(take), ctx.app_device_ids.take(take)
+        ),
         "channel": _strings(("app", "iot"), heartbeat.astype(np.int64)),
         "name": _strings(_APP_EVENTS, name),
         "product_id": _strings(products.product_id, product, mask=(name == 0) | heartbeat),
     }
-    return _event_table(ctx, "app", all_owner, ts, columns, tiebreak=name)
+    return _event_table(ctx, "app", ts, columns)
 
 
 _EVENT_BUILDERS: dict[str, Callable[[_BlockContext], pa.Table]] = {
@@ -1748,36 +1823,48 @@ def _cast_timestamps(table: pa.Table, target: pa.DataType) -> pa.Table:
 _JSON_ROWS_PER_SLICE = 200_000
 
 
-def _json_lines(table: pa.Table) -> bytes:
+def _json_lines(table: pa.Table) -> pa.Buffer:
     """The rows of ``table`` as newline-delimited JSON, built column-wise by Arrow kernels.
 
-    Each column becomes its JSON text (quoted and escaped strings, ``null`` for nulls); the
-    columns are then joined row-wise with the keys, so no Python object is created per row.
+    Each column becomes its JSON text (quoted strings, ``null`` for nulls); the columns are then
+    joined row-wise with the keys, so no Python object is created per row.
     """
     if table.num_rows == 0:
-        return b""
+        return pa.py_buffer(b"")
     pieces: list[object] = []
     for i, f in enumerate(table.schema):
         column = table.column(i).combine_chunks()
         if pa.types.is_string(f.type):
-            escaped = pc.replace_substring(column, "\\", "\\\\")
-            escaped = pc.replace_substring(escaped, '"', '\\"')
-            text = pc.binary_join_element_wise('"', escaped, '"', "")
-        elif pa.types.is_boolean(f.type) or pa.types.is_integer(f.type) or pa.types.is_decimal(f.type) or pa.types.is_floating(f.type):
+            text = _json_strings(column)
+        elif (
+            pa.types.is_boolean(f.type)
+            or pa.types.is_integer(f.type)
+            or pa.types.is_decimal(f.type)
+            or pa.types.is_floating(f.type)
+        ):
             text = column.cast(pa.string())
         elif pa.types.is_date(f.type):
             text = pc.binary_join_element_wise('"', column.cast(pa.string()), '"', "")
         else:  # pragma: no cover - the generator writes no other types
             raise TypeError(f"cannot write {f.type} as JSON")
-        text = pc.fill_null(text, "null")
-        key = json.dumps(f.name) + ":"
-        pieces.append(("{" if i == 0 else ",") + key)
+        if text.null_count:
+            text = pc.fill_null(text, "null")
+        pieces.append(("{" if i == 0 else ",") + json.dumps(f.name) + ":")
         pieces.append(text)
     pieces.append("}\n")
     lines = pc.binary_join_element_wise(*pieces, "")
     # The joined strings lie back to back in the array's data buffer: that buffer is the file.
     offsets = np.frombuffer(lines.buffers()[1], dtype=np.int32)
-    return lines.buffers()[2].to_pybytes()[offsets[0] : offsets[len(lines)]]
+    return lines.buffers()[2][offsets[0] : offsets[len(lines)]]
+
+
+def _json_strings(column: pa.Array) -> pa.Array:
+    """Strings as JSON string literals (nulls stay null)."""
+    if pc.any(pc.match_substring_regex(column, r'["\\\x00-\x1f]')).as_py():
+        # Never needed for the generator's own vocabularies, but exact for anything else.
+        values = column.to_pylist()
+        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in values])
+    return pc.binary_join_element_wise('"', column, '"', "")
 
 
 def _write_table(table: pa.Table, path: Path, fmt: str) -> None:
