@@ -1423,9 +1423,7 @@ def _purchases_table(ctx: _BlockContext) -> pa.Table:
     # An order lists each product once: lines that landed on the same product (a companion the
     # customer had picked anyway, two budgets near the same price) merge, adding their quantities.
     # np.unique also sorts the lines by order, then product.
-    _, first, merged = np.unique(
-        line_order * products.size + product, return_index=True, return_inverse=True
-    )
+    _, first, merged = np.unique(line_order * products.size + product, return_index=True, return_inverse=True)
     quantity = np.bincount(merged, weights=quantity).astype(np.int64)
     line_order, product = line_order[first], product[first]
     n_lines = len(product)
