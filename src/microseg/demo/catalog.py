@@ -157,6 +157,8 @@ RELATED_CATEGORIES: dict[str, tuple[str, ...]] = {
 PRODUCTS_PER_CATEGORY = 32
 #: Share of products that are "anchors" with planted companion products.
 ANCHOR_SHARE = 0.15
+#: A companion costs at most this share of its anchor's price (when the catalogue allows).
+ACCESSORY_PRICE_SHARE = 0.35
 
 # --- places and people ---------------------------------------------------------------------------
 
@@ -237,8 +239,8 @@ class Catalog:
     ``product_id[i]`` is ``"P0001"`` for ``i = 0``. Products are numbered category by category, so
     ``category_start[c] : category_start[c + 1]`` are the products of category ``c``.
     ``by_price`` lists each category's products from cheapest to dearest (again category by
-    category), which lets the generator pick "the product closest to this budget" with a single
-    ``searchsorted``. ``companions`` holds the planted co-purchase pairs: for each product up to two
+    category), which lets the generator find the products priced around a budget with a single
+    ``searchsorted``. ``popularity`` weighs products for browsing (page views, carts). ``companions`` holds the planted co-purchase pairs: for each product up to two
     companion product numbers (-1 for none) and the probability that each is added to the order.
     """
 
@@ -345,14 +347,15 @@ def build_catalog(rng: np.random.Generator) -> Catalog:
             related = RELATED_CATEGORIES[anchor_category]
             target = CATEGORY_NAMES.index(related[0] if rng.random() < 0.65 else related[1])
             lo, hi = category_start[target], category_start[target + 1]
-            # Companions are accessories: prefer products no dearer than the anchor. Anchors are
-            # never companions, so every order with an anchor had the chance to add its companions.
-            # A product accompanies one anchor at most, so no companion becomes a best seller
-            # through the pairs alone (which would dilute their lift).
+            # Anchors are never companions, so every order with an anchor had the chance to add
+            # its companions; and a product accompanies one anchor at most, so no companion
+            # becomes a best seller through the pairs alone (both would dilute their lift).
             free = [p for p in range(lo, hi) if p not in anchor_set and p not in used]
             candidates = free or [p for p in range(lo, hi) if p not in anchor_set | taken]
-            cheaper = [p for p in candidates if price_cents[p] <= price_cents[anchor]]
-            candidates = cheaper or candidates
+            # Companions are accessories, cheap next to the anchor (a mouse with a laptop), so
+            # they add little to the order value drawn by the spend model.
+            cheap = [p for p in candidates if price_cents[p] <= ACCESSORY_PRICE_SHARE * price_cents[anchor]]
+            candidates = cheap or sorted(candidates, key=lambda p: price_cents[p])[:3]
             companion = int(rng.choice(candidates))
             taken.add(companion)
             used.add(companion)
