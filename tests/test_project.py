@@ -10,7 +10,10 @@ from microseg import MicrosegError, Project
 from microseg.errors import ConfigError
 
 ORDERS = "customer_id,ts,order_id,amount\nc1,2024-01-05 10:00,o1,10\nc2,2024-02-01 09:00,o2,20\nc1,2024-02-03 12:00,o3,5\n"
-CUSTOMERS = "customer_id,email,country\nc1,a@example.com,GB\nc2,b@example.com,FR\nc3,c@example.com,DE\n"
+CUSTOMERS = (
+    "customer_id,email,country,signup_date\n"
+    "c1,a@example.com,GB,2023-12-01\nc2,b@example.com,FR,2024-01-20\nc3,c@example.com,DE,2024-02-02\n"
+)
 
 
 @pytest.fixture
@@ -48,13 +51,16 @@ def test_run_uses_the_latest_event_day_or_the_given_date(project):
     project.import_sources()
     assert project.analysis_date() == dt.date(2024, 2, 3)
     result = project.run()
-    assert (result.as_of, result.customers) == (dt.date(2024, 2, 3), 2)
-    early = project.run(dt.date(2024, 1, 31))
-    assert early.customers == 1
-    # both snapshots are kept, each as of its own date
-    assert len(project.customer_summary(dt.date(2024, 1, 31))) == 1
+    assert (result.as_of, result.customers) == (dt.date(2024, 2, 3), 3)
     latest = project.customer_summary()
-    assert list(latest.customer_id) == ["c1", "c2"] and list(latest.orders) == [2, 1]
+    assert list(latest.customer_id) == ["c1", "c2", "c3"] and list(latest.orders) == [2, 1, 0]
+    # customers known on the date are included (c2 signed up, has not bought yet); later ones not
+    assert project.run(dt.date(2024, 1, 31)).customers == 2
+    assert project.run(dt.date(2024, 1, 10)).customers == 1
+    # every snapshot is kept, each as of its own date
+    early = project.customer_summary(dt.date(2024, 1, 31))
+    assert list(early.customer_id) == ["c1", "c2"] and list(early.orders) == [1, 0]
+    assert early.first_event_at.isna().tolist() == [False, True]
 
 
 def test_configured_analysis_date_wins(project):

@@ -43,7 +43,10 @@ def random_events(n: int = 20_000, seed: int = 7) -> pd.DataFrame:
             "order_id": np.where(commerce, order, None),
             "product_id": np.where(commerce, np.char.add("p", rng.integers(0, 50, n).astype(str)), None),
             "quantity": pd.Series(quantity, dtype="Int64").mask(~commerce),
-            "amount": [Decimal(int(c) * int(q)) / 100 if m else None for c, q, m in zip(cents, quantity, commerce, strict=True)],
+            "amount": [
+                Decimal(int(c) * int(q)) / 100 if m else None
+                for c, q, m in zip(cents, quantity, commerce, strict=True)
+            ],
             "import_id": "i",
         }
     )
@@ -64,10 +67,14 @@ def normalized(frame: pd.DataFrame) -> pd.DataFrame:
 def summaries_on_both(warehouse, spark, tmp_path, as_of: dt.date):
     import ibis
 
-    path = tmp_path / "events.parquet"
-    warehouse.sql(f"COPY events TO '{path}' (FORMAT parquet)")
-    on_duckdb = customer_summary(warehouse.table("events"), as_of).to_pandas()
-    on_spark = customer_summary(ibis.pyspark.connect(spark).read_parquet(str(path)), as_of).to_pandas()
+    spark_con = ibis.pyspark.connect(spark)
+    tables = {}
+    for name in ("events", "customers"):
+        path = tmp_path / f"{name}.parquet"
+        warehouse.sql(f"COPY {name} TO '{path}' (FORMAT parquet)")
+        tables[name] = spark_con.read_parquet(str(path))
+    on_duckdb = customer_summary(warehouse.table("events"), as_of, warehouse.table("customers")).to_pandas()
+    on_spark = customer_summary(tables["events"], as_of, tables["customers"]).to_pandas()
     return normalized(on_duckdb), normalized(on_spark[on_duckdb.columns])
 
 
@@ -75,8 +82,15 @@ def test_summary_parity_on_events_of_every_type(warehouse, spark, tmp_path):
     frame = random_events()
     warehouse.con.register("frame", frame)
     warehouse.sql("INSERT INTO events SELECT * FROM frame")
+    # customers c800..c899 have no events; half signed up after the as-of date
+    warehouse.sql(
+        "INSERT INTO customers (customer_id, signup_date, source, updated_at) "
+        "SELECT 'c' || i, DATE '2023-09-01' + CAST(i % 60 AS INTEGER), 'crm', TIMESTAMP '2024-01-01' "
+        "FROM range(800, 900) t(i)"
+    )
     duck, spk = summaries_on_both(warehouse, spark, tmp_path, dt.date(2023, 10, 1))
-    assert len(duck) > 700
+    silent = duck[duck.customer_id.isin([f"c{i}" for i in range(800, 900)])]
+    assert len(silent) == 42 and (silent.orders == 0).all() and silent.first_event_at.isna().all()
     assert duck["revenue"].map(type).eq(Decimal).all()
     pd.testing.assert_frame_equal(duck, spk, check_dtype=False)
 
@@ -94,8 +108,14 @@ def test_summary_parity_on_online_retail(warehouse, spark, tmp_path):
             "event_type": "purchase",
             "null_values": ["", "nan"],
             "classify": [{"event_type": "cancellation", "column": "InvoiceNo", "starts_with": "C"}],
-            "columns": {"customer_id": "CustomerID", "ts": "InvoiceDate", "order_id": "InvoiceNo",
-                        "product_id": "StockCode", "quantity": "Quantity", "unit_price": "UnitPrice"},
+            "columns": {
+                "customer_id": "CustomerID",
+                "ts": "InvoiceDate",
+                "order_id": "InvoiceNo",
+                "product_id": "StockCode",
+                "quantity": "Quantity",
+                "unit_price": "UnitPrice",
+            },
         },
     )
     import_file(warehouse, source, path)
@@ -123,4 +143,3 @@ def test_project_runs_on_the_spark_backend(spark, tmp_path):
             results[backend] = project.customer_summary(dt.date(2023, 12, 31))
     assert len(results["duckdb"]) > 700
     pd.testing.assert_frame_equal(results["duckdb"], results["spark"])
-

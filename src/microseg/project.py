@@ -166,17 +166,21 @@ class Project:
             raise MicrosegError("the warehouse has no events yet; run `microseg import` first")
         return latest.date()
 
-    def _events(self):
-        """The events table on the configured engine."""
+    def _tables(self, *names: str) -> list:
+        """Warehouse tables on the configured engine (for Spark, exported to Parquet first)."""
         if self.config.backend == "duckdb":
-            return self.warehouse.table("events")
+            return [self.warehouse.table(name) for name in names]
         from microseg.engine.spark import connect_spark
 
+        spark = connect_spark(self.config.spark_master)
         lake = self.root / "lake"
         lake.mkdir(exist_ok=True)
-        path = lake / "events.parquet"
-        self.warehouse.sql(f"COPY events TO '{path}' (FORMAT parquet)")
-        return connect_spark(self.config.spark_master).read_parquet(str(path))
+        tables = []
+        for name in names:
+            path = lake / f"{name}.parquet"
+            self.warehouse.sql(f"COPY {name} TO '{path}' (FORMAT parquet)")
+            tables.append(spark.read_parquet(str(path)))
+        return tables
 
     def run(self, as_of: dt.date | None = None, *, on_step: StepCallback | None = None) -> RunResult:
         """Run the pipeline as of ``as_of`` (default: ``analysis_date()``) and store the results."""
@@ -191,10 +195,11 @@ class Project:
 
         step(0, plan[0])
         t = time.perf_counter()
-        customers = self._store(CUSTOMER_SUMMARY, customer_summary(self._events(), as_of), as_of)
+        events, customers = self._tables("events", "customers")
+        count = self._store(CUSTOMER_SUMMARY, customer_summary(events, as_of, customers), as_of)
         steps[plan[0]] = time.perf_counter() - t
         step(1, "done")
-        return RunResult(as_of, self.config.backend, customers, time.perf_counter() - started, steps)
+        return RunResult(as_of, self.config.backend, count, time.perf_counter() - started, steps)
 
     def _store(self, table, expr, as_of: dt.date) -> int:
         """Replace the rows of ``as_of`` in ``table`` by the result of ``expr``."""

@@ -185,8 +185,8 @@ CUSTOMER_SUMMARY = Table(
     (
         Column("customer_id", "VARCHAR", True, ""),
         Column("as_of", "DATE", True, "last day of events included"),
-        Column("first_event_at", "TIMESTAMP", True, "first event of any type"),
-        Column("last_event_at", "TIMESTAMP", True, "last event of any type"),
+        Column("first_event_at", "TIMESTAMP", False, "first event of any type"),
+        Column("last_event_at", "TIMESTAMP", False, "last event of any type"),
         Column("first_purchase_at", "TIMESTAMP", False, ""),
         Column("last_purchase_at", "TIMESTAMP", False, ""),
         Column("orders", "BIGINT", True, "distinct orders with at least one purchased line"),
@@ -204,7 +204,8 @@ CUSTOMER_SUMMARY = Table(
         Column("crm_updates", "BIGINT", True, ""),
         Column("app_events", "BIGINT", True, ""),
     ),
-    "Per-customer totals as of a date: the base of every feature and model.",
+    "Per-customer totals as of a date: the base of every feature and model. Every customer known "
+    "on that date has a row, with zero totals when they have no events yet.",
     key=("customer_id", "as_of"),
 )
 

@@ -23,10 +23,12 @@ def events_until(events: ir.Table, as_of: dt.date) -> ir.Table:
     return events.filter(events.customer_id.notnull(), events.ts < ibis.literal(cutoff))
 
 
-def customer_summary(events: ir.Table, as_of: dt.date) -> ir.Table:
+def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | None = None) -> ir.Table:
     """One row per customer with activity totals as of ``as_of`` (see ``schema.CUSTOMER_SUMMARY``).
 
-    An order is an ``order_id``; purchase lines without one are orders of their own.
+    An order is an ``order_id``; purchase lines without one are orders of their own. With the
+    ``customers`` table, customers without events yet (signed up on or before ``as_of``, or
+    with no signup date) are included with zero totals.
 
     >>> import ibis, datetime as dt
     >>> from microseg.schema import EVENTS
@@ -71,7 +73,27 @@ def customer_summary(events: ir.Table, as_of: dt.date) -> ir.Table:
         crm_updates=count("crm_update"),
         app_events=count("app_event"),
     )
+    if customers is not None:
+        summary = _with_customers_without_events(summary, customers, as_of)
     return summary.mutate(
         as_of=ibis.literal(as_of, type="date"),
         net_revenue=(summary.revenue + summary.returned).cast(_MONEY),
     )
+
+
+def _with_customers_without_events(summary: ir.Table, customers: ir.Table, as_of: dt.date) -> ir.Table:
+    known = customers.filter(customers.signup_date.isnull() | (customers.signup_date <= as_of))
+    silent = known.select("customer_id").anti_join(summary, "customer_id")
+    zero = ibis.literal(0, type=_MONEY)
+    fill = {
+        name: (
+            ibis.null(dtype)
+            if dtype.is_timestamp()
+            else zero
+            if dtype.is_decimal()
+            else ibis.literal(0, dtype)
+        )
+        for name, dtype in summary.schema().items()
+        if name != "customer_id"
+    }
+    return summary.union(silent.mutate(**fill).select(*summary.columns))

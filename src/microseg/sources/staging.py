@@ -10,7 +10,7 @@ the second converts and checks them.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from microseg.config import SourceConfig, mappable_fields
 from microseg.engine.duckdb import quote_ident, quote_literal
@@ -70,6 +70,7 @@ class Mapping:
     customer: dict[str, str]
     product: dict[str, str]
     leftovers: list[str]  # source columns no field uses
+    matched: set[str] = field(default_factory=set)  # fields matched by name, not configured
 
 
 def resolve_mapping(source: SourceConfig, raw: RawFile) -> Mapping:
@@ -88,12 +89,14 @@ def resolve_mapping(source: SourceConfig, raw: RawFile) -> Mapping:
     fields = check(source.columns, "columns")
     by_lower = {c.lower(): c for c in available}
     taken = set(fields.values())
+    matched: set[str] = set()
     for target in mappable_fields(source.kind):
         if target in fields or target.lower() not in by_lower or by_lower[target.lower()] in taken:
             continue
         if target == "event_type" and source.event_type is not None:
             continue
         fields[target] = by_lower[target.lower()]
+        matched.add(target)
     customer = check(source.customer_columns, "customer_columns")
     product = check(source.product_columns, "product_columns")
     for rule in source.classify:
@@ -103,7 +106,7 @@ def resolve_mapping(source: SourceConfig, raw: RawFile) -> Mapping:
                 f"its columns are: {', '.join(available)}"
             )
     used = {*fields.values(), *customer.values(), *product.values(), *(r.column for r in source.classify)}
-    return Mapping(fields, customer, product, [c for c in available if c not in used])
+    return Mapping(fields, customer, product, [c for c in available if c not in used], matched)
 
 
 @dataclass
@@ -133,6 +136,7 @@ class _Stage:
         self.labels: dict[str, str] = {}  # field key -> label used in reasons
         self.reasons: list[str] = []
         self.select: dict[str, str] = {}  # output column -> SQL over the first layer
+        self.matched: set[str] = set()  # fields matched by name: missing values are not counted
 
     # -- first layer: each source value read and normalised once ---------------------------
     def raw_value(self, column: str) -> str:
@@ -151,7 +155,10 @@ class _Stage:
             value, typ = self.raw_value(column), self.source_type(column)
             if typ == "VARCHAR":
                 # a chain of equalities: DuckDB turns an IN list into a (slower) join
-                is_null = " OR ".join(f"trim({value}) = {quote_literal(n)}" for n in self.source.null_values) or "false"
+                is_null = (
+                    " OR ".join(f"trim({value}) = {quote_literal(n)}" for n in self.source.null_values)
+                    or "false"
+                )
                 sql = f"(CASE WHEN {is_null} THEN NULL ELSE trim({value}) END)"
             elif typ in ("DOUBLE", "FLOAT"):
                 sql = f"(CASE WHEN isnan({value}) THEN NULL ELSE {value} END)"
@@ -222,9 +229,9 @@ class _Stage:
         second = ["__row", *passthrough, *record_cols]
         second += [f"{sql} AS {quote_ident(name)}" for name, sql in self.select.items()]
         second.append(f"{reason} AS __reason")
+        counted = [k for k in self.present if k not in self.matched]  # configured fields only
         second += [
-            f"({self.present[k]} IS NULL) AS {quote_ident('__missing:' + self.labels[k])}"
-            for k in self.present
+            f"({self.present[k]} IS NULL) AS {quote_ident('__missing:' + self.labels[k])}" for k in counted
         ]
         if raw.json_lines:
             record = "__line"
@@ -240,7 +247,7 @@ class _Stage:
             f"SELECT *{exclude}, CASE WHEN __reason <> '' THEN {record} END AS __record FROM ("
             f"SELECT {', '.join(second)} FROM (SELECT {', '.join(first)} FROM {raw.sql}))"
         )
-        return StagePlan(sql, [self.labels[k] for k in self.present])
+        return StagePlan(sql, [self.labels[k] for k in counted])
 
 
 def _convert(col: Column, value: str, src_type: str, source: SourceConfig, is_id: bool) -> tuple[str, bool]:
@@ -313,6 +320,7 @@ def build_stage(
 ) -> StagePlan:
     """The staging query of one file for ``table`` (events, customers or products)."""
     stage = _Stage(source, raw)
+    stage.matched = mapping.matched
     for key, column in mapping.fields.items():
         stage.add_field(key, column, table.column(key))
     if table is EVENTS:
