@@ -241,8 +241,10 @@ def test_customers_source_upserts_traits_and_validates(warehouse, tmp_path):
         },
     )
     results = import_source(warehouse, source, tmp_path)
-    assert [(r.loaded, r.quarantined) for r in results] == [(1, 2), (1, 0)]
+    assert [(r.loaded, r.duplicates, r.quarantined) for r in results] == [(1, 0, 2), (2, 0, 0)]
     assert results[1].details["updated"] == 1
+    again = import_file(warehouse, source, second)  # the latest state again: nothing changes
+    assert (again.loaded, again.duplicates, again.quarantined) == (0, 2, 0)
     rows = warehouse.fetch_df("SELECT * FROM customers ORDER BY customer_id")
     assert list(rows.customer_id) == ["c1", "c4"]
     c1 = rows.iloc[0]

@@ -245,8 +245,9 @@ def _load_entities(
         fields,
         source.name,
     )
-    result.loaded = inserted
-    result.duplicates = int(good) - inserted
+    # an updated record counts as loaded; a row that changes nothing is a duplicate
+    result.loaded = inserted + updated
+    result.duplicates = int(good) - result.loaded
     result.details["updated"] = updated
 
 
