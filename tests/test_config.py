@@ -98,6 +98,16 @@ def test_source_defaults_and_dates():
             "not both",
         ),
         (
+            {"sources": {"s": {"path": "a", "timezone": "Mars/Olympus"}}},
+            "sources.s.timezone",
+            "unknown time zone 'Mars/Olympus'",
+        ),
+        (
+            {"sources": {"s": {"path": "a", "timestamp_format": "dd/mm/yyyy"}}},
+            "sources.s.timestamp_format",
+            "must be a strptime format",
+        ),
+        (
             {"sources": {"s": {"path": "a", "missing_customer": "drop"}}},
             "sources.s.missing_customer",
             "choose one of: anonymous, quarantine",

@@ -22,6 +22,7 @@ import datetime as dt
 import difflib
 import json
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -337,6 +338,18 @@ def parse_source(name: str, data: Any, file: str | None = None) -> SourceConfig:
     for item in v["null_values"]:
         if not isinstance(item, str):
             raise ConfigError(f"must be strings, got {item!r}", key=f"{key}.null_values", file=file)
+    try:
+        zoneinfo.ZoneInfo(v["timezone"])
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f'unknown time zone {v["timezone"]!r}; use an IANA name such as "Europe/London"',
+            key=f"{key}.timezone",
+            file=file,
+        ) from None
+    if v["timestamp_format"] is not None and "%" not in v["timestamp_format"]:
+        raise ConfigError(
+            'must be a strptime format such as "%m/%d/%Y %H:%M"', key=f"{key}.timestamp_format", file=file
+        )
     customer_fields = [c for c in mappable_fields("customers") if c != "customer_id"]
     product_fields = [c for c in mappable_fields("products") if c != "product_id"]
     return SourceConfig(

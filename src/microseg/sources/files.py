@@ -80,7 +80,10 @@ def import_file(
         mapping = resolve_mapping(source, raw)
         plan = build_stage(source, raw, mapping, table, currency)
         wh.sql(f"SET TimeZone = {quote_literal(source.timezone)}")
-        wh.sql(f"CREATE TEMP TABLE __stage_{tag} AS {plan.sql}")
+        try:
+            wh.sql(f"CREATE TEMP TABLE __stage_{tag} AS {plan.sql}")
+        except Exception as exc:  # e.g. a timestamp_format DuckDB rejects
+            raise SourceError(f"sources.{source.name}: cannot read {path}: {exc}") from None
         wh.sql("SET TimeZone = 'UTC'")
         _quarantine(wh, tag, result, raw.rejects)
         if table is EVENTS:
