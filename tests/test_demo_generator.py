@@ -17,6 +17,8 @@ import pytest
 from microseg import schema
 from microseg.demo import GROUPS, DemoManifest, generate_demo
 from microseg.demo import generator as gen
+from microseg.demo.events import _APP_EVENTS, _CRM_STATES
+from microseg.demo.groups import _CRM_SHARE, _KIND_LETTER
 
 AS_OF = dt.date(2025, 12, 31)
 WINDOW_END = pd.Timestamp(AS_OF) + pd.Timedelta(days=1)
@@ -119,7 +121,7 @@ def test_every_event_is_unique_and_inside_the_window(demo):
         assert events.ts.min() >= window_start, kind
         assert events.ts.max() < WINDOW_END, kind
         assert events.event_type.isin(list(schema.EVENT_TYPES)).all(), kind
-        assert events.event_id.str.startswith("E" + gen._KIND_LETTER[kind]).all(), kind
+        assert events.event_id.str.startswith("E" + _KIND_LETTER[kind]).all(), kind
         ids.append(events.event_id)
     ids = pd.concat(ids)
     assert ids.is_unique
@@ -147,19 +149,19 @@ def test_event_sources_look_like_their_kind(demo, truth):
     assert set(social.name) == {"instagram", "facebook", "tiktok", "x"}
 
     crm = read(demo.files["crm"])
-    assert set(zip(crm.name, crm.status, strict=True)) <= set(gen._CRM_STATES)
+    assert set(zip(crm.name, crm.status, strict=True)) <= set(_CRM_STATES)
     leads = crm[crm.name == "lead"]
     converted = leads[leads.status == "converted"].customer_id
     assert not set(converted) & set(truth.customer_id[truth.stage == "prospect"])
     # Statuses move forward in time: new, qualified, converted; open, then won or lost.
-    step = crm.status.map({s: i for i, (_, s) in enumerate(gen._CRM_STATES)})
+    step = crm.status.map({s: i for i, (_, s) in enumerate(_CRM_STATES)})
     steps = crm.assign(step=step).sort_values(["customer_id", "name", "step"])
     same_record = steps.customer_id.eq(steps.customer_id.shift()) & steps.name.eq(steps.name.shift())
     assert (steps.ts.diff()[same_record] >= pd.Timedelta(0)).all()
     assert (steps.step.diff()[same_record] > 0).all()
 
     app = read(demo.files["app"])
-    assert set(app.name) == set(gen._APP_EVENTS)
+    assert set(app.name) == set(_APP_EVENTS)
     assert (app.channel == np.where(app.name == "device_heartbeat", "iot", "app")).all()
     assert app.product_id.notna().eq(app.name.isin(["add_to_cart", "wishlist_add"])).all()
 
@@ -173,7 +175,7 @@ def test_customers_and_products(demo, truth):
     assert set(customers.gender.dropna()) == {"F", "M"}
     assert customers.birth_year.between(1930, AS_OF.year - 18).all()
     assert customers.signup_date.max() <= AS_OF
-    assert customers.crm_id.notna().mean() == pytest.approx(gen._CRM_SHARE, abs=0.03)
+    assert customers.crm_id.notna().mean() == pytest.approx(_CRM_SHARE, abs=0.03)
 
     products = read(demo.files["products"])
     assert products.product_id.is_unique and products.name.is_unique
@@ -211,6 +213,16 @@ def test_bad_arguments_raise_clear_errors(tmp_path, kwargs, message):
     assert not list(tmp_path.iterdir())  # nothing written
 
 
+def test_public_names_stay_importable():
+    import microseg.demo
+
+    assert set(microseg.demo.__all__) == {"GROUPS", "DemoManifest", "generate_demo"}
+    for name in gen.__all__:
+        assert getattr(gen, name) is not None, name
+    assert gen.generate_demo is generate_demo and gen.DemoManifest is DemoManifest and gen.GROUPS is GROUPS
+    assert gen.SLEEPING_DOG_SHARE > 0 and gen.Buying is type(GROUPS[0].buying)
+
+
 def test_out_dir_must_be_a_folder(tmp_path):
     file = tmp_path / "taken.txt"
     file.write_text("not a folder")
@@ -219,6 +231,7 @@ def test_out_dir_must_be_a_folder(tmp_path):
 
 
 def test_progress_and_blocks_with_small_block_size(tmp_path, monkeypatch):
+    # generate_demo reads BLOCK_SIZE from the generator module, so that is where to patch it.
     monkeypatch.setattr(gen, "BLOCK_SIZE", 1_000)
     calls = []
     manifest = generate_demo(
