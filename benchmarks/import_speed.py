@@ -26,7 +26,7 @@ import duckdb
 from microseg.demo import generate_demo
 from microseg.project import Project
 
-EVENTS_PER_CUSTOMER = 14  # about what the demo generator writes over three years
+EVENTS_PER_CUSTOMER = 38  # about what the demo generator writes over three years
 
 
 def build_event_file(workdir: Path, events: int, fmt: str) -> Path:

@@ -1,0 +1,1 @@
+"""Models with one estimator contract: CLV (BTYD) models now; lifecycle, tiers, clusters later."""

@@ -1,0 +1,280 @@
+"""What every BTYD ("buy till you die") model shares: input checks, compression of identical
+customers, maximum likelihood with standard errors, and the summary table.
+
+A model subclasses :class:`BTYDModel`, names its parameters in ``param_names`` and implements
+``_neg_log_likelihood(log_params, data)`` returning the negative log-likelihood summed over
+(weighted) customers and its gradient with respect to the *log* of the parameters. Fitting
+optimises in log space (every parameter is positive), from several starting points when the
+first does not converge, and reports standard errors from the Hessian of the log-likelihood in
+the natural parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from microseg.errors import MicrosegError
+from microseg.models.base import Estimator, Interval
+
+
+class ConvergenceError(MicrosegError, RuntimeError):
+    """Maximum likelihood did not converge to finite parameters."""
+
+    http_status = 422
+
+
+# --- input checks ---------------------------------------------------------------------------------
+
+
+def as_array(values, name: str) -> np.ndarray:
+    """A 1-D float array of finite values; the error names the input."""
+    array = (
+        np.asarray(values, dtype=float).reshape(-1) if not np.isscalar(values) else np.array([float(values)])
+    )
+    if not np.all(np.isfinite(array)):
+        bad = np.flatnonzero(~np.isfinite(array))
+        raise ValueError(f"{name}: {len(bad)} value(s) are missing or infinite (first at position {bad[0]})")
+    return array
+
+
+def _positions(mask: np.ndarray) -> str:
+    idx = np.flatnonzero(mask)
+    shown = ", ".join(str(i) for i in idx[:5])
+    return f"{len(idx)} customer(s), first at position(s) {shown}"
+
+
+def check_rfm(frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate continuous-time RFM inputs (frequency = repeat purchases, recency = age at the
+    last purchase, T = age at the end of the observation) and return them as arrays."""
+    x, t_x, T = as_array(frequency, "frequency"), as_array(recency, "recency"), as_array(T, "T")
+    if not (len(x) == len(t_x) == len(T)):
+        raise ValueError(
+            f"frequency, recency and T must have the same length, got {len(x)}, {len(t_x)}, {len(T)}"
+        )
+    if len(x) == 0:
+        raise ValueError("no customers: frequency, recency and T are empty")
+    if np.any(x < 0) or np.any(x != np.round(x)):
+        raise ValueError(f"frequency must be whole numbers >= 0: {_positions((x < 0) | (x != np.round(x)))}")
+    if np.any(t_x < 0):
+        raise ValueError(f"recency must be >= 0: {_positions(t_x < 0)}")
+    if np.any(T <= 0):
+        raise ValueError(f"T must be > 0: {_positions(T <= 0)}")
+    if np.any(t_x > T * (1 + 1e-9)):
+        raise ValueError(
+            f"Some values in recency vector are larger than T vector: {_positions(t_x > T * (1 + 1e-9))}"
+        )
+    if np.any((x == 0) & (t_x != 0)):
+        raise ValueError(f"recency must be 0 where frequency is 0: {_positions((x == 0) & (t_x != 0))}")
+    return x, t_x, T
+
+
+def check_weights(weights, n: int) -> np.ndarray:
+    if weights is None:
+        return np.ones(n)
+    w = as_array(weights, "weights")
+    if len(w) != n:
+        raise ValueError(f"weights must have one value per customer ({n}), got {len(w)}")
+    if np.any(w < 0):
+        raise ValueError(f"weights must be >= 0: {_positions(w < 0)}")
+    if w.sum() <= 0:
+        raise ValueError("weights sum to 0: there is nothing to fit")
+    return w
+
+
+def compress(
+    *columns: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Identical rows merged: (unique columns, summed weights, index of each row's unique row).
+
+    Likelihoods are sums over customers, so customers with identical inputs contribute once,
+    weighted; real data has many (every one-time buyer with the same T, for instance).
+    """
+    frame = pd.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
+    codes, uniques = (
+        pd.MultiIndex.from_frame(frame).factorize() if len(columns) > 1 else pd.factorize(frame["c0"])
+    )
+    w = np.ones(len(frame)) if weights is None else weights
+    summed = np.bincount(codes, weights=w, minlength=len(uniques))
+    if len(columns) > 1:
+        unique_cols = [np.asarray(uniques.get_level_values(i), dtype=float) for i in range(len(columns))]
+    else:
+        unique_cols = [np.asarray(uniques, dtype=float)]
+    return unique_cols, summed, codes
+
+
+# --- maximum likelihood ---------------------------------------------------------------------------
+
+
+#: Parameters are searched in log space within e^-LOG_BOUND .. e^LOG_BOUND; a parameter that
+#: ends on the bound means the data cannot pin the model down.
+LOG_BOUND = 15.0
+
+
+@dataclass
+class MLEResult:
+    params: np.ndarray
+    neg_log_likelihood: float
+    converged: bool
+    n_iter: int
+    message: str
+
+
+def maximize_likelihood(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+    starts: Sequence[np.ndarray],
+    *,
+    max_iter: int = 1000,
+    tol: float = 1e-10,
+) -> MLEResult:
+    """Minimise ``objective(log_params) -> (value, gradient)`` with L-BFGS-B from each start in
+    turn, stopping at the first that converges; the best finite result wins otherwise."""
+    best: MLEResult | None = None
+    for start in starts:
+        with np.errstate(all="ignore"):
+            res = optimize.minimize(
+                objective,
+                np.asarray(start, dtype=float),
+                jac=True,
+                method="L-BFGS-B",
+                bounds=[(-LOG_BOUND, LOG_BOUND)] * len(start),
+                options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-7},
+            )
+        if not np.isfinite(res.fun) or not np.all(np.isfinite(res.x)):
+            continue
+        candidate = MLEResult(
+            np.exp(res.x), float(res.fun), bool(res.success), int(res.nit), str(res.message)
+        )
+        if best is None or candidate.neg_log_likelihood < best.neg_log_likelihood - 1e-9:
+            best = candidate
+        if candidate.converged:
+            break
+    if best is None:
+        raise ConvergenceError(
+            "the likelihood could not be evaluated at any starting point (non-finite values)"
+        )
+    return best
+
+
+def numerical_hessian(
+    fun: Callable[[np.ndarray], float], x: np.ndarray, rel_step: float = 1e-4
+) -> np.ndarray:
+    """Central-difference Hessian of a scalar function."""
+    n = len(x)
+    h = rel_step * np.maximum(np.abs(x), 1e-3)
+    hess = np.empty((n, n))
+    f0 = fun(x)
+    for i in range(n):
+        for j in range(i, n):
+            if i == j:
+                up, down = x.copy(), x.copy()
+                up[i] += h[i]
+                down[i] -= h[i]
+                hess[i, i] = (fun(up) - 2 * f0 + fun(down)) / h[i] ** 2
+            else:
+                pp, pm, mp, mm = x.copy(), x.copy(), x.copy(), x.copy()
+                pp[i] += h[i]
+                pp[j] += h[j]  # noqa: E702
+                pm[i] += h[i]
+                pm[j] -= h[j]  # noqa: E702
+                mp[i] -= h[i]
+                mp[j] += h[j]  # noqa: E702
+                mm[i] -= h[i]
+                mm[j] -= h[j]  # noqa: E702
+                hess[i, j] = hess[j, i] = (fun(pp) - fun(pm) - fun(mp) + fun(mm)) / (4 * h[i] * h[j])
+    return hess
+
+
+def standard_errors(
+    neg_log_likelihood: Callable[[np.ndarray], float], params: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(standard errors, covariance) from the observed information in natural parameters."""
+    hess = numerical_hessian(neg_log_likelihood, params)
+    try:
+        cov = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        cov = np.full_like(hess, np.nan)
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.where(np.diag(cov) > 0, np.diag(cov), np.nan))
+    return se, cov
+
+
+# --- the model base -----------------------------------------------------------------------------
+
+
+class BTYDModel(Estimator):
+    """Base of the BTYD models: fitted state and the summary table.
+
+    Learned attributes after ``fit``: ``params_`` (a Series by parameter name),
+    ``standard_errors_``, ``covariance_``, ``log_likelihood_``, ``n_customers_`` (the sum of
+    weights), ``converged_`` and ``n_iter_``.
+    """
+
+    param_names: ClassVar[tuple[str, ...]] = ()
+    _constraints = {
+        "penalizer": Interval(0, None),
+        "max_iter": Interval(1, None, integer=True),
+    }
+
+    def __init__(self, penalizer: float = 0.0, max_iter: int = 1000) -> None:
+        self.penalizer = penalizer
+        self.max_iter = max_iter
+
+    def _penalty(self, log_params: np.ndarray) -> tuple[float, np.ndarray]:
+        """L2 penalty on the parameters (as lifetimes' ``penalizer_coef``) and its log-space gradient."""
+        if not self.penalizer:
+            return 0.0, np.zeros_like(log_params)
+        p = np.exp(log_params)
+        return self.penalizer * float(np.sum(p**2)), 2 * self.penalizer * p**2
+
+    def _store_fit(self, result: MLEResult, neg_ll_natural: Callable[[np.ndarray], float], n: float) -> None:
+        if not result.converged:
+            raise ConvergenceError(
+                f"{type(self).__name__}: maximum likelihood did not converge ({result.message}); "
+                "try a penalizer > 0 or check the input"
+            )
+        names = list(self.param_names)
+        at_bound = [n for n, v in zip(names, result.params, strict=True) if abs(np.log(v)) > LOG_BOUND - 0.01]
+        if at_bound:
+            raise ConvergenceError(
+                f"{type(self).__name__}: parameter(s) {', '.join(at_bound)} ran off to their bound "
+                f"({', '.join(f'{v:.3g}' for v in result.params)}): the data cannot identify the model "
+                "(too few customers or too little variation); fit more customers or use a penalizer > 0"
+            )
+        se, cov = standard_errors(neg_ll_natural, result.params)
+        if not self.penalizer and not np.all(np.isfinite(se)):
+            raise ConvergenceError(
+                f"{type(self).__name__}: the likelihood is flat at the estimate "
+                f"({', '.join(f'{v:.3g}' for v in result.params)}): the data cannot identify the model "
+                "(too few customers or too little variation); fit more customers or use a penalizer > 0"
+            )
+        self.params_ = pd.Series(result.params, index=names, name="estimate")
+        self.standard_errors_ = pd.Series(se, index=names, name="se")
+        self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
+        self.log_likelihood_ = -float(neg_ll_natural(result.params))
+        self.n_customers_ = float(n)
+        self.converged_ = result.converged
+        self.n_iter_ = result.n_iter
+
+    def summary(self) -> pd.DataFrame:
+        """Estimates with standard errors and 95% intervals; the log-likelihood, the number of
+        customers and the AIC are in ``.attrs``."""
+        self._check_fitted()
+        out = pd.DataFrame({"estimate": self.params_, "se": self.standard_errors_})
+        out["lower 95%"] = out["estimate"] - 1.96 * out["se"]
+        out["upper 95%"] = out["estimate"] + 1.96 * out["se"]
+        out.attrs.update(
+            log_likelihood=self.log_likelihood_,
+            n_customers=self.n_customers_,
+            aic=2 * len(self.param_names) - 2 * self.log_likelihood_,
+        )
+        return out
+
+    def _params(self) -> tuple[float, ...]:
+        self._check_fitted()
+        return tuple(float(v) for v in self.params_)

@@ -1,0 +1,71 @@
+"""BG/NBD against Fader, Hardie & Lee (2005) on the CDNOW sample."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from microseg.errors import NotFittedError
+from microseg.models.clv import BGNBD, ConvergenceError
+
+pytestmark = pytest.mark.realdata
+
+PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+
+
+def with_params(params: dict) -> BGNBD:
+    model = BGNBD()
+    model.params_ = pd.Series(params)
+    return model
+
+
+@pytest.fixture(scope="module")
+def fitted(cdnow_summary) -> BGNBD:
+    d = cdnow_summary
+    return BGNBD().fit(d.x, d.t_x, d["T"])
+
+
+def test_parameters_and_log_likelihood_match_the_paper(fitted):
+    for name, value in PUBLISHED.items():
+        assert fitted.params_[name] == pytest.approx(value, abs=5e-4), name
+    assert fitted.log_likelihood_ == pytest.approx(-9582.4, abs=0.05)
+    summary = fitted.summary()
+    assert list(summary.columns) == ["estimate", "se", "lower 95%", "upper 95%"]
+    assert (summary.se > 0).all() and summary.attrs["n_customers"] == 2357
+
+
+def test_customer_one_expects_1_226_purchases_in_39_weeks(fitted):
+    assert fitted.predict_purchases(39, 2, 30.43, 38.86)[0] == pytest.approx(1.226, abs=5e-4)
+
+
+def test_new_customer_expectations(fitted):
+    published = with_params(PUBLISHED).expected_purchases_new([1, 3, 6])
+    np.testing.assert_allclose(published, [0.0533, 0.1509, 0.2808], atol=5e-5)
+    np.testing.assert_allclose(fitted.expected_purchases_new([1, 3, 6]), published, rtol=3e-3)
+
+
+def test_probability_alive_is_one_for_one_time_buyers_and_falls_with_recency(fitted):
+    p = fitted.probability_alive([0, 3, 3], [0, 38, 5], [38.86, 38.86, 38.86])
+    assert p[0] == 1.0 and 0 < p[2] < p[1] < 1
+
+
+def test_compressed_weights_give_the_same_fit(cdnow_summary, fitted):
+    rows = cdnow_summary.groupby(["x", "t_x", "T"]).size().reset_index(name="n")
+    model = BGNBD().fit(rows.x, rows.t_x, rows["T"], weights=rows.n)
+    np.testing.assert_allclose(model.params_, fitted.params_, rtol=1e-6)
+
+
+def test_bad_input_and_degenerate_data_fail_clearly():
+    with pytest.raises(NotFittedError, match="call fit"):
+        BGNBD().probability_alive([1], [1], [2])
+    with pytest.raises(ValueError, match="recency vector are larger than T"):
+        BGNBD().fit([1, 2], [5, 3], [4, 4])
+    with pytest.raises(ValueError, match="frequency is 0|frequency 0"):
+        BGNBD().fit([0, 0], [0, 0], [4, 5])
+    with pytest.raises(ValueError, match="missing or infinite"):
+        BGNBD().fit([1, np.nan], [1, 1], [4, 4])
+    with pytest.raises(ValueError, match="parameter 'penalizer' must be >= 0"):
+        BGNBD(penalizer=-1).fit([1], [1], [2])
+    with pytest.raises(ConvergenceError, match="cannot identify"):
+        BGNBD().fit([2], [3.0], [4.0])
