@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from microseg.features.rfm import rfm_scores, rfm_summary
 from microseg.features.summary import customer_summary
 from microseg.project import Project
 from microseg.schema import EVENT_TYPES, EVENTS
@@ -64,7 +65,8 @@ def normalized(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def summaries_on_both(warehouse, spark, tmp_path, as_of: dt.date):
+def on_both_engines(warehouse, spark, tmp_path, build) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``build(events, customers)`` evaluated on DuckDB and on Spark, rows in the same order."""
     import ibis
 
     spark_con = ibis.pyspark.connect(spark)
@@ -73,9 +75,19 @@ def summaries_on_both(warehouse, spark, tmp_path, as_of: dt.date):
         path = tmp_path / f"{name}.parquet"
         warehouse.sql(f"COPY {name} TO '{path}' (FORMAT parquet)")
         tables[name] = spark_con.read_parquet(str(path))
-    on_duckdb = customer_summary(warehouse.table("events"), as_of, warehouse.table("customers")).to_pandas()
-    on_spark = customer_summary(tables["events"], as_of, tables["customers"]).to_pandas()
+    on_duckdb = build(warehouse.table("events"), warehouse.table("customers")).to_pandas()
+    on_spark = build(tables["events"], tables["customers"]).to_pandas()
     return normalized(on_duckdb), normalized(on_spark[on_duckdb.columns])
+
+
+def summaries_on_both(warehouse, spark, tmp_path, as_of: dt.date):
+    return on_both_engines(warehouse, spark, tmp_path, lambda e, c: customer_summary(e, as_of, c))
+
+
+def rfm_on_both(warehouse, spark, tmp_path, as_of: dt.date, period: str):
+    return on_both_engines(
+        warehouse, spark, tmp_path, lambda e, _: rfm_scores(rfm_summary(e, as_of, period), as_of)
+    )
 
 
 def test_summary_parity_on_events_of_every_type(warehouse, spark, tmp_path):
@@ -92,6 +104,9 @@ def test_summary_parity_on_events_of_every_type(warehouse, spark, tmp_path):
     silent = duck[duck.customer_id.isin([f"c{i}" for i in range(800, 900)])]
     assert len(silent) == 42 and (silent.orders == 0).all() and silent.first_event_at.isna().all()
     assert duck["revenue"].map(type).eq(Decimal).all()
+    pd.testing.assert_frame_equal(duck, spk, check_dtype=False)
+    duck, spk = rfm_on_both(warehouse, spark, tmp_path, dt.date(2023, 10, 1), "week")
+    assert len(duck) > 700 and duck.frequency.sum() > 1000
     pd.testing.assert_frame_equal(duck, spk, check_dtype=False)
 
 
@@ -121,6 +136,9 @@ def test_summary_parity_on_online_retail(warehouse, spark, tmp_path):
     import_file(warehouse, source, path)
     duck, spk = summaries_on_both(warehouse, spark, tmp_path, dt.date(2011, 12, 9))
     assert len(duck) == 4_372
+    pd.testing.assert_frame_equal(duck, spk, check_dtype=False)
+    duck, spk = rfm_on_both(warehouse, spark, tmp_path, dt.date(2011, 12, 9), "day")
+    assert len(duck) == 4_339  # customers with a purchase (the rest only cancelled)
     pd.testing.assert_frame_equal(duck, spk, check_dtype=False)
 
 

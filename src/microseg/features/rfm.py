@@ -1,0 +1,112 @@
+"""RFM: the recency-frequency-monetary summary the CLV models read, and RFM scores and segments.
+
+Computed in Ibis, so it runs on DuckDB and Spark alike. Conventions (those of the BTYD papers):
+
+* a *transaction* is a calendar day with at least one purchase: purchases on the same day merge
+  and their amounts add up;
+* ``frequency`` is the number of repeat transactions (transactions after the first);
+* ``recency`` is the customer's age at their last transaction, ``T`` their age on the as-of
+  date, both in days from the first transaction divided by the period (``day`` = 1, ``week`` = 7);
+* ``monetary_value`` is the mean amount of the repeat transactions (0 without repeats).
+
+Only purchases count (refunds and cancellations do not change the buying pattern); events after
+the as-of day are ignored, so a summary for a past date is exactly what was known on that date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import ibis.expr.types as ir
+
+from microseg.features.summary import events_until
+
+PERIOD_DAYS = {"day": 1, "week": 7}
+
+#: RFM segment of each (recency score, frequency score) cell; scores run 1 (worst) to 5 (best).
+RFM_SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
+    # frequency score:  1                  2                     3                     4                  5
+    5: ("new", "promising", "potential_loyalist", "champions", "champions"),
+    4: ("promising", "potential_loyalist", "loyal", "champions", "champions"),
+    3: ("about_to_sleep", "need_attention", "loyal", "loyal", "loyal"),
+    2: ("hibernating", "about_to_sleep", "at_risk", "at_risk", "cant_lose_them"),
+    1: ("lost", "hibernating", "at_risk", "cant_lose_them", "cant_lose_them"),
+}
+RFM_SEGMENTS = tuple(dict.fromkeys(s for row in RFM_SEGMENT_GRID.values() for s in row))
+
+
+def transactions(events: ir.Table, as_of: dt.date) -> ir.Table:
+    """One row per customer and day with purchases: ``customer_id, day, amount``."""
+    e = events_until(events, as_of)
+    e = e.filter(e.event_type == "purchase")
+    return e.group_by([e.customer_id, e.ts.date().name("day")]).aggregate(amount=e.amount.sum())
+
+
+def rfm_summary(events: ir.Table, as_of: dt.date, period: str = "day") -> ir.Table:
+    """Per buying customer: ``frequency, recency, T, monetary_value`` and the plain totals
+    ``first_purchase, last_purchase, transactions, total_spend``.
+
+    >>> import ibis, datetime as dt
+    >>> events = ibis.memtable({
+    ...     "customer_id": ["a", "a", "a", "b"], "event_type": ["purchase"] * 4,
+    ...     "ts": [dt.datetime(2024, 1, 1, 9), dt.datetime(2024, 1, 1, 17), dt.datetime(2024, 1, 8), dt.datetime(2024, 1, 10)],
+    ...     "amount": [10.0, 5.0, 20.0, 7.0]})
+    >>> rfm = rfm_summary(events, dt.date(2024, 1, 15), "week").order_by("customer_id").to_pandas()
+    >>> rfm[["customer_id", "frequency", "recency", "T", "monetary_value"]].values.tolist()
+    [['a', 1, 1.0, 2.0, 20.0], ['b', 0, 0.0, 0.7142857142857143, 0.0]]
+    """
+    if period not in PERIOD_DAYS:
+        raise ValueError(f"period must be one of {', '.join(PERIOD_DAYS)}, got {period!r}")
+    days = transactions(events, as_of)
+    first = days.group_by("customer_id").aggregate(first_day=days.day.min())
+    joined = days.join(first, "customer_id")
+    per = joined.group_by("customer_id").aggregate(
+        first_purchase=joined.first_day.min(),
+        last_purchase=joined.day.max(),
+        transactions=joined.day.count(),
+        total_spend=joined.amount.sum().cast("float64"),
+        repeat_spend=joined.amount.sum(where=joined.day > joined.first_day).cast("float64"),
+    )
+    unit = float(PERIOD_DAYS[period])
+    end = ibis.literal(as_of, type="date")
+    frequency = (per.transactions - 1).cast("int64")
+    return per.select(
+        "customer_id",
+        frequency=frequency,
+        recency=per.last_purchase.delta(per.first_purchase, unit="day").cast("float64") / unit,
+        T=end.delta(per.first_purchase, unit="day").cast("float64") / unit,
+        monetary_value=ibis.ifelse(frequency > 0, per.repeat_spend.fill_null(0.0) / frequency, 0.0),
+        first_purchase=per.first_purchase,
+        last_purchase=per.last_purchase,
+        transactions=per.transactions,
+        total_spend=per.total_spend,
+    )
+
+
+def rfm_scores(summary: ir.Table, as_of: dt.date) -> ir.Table:
+    """RFM scores 1-5 by quintile of days since the last purchase (fewer is better), number of
+    transactions and total spend, and the named segment of the (R, F) cell.
+
+    Scores come from percent ranks, so equal values always get equal scores on every engine.
+    """
+    end = ibis.literal(as_of, type="date")
+    days_since = end.delta(summary.last_purchase, unit="day")
+    scored = summary.mutate(days_since_last=days_since)
+
+    def score(column: ir.Column, descending: bool = False) -> ir.IntegerColumn:
+        key = column.desc() if descending else column.asc()
+        rank = ibis.percent_rank().over(order_by=key)
+        return (rank * 5).floor().clip(upper=4).cast("int64") + 1
+
+    scored = scored.mutate(
+        r_score=score(scored.days_since_last, descending=True),
+        f_score=score(scored.transactions),
+        m_score=score(scored.total_spend),
+    )
+    cases = [
+        ((scored.r_score == r) & (scored.f_score == f + 1), segment)
+        for r, row in RFM_SEGMENT_GRID.items()
+        for f, segment in enumerate(row)
+    ]
+    return scored.mutate(rfm_segment=ibis.cases(*cases, else_="lost"))
