@@ -110,3 +110,29 @@ def rfm_scores(summary: ir.Table, as_of: dt.date) -> ir.Table:
         for f, segment in enumerate(row)
     ]
     return scored.mutate(rfm_segment=ibis.cases(*cases, else_="lost"))
+
+
+def calibration_holdout(
+    events: ir.Table, calibration_end: dt.date, observation_end: dt.date, period: str = "day"
+) -> ir.Table:
+    """RFM of the calibration period plus what each customer did in the holdout period.
+
+    Customers whose first purchase is on or before ``calibration_end`` get the calibration RFM
+    (``frequency, recency, T, monetary_value``), ``holdout_transactions`` (transaction days in
+    ``(calibration_end, observation_end]``) and ``holdout_duration`` in period units.
+    """
+    if observation_end <= calibration_end:
+        raise ValueError(
+            f"observation_end ({observation_end}) must be after calibration_end ({calibration_end})"
+        )
+    calibration = rfm_summary(events, calibration_end, period)
+    later = transactions(events, observation_end)
+    holdout = later.filter(later.day > ibis.literal(calibration_end, type="date"))
+    counts = holdout.group_by("customer_id").aggregate(holdout_transactions=holdout.day.count())
+    joined = calibration.left_join(counts, "customer_id")
+    duration = (observation_end - calibration_end).days / PERIOD_DAYS[period]
+    return joined.select(
+        *[c for c in calibration.columns],
+        holdout_transactions=joined.holdout_transactions.fill_null(0),
+        holdout_duration=ibis.literal(duration, type="float64"),
+    )
