@@ -31,7 +31,7 @@ def project(tmp_path):
 
 def test_new_project_is_empty_and_says_what_to_do(project):
     assert project.status() == dict.fromkeys(
-        ("events", "customers", "products", "quarantine", "imports", "customer_summary"), 0
+        ("events", "customers", "products", "quarantine", "imports", "customer_summary", "customer_values"), 0
     )
     with pytest.raises(MicrosegError, match="run `microseg import` first"):
         project.run()

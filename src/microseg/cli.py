@@ -129,8 +129,18 @@ def _run_pipeline(project: Project, as_of: dt.date | None) -> None:
         result = project.run(as_of, on_step=on_step)
     console.print(
         f"Pipeline as of [bold]{result.as_of}[/] on {result.backend}: "
-        f"{result.customers:,} customers in {result.seconds:.1f} s"
+        f"{result.customers:,} customers ({result.valued:,} with purchases valued) in {result.seconds:.1f} s"
     )
+    fits = project.model_fits(result.as_of)
+    if not fits.empty:
+        table = Table(title="Fitted models")
+        for col in ("model", "parameter", "estimate", "se"):
+            table.add_column(col, justify="left" if col in ("model", "parameter") else "right")
+        for r in fits.itertuples():
+            table.add_row(r.model, r.parameter, f"{r.estimate:.4g}", f"{r.se:.3g}")
+        console.print(table)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -194,6 +204,43 @@ def demo(
         f"Demo finished in {time.perf_counter() - started:.1f} s: {len(summary):,} customers with "
         f"{int(summary['orders'].sum()):,} orders. Project: {project.root}"
     )
+
+
+@app.command()
+def values(
+    top: Annotated[int, typer.Option(help="Customers to show, highest CLV first.")] = 10,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Run date (default: the latest).")] = None,
+) -> None:
+    """Show the most valuable customers: RFM segment, P(alive), expected purchases and CLV."""
+    with Project(state.project_dir) as project:
+        frame = project.customer_values(_parse_date(as_of))
+    if frame.empty:
+        console.print("No customer has bought anything yet.")
+        return
+    frame = frame.sort_values(["clv", "total_spend"], ascending=False, na_position="last").head(top)
+    table = Table(title=f"Customer values as of {frame.as_of.iloc[0]:%Y-%m-%d}")
+    columns = (
+        "customer_id",
+        "rfm_segment",
+        "transactions",
+        "total_spend",
+        "p_alive",
+        "expected_purchases",
+        "clv",
+    )
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("customer_id", "rfm_segment") else "right")
+    for r in frame.itertuples():
+        table.add_row(
+            r.customer_id,
+            r.rfm_segment,
+            f"{r.transactions:,}",
+            f"{r.total_spend:,.2f}",
+            f"{r.p_alive:.2f}",
+            f"{r.expected_purchases:.2f}",
+            f"{r.clv:,.2f}",
+        )
+    console.print(table)
 
 
 @app.command()

@@ -79,6 +79,22 @@ ENGINE_SETTINGS: tuple[Setting, ...] = (
     _s("threads", int, 0, "DuckDB worker threads; 0 lets DuckDB use every core."),
 )
 
+#: ``[clv]`` settings: the customer value models.
+CLV_SETTINGS: tuple[Setting, ...] = (
+    _s("period", str, "week", "Time unit of recency and T for the BTYD models.", ("day", "week")),
+    _s(
+        "model",
+        str,
+        "bgnbd",
+        "Model of repeat buying: BG/NBD, Pareto/NBD or MBG/NBD.",
+        ("bgnbd", "paretonbd", "mbgnbd"),
+    ),
+    _s("horizon_months", int, 12, "Months of future spend in the CLV."),
+    _s("discount_rate", float, 0.01, "Monthly discount rate of the CLV."),
+    _s("purchases_days", int, 90, "Horizon of expected_purchases, in days."),
+    _s("penalizer", float, 0.0, "L2 penalty on the model parameters (0: plain maximum likelihood)."),
+)
+
 #: ``[sources.<name>]`` settings, one table per source.
 SOURCE_SETTINGS: tuple[Setting, ...] = (
     _s("path", str, _REQUIRED, "File or glob pattern (CSV, Parquet, JSON lines), relative to the project."),
@@ -172,6 +188,16 @@ class SourceConfig:
 
 
 @dataclass(frozen=True)
+class ClvConfig:
+    period: str = "week"
+    model: str = "bgnbd"
+    horizon_months: int = 12
+    discount_rate: float = 0.01
+    purchases_days: int = 90
+    penalizer: float = 0.0
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     root: Path
     name: str
@@ -182,6 +208,7 @@ class ProjectConfig:
     spark_master: str
     threads: int
     sources: dict[str, SourceConfig]
+    clv: ClvConfig = field(default_factory=ClvConfig)
     file: Path | None = None
 
 
@@ -225,6 +252,8 @@ def _read_section(data: Any, settings: tuple[Setting, ...], prefix: str, file: s
             continue
         value = data[s.name]
         types = s.type if isinstance(s.type, tuple) else (s.type,)
+        if float in types:
+            types = (*types, int)  # `rate = 0` is an integer in TOML
         ok = isinstance(value, types) and not (bool not in types and isinstance(value, bool))
         if not ok:
             raise ConfigError(f"must be {_type_name(s.type)}, got {value!r}", key=key, file=file)
@@ -374,7 +403,7 @@ def parse_source(name: str, data: Any, file: str | None = None) -> SourceConfig:
     )
 
 
-SECTIONS = {"project": PROJECT_SETTINGS, "engine": ENGINE_SETTINGS, "sources": None}
+SECTIONS = {"project": PROJECT_SETTINGS, "engine": ENGINE_SETTINGS, "clv": CLV_SETTINGS, "sources": None}
 
 
 def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> ProjectConfig:
@@ -394,6 +423,14 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
     sources = {name: parse_source(name, body, file) for name, body in sources_data.items()}
     if engine["threads"] < 0:
         raise ConfigError("must be 0 or more", key="engine.threads", file=file)
+    clv = _read_section(data.get("clv", {}), CLV_SETTINGS, "clv", file)
+    for name in ("horizon_months", "purchases_days"):
+        if clv[name] < 1:
+            raise ConfigError("must be 1 or more", key=f"clv.{name}", file=file)
+    for name in ("discount_rate", "penalizer"):
+        clv[name] = float(clv[name])
+        if clv[name] < 0:
+            raise ConfigError("must be 0 or more", key=f"clv.{name}", file=file)
     return ProjectConfig(
         root=root,
         name=project["name"] or root.name,
@@ -404,6 +441,7 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
         spark_master=engine["spark_master"],
         threads=engine["threads"],
         sources=sources,
+        clv=ClvConfig(**clv),
         file=Path(file) if file else None,
     )
 
@@ -432,6 +470,7 @@ def all_settings() -> list[tuple[str, Setting]]:
     """Every documented setting with its full dotted name (for docs and the docs test)."""
     out = [(f"project.{s.name}", s) for s in PROJECT_SETTINGS]
     out += [(f"engine.{s.name}", s) for s in ENGINE_SETTINGS]
+    out += [(f"clv.{s.name}", s) for s in CLV_SETTINGS]
     out += [(f"sources.<name>.{s.name}", s) for s in SOURCE_SETTINGS]
     return out
 

@@ -24,7 +24,8 @@ from microseg.config import CONFIG_FILE, ProjectConfig, load_config
 from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import ConfigError, MicrosegError
 from microseg.features.summary import customer_summary
-from microseg.schema import CUSTOMER_SUMMARY
+from microseg.features.values import rfm_table, value_customers
+from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS
 from microseg.sources.files import ImportResult, import_source
 
 TEMPLATE = """\
@@ -54,7 +55,9 @@ class RunResult:
     backend: str
     customers: int
     seconds: float
+    valued: int = 0  # buying customers with RFM and CLV values
     steps: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Project:
@@ -183,35 +186,46 @@ class Project:
         return tables
 
     def run(self, as_of: dt.date | None = None, *, on_step: StepCallback | None = None) -> RunResult:
-        """Run the pipeline as of ``as_of`` (default: ``analysis_date()``) and store the results."""
+        """Run the pipeline as of ``as_of`` (default: ``analysis_date()``) and store the results:
+        the customer summary, then RFM and CLV values."""
         started = time.perf_counter()
         as_of = as_of or self.analysis_date()
-        steps: dict[str, float] = {}
-        plan = ["customer summary"]
-
-        def step(i: int, name: str) -> None:
-            if on_step:
-                on_step(name, i, len(plan))
-
-        step(0, plan[0])
-        t = time.perf_counter()
+        result = RunResult(as_of, self.config.backend, 0, 0.0)
         events, customers = self._tables("events", "customers")
-        count = self._store(CUSTOMER_SUMMARY, customer_summary(events, as_of, customers), as_of)
-        steps[plan[0]] = time.perf_counter() - t
-        step(1, "done")
-        return RunResult(as_of, self.config.backend, count, time.perf_counter() - started, steps)
+        steps = [
+            ("customer summary", lambda: self._run_summary(events, customers, as_of, result)),
+            ("customer values", lambda: self._run_values(events, as_of, result)),
+        ]
+        for i, (name, work) in enumerate(steps):
+            if on_step:
+                on_step(name, i, len(steps))
+            t = time.perf_counter()
+            work()
+            result.steps[name] = time.perf_counter() - t
+        if on_step:
+            on_step("done", len(steps), len(steps))
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _run_summary(self, events, customers, as_of: dt.date, result: RunResult) -> None:
+        result.customers = self._store(CUSTOMER_SUMMARY, customer_summary(events, as_of, customers), as_of)
+
+    def _run_values(self, events, as_of: dt.date, result: RunResult) -> None:
+        rfm = rfm_table(events, as_of, self.config.clv.period).to_pandas()
+        valuation = value_customers(rfm, as_of, self.config.clv)
+        where = f"as_of = DATE '{as_of.isoformat()}'"
+        frame = valuation.values.assign(as_of=as_of)
+        result.valued = self.warehouse.replace_frame(CUSTOMER_VALUES, frame, where)
+        if not valuation.fits.empty:
+            self.warehouse.replace_frame(MODEL_FITS, valuation.fits, where)
+        result.warnings += valuation.warnings
 
     def _store(self, table, expr, as_of: dt.date) -> int:
         """Replace the rows of ``as_of`` in ``table`` by the result of ``expr``."""
-        wh = self.warehouse
         where = f"as_of = DATE '{as_of.isoformat()}'"
         if self.config.backend == "duckdb":
-            return wh.replace_rows(table, expr, where=where)
-        wh.con.register("__result", expr.to_pyarrow())  # computed on Spark, stored here
-        try:
-            return wh.replace_rows(table, wh.ibis.table("__result"), where=where)
-        finally:
-            wh.con.unregister("__result")
+            return self.warehouse.replace_rows(table, expr, where=where)
+        return self.warehouse.replace_frame(table, expr.to_pyarrow(), where)  # computed on Spark
 
     # -- answers ------------------------------------------------------------------------------
     def status(self) -> dict[str, int]:
@@ -219,17 +233,38 @@ class Project:
         wh = self.warehouse
         return {
             name: wh.count(name)
-            for name in ("events", "customers", "products", "quarantine", "imports", "customer_summary")
+            for name in (
+                "events",
+                "customers",
+                "products",
+                "quarantine",
+                "imports",
+                "customer_summary",
+                "customer_values",
+            )
         }
+
+    def _snapshot(self, table: str, as_of: dt.date | None) -> pd.DataFrame:
+        wh = self.warehouse
+        if as_of is None:
+            as_of = wh.fetch(f"SELECT max(as_of) FROM {table}")[0][0]
+            if as_of is None:
+                raise MicrosegError("no pipeline run is stored yet; run `microseg run` first")
+        return wh.fetch_df(f"SELECT * FROM {table} WHERE as_of = ? ORDER BY customer_id", [as_of])
 
     def customer_summary(self, as_of: dt.date | None = None) -> pd.DataFrame:
         """The stored per-customer summary of a run (the latest when ``as_of`` is None)."""
+        return self._snapshot("customer_summary", as_of)
+
+    def customer_values(self, as_of: dt.date | None = None) -> pd.DataFrame:
+        """RFM, scores and CLV predictions per buying customer (the latest run when None)."""
+        return self._snapshot("customer_values", as_of)
+
+    def model_fits(self, as_of: dt.date | None = None) -> pd.DataFrame:
+        """Fitted model parameters with standard errors (the latest run when None)."""
         wh = self.warehouse
-        if as_of is None:
-            as_of = wh.fetch("SELECT max(as_of) FROM customer_summary")[0][0]
-            if as_of is None:
-                raise MicrosegError("no pipeline run is stored yet; run `microseg run` first")
-        return wh.fetch_df("SELECT * FROM customer_summary WHERE as_of = ? ORDER BY customer_id", [as_of])
+        as_of = as_of or wh.fetch("SELECT max(as_of) FROM model_fits")[0][0]
+        return wh.fetch_df("SELECT * FROM model_fits WHERE as_of = ? ORDER BY model, parameter", [as_of])
 
     def quarantine(self, source: str | None = None, limit: int | None = None) -> pd.DataFrame:
         """Quarantined rows with their reasons, newest import first."""

@@ -209,8 +209,59 @@ CUSTOMER_SUMMARY = Table(
     key=("customer_id", "as_of"),
 )
 
+CUSTOMER_VALUES = Table(
+    "customer_values",
+    (
+        Column("customer_id", "VARCHAR", True, ""),
+        Column("as_of", "DATE", True, "last day of events included"),
+        Column("first_purchase", "DATE", True, "day of the first purchase"),
+        Column("last_purchase", "DATE", True, "day of the last purchase"),
+        Column(
+            "transactions", "BIGINT", True, "days with a purchase (same-day purchases are one transaction)"
+        ),
+        Column("total_spend", "DOUBLE", True, "money of all purchases"),
+        Column("average_transaction", "DOUBLE", True, "total_spend / transactions"),
+        Column("tenure_days", "BIGINT", True, "days from the first purchase to the as-of date"),
+        Column("days_since_last", "BIGINT", True, "days from the last purchase to the as-of date"),
+        Column("frequency", "BIGINT", True, "repeat transactions (BTYD input)"),
+        Column("recency", "DOUBLE", True, "age at the last transaction, in clv.period units (BTYD input)"),
+        Column("T", "DOUBLE", True, "age on the as-of date, in clv.period units (BTYD input)"),
+        Column("monetary_value", "DOUBLE", True, "mean money of repeat transactions (Gamma-Gamma input)"),
+        Column("r_score", "INTEGER", True, "recency quintile score, 5 = most recent"),
+        Column("f_score", "INTEGER", True, "frequency quintile score, 5 = most transactions"),
+        Column("m_score", "INTEGER", True, "monetary quintile score, 5 = highest total spend"),
+        Column("rfm_segment", "VARCHAR", True, "named RFM segment of the (r_score, f_score) cell"),
+        Column("p_alive", "DOUBLE", False, "probability the customer is still active (BTYD model)"),
+        Column("churn_risk", "DOUBLE", False, "1 - p_alive"),
+        Column(
+            "expected_purchases", "DOUBLE", False, "expected transactions in the next clv.purchases_days days"
+        ),
+        Column("expected_spend", "DOUBLE", False, "expected money per future transaction (Gamma-Gamma)"),
+        Column("clv", "DOUBLE", False, "discounted expected spend over the next clv.horizon_months months"),
+    ),
+    "Per buying customer, as of a date: RFM, scores and CLV predictions. Predictions are empty when "
+    "the models cannot be fitted (see the run's warnings).",
+    key=("customer_id", "as_of"),
+)
+
+MODEL_FITS = Table(
+    "model_fits",
+    (
+        Column("as_of", "DATE", True, ""),
+        Column("model", "VARCHAR", True, "model name, e.g. BGNBD or GammaGamma"),
+        Column("parameter", "VARCHAR", True, ""),
+        Column("estimate", "DOUBLE", True, ""),
+        Column("se", "DOUBLE", False, "standard error"),
+        Column("log_likelihood", "DOUBLE", True, "of the whole fit"),
+        Column("n_customers", "DOUBLE", True, "customers the model was fitted on"),
+    ),
+    "Fitted parameters of every model of every run.",
+    key=("as_of", "model", "parameter"),
+)
+
 TABLES: dict[str, Table] = {
-    t.name: t for t in (EVENTS, CUSTOMERS, PRODUCTS, QUARANTINE, IMPORTS, CUSTOMER_SUMMARY)
+    t.name: t
+    for t in (EVENTS, CUSTOMERS, PRODUCTS, QUARANTINE, IMPORTS, CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS)
 }
 
 #: The tables a source can write to, by source kind.

@@ -88,6 +88,15 @@ class DuckDBWarehouse:
             raise
         return inserted
 
+    def replace_frame(self, table: Table, frame, where: str | None = None) -> int:
+        """``replace_rows`` from a pandas DataFrame or Arrow table."""
+        name = "__frame_" + table.name
+        self.con.register(name, frame)
+        try:
+            return self.replace_rows(table, self.ibis.table(name), where)
+        finally:
+            self.con.unregister(name)
+
     # -- raw SQL -----------------------------------------------------------------------------
     def sql(self, statement: str, params: list[Any] | None = None) -> None:
         self.con.execute(statement, params or [])

@@ -43,7 +43,7 @@ def as_array(values, name: str) -> np.ndarray:
     return array
 
 
-def _positions(mask: np.ndarray) -> str:
+def positions(mask: np.ndarray) -> str:
     idx = np.flatnonzero(mask)
     shown = ", ".join(str(i) for i in idx[:5])
     return f"{len(idx)} customer(s), first at position(s) {shown}"
@@ -60,17 +60,17 @@ def check_rfm(frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if len(x) == 0:
         raise ValueError("no customers: frequency, recency and T are empty")
     if np.any(x < 0) or np.any(x != np.round(x)):
-        raise ValueError(f"frequency must be whole numbers >= 0: {_positions((x < 0) | (x != np.round(x)))}")
+        raise ValueError(f"frequency must be whole numbers >= 0: {positions((x < 0) | (x != np.round(x)))}")
     if np.any(t_x < 0):
-        raise ValueError(f"recency must be >= 0: {_positions(t_x < 0)}")
-    if np.any(T <= 0):
-        raise ValueError(f"T must be > 0: {_positions(T <= 0)}")
+        raise ValueError(f"recency must be >= 0: {positions(t_x < 0)}")
+    if np.any(T < 0):  # T = 0: first purchase on the last day; no information yet, but valid
+        raise ValueError(f"T must be >= 0: {positions(T < 0)}")
     if np.any(t_x > T * (1 + 1e-9)):
         raise ValueError(
-            f"Some values in recency vector are larger than T vector: {_positions(t_x > T * (1 + 1e-9))}"
+            f"Some values in recency vector are larger than T vector: {positions(t_x > T * (1 + 1e-9))}"
         )
     if np.any((x == 0) & (t_x != 0)):
-        raise ValueError(f"recency must be 0 where frequency is 0: {_positions((x == 0) & (t_x != 0))}")
+        raise ValueError(f"recency must be 0 where frequency is 0: {positions((x == 0) & (t_x != 0))}")
     return x, t_x, T
 
 
@@ -81,10 +81,30 @@ def check_weights(weights, n: int) -> np.ndarray:
     if len(w) != n:
         raise ValueError(f"weights must have one value per customer ({n}), got {len(w)}")
     if np.any(w < 0):
-        raise ValueError(f"weights must be >= 0: {_positions(w < 0)}")
+        raise ValueError(f"weights must be >= 0: {positions(w < 0)}")
     if w.sum() <= 0:
         raise ValueError("weights sum to 0: there is nothing to fit")
     return w
+
+
+def unique_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """(distinct rows as columns, index of each row's distinct row), distinct rows in order of
+    first appearance. One hash factorisation per column, combined into a single integer key:
+    fast on millions of rows."""
+    n = len(columns[0])
+    key = np.zeros(n, dtype=np.int64)
+    size = 1
+    for column in columns:
+        codes, uniques = pd.factorize(column)
+        if size * max(len(uniques), 1) >= 2**62:  # keep the combined key inside int64
+            key, distinct = pd.factorize(key)
+            size = len(distinct)
+        key = key * len(uniques) + codes
+        size *= max(len(uniques), 1)
+    codes, distinct = pd.factorize(key)
+    first = np.empty(len(distinct), dtype=np.int64)
+    first[codes[::-1]] = np.arange(n - 1, -1, -1)
+    return [np.asarray(column, dtype=float)[first] for column in columns], codes
 
 
 def compress(
@@ -95,17 +115,9 @@ def compress(
     Likelihoods are sums over customers, so customers with identical inputs contribute once,
     weighted; real data has many (every one-time buyer with the same T, for instance).
     """
-    frame = pd.DataFrame({f"c{i}": c for i, c in enumerate(columns)})
-    codes, uniques = (
-        pd.MultiIndex.from_frame(frame).factorize() if len(columns) > 1 else pd.factorize(frame["c0"])
-    )
-    w = np.ones(len(frame)) if weights is None else weights
-    summed = np.bincount(codes, weights=w, minlength=len(uniques))
-    if len(columns) > 1:
-        unique_cols = [np.asarray(uniques.get_level_values(i), dtype=float) for i in range(len(columns))]
-    else:
-        unique_cols = [np.asarray(uniques, dtype=float)]
-    return unique_cols, summed, codes
+    unique, codes = unique_rows(*columns)
+    w = np.ones(len(codes)) if weights is None else weights
+    return unique, np.bincount(codes, weights=w, minlength=len(unique[0])), codes
 
 
 # --- maximum likelihood ---------------------------------------------------------------------------
@@ -274,6 +286,18 @@ class BTYDModel(Estimator):
             aic=2 * len(self.param_names) - 2 * self.log_likelihood_,
         )
         return out
+
+    def _finite(self, values: np.ndarray, what: str) -> np.ndarray:
+        """Predictions, or a clear error instead of a silent NaN or infinity."""
+        if not np.all(np.isfinite(values)):
+            bad = np.flatnonzero(~np.isfinite(np.atleast_1d(values)))
+            params = ", ".join(f"{k}={v:.4g}" for k, v in self.params_.items())
+            raise ConvergenceError(
+                f"{type(self).__name__}: {what} is not finite for {len(bad)} input(s) (first at position "
+                f"{bad[0]}) with the fitted parameters ({params}); the fit is degenerate: fit more "
+                "customers or use a penalizer > 0"
+            )
+        return values
 
     def _params(self) -> tuple[float, ...]:
         self._check_fitted()

@@ -97,17 +97,21 @@ class BGNBD(BTYDModel):
         t = np.asarray(t, dtype=float)
         z = t / (alpha + T + t)
         bracket = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
-        return (a + b + x - 1) / (a - 1) * bracket / (1.0 + self._odds_dead(x, t_x, T))
+        with np.errstate(all="ignore"):
+            expected = (a + b + x - 1) / (a - 1) * bracket / (1.0 + self._odds_dead(x, t_x, T))
+        return self._finite(expected, "the expected number of purchases")
 
     def expected_purchases_new(self, t) -> np.ndarray:
         """Expected purchases by a new customer in (0, t]."""
         r, alpha, a, b = self._params()
         t = np.asarray(t, dtype=float)
-        return (
-            (a + b - 1)
-            / (a - 1)
-            * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t)))
-        )
+        with np.errstate(all="ignore"):
+            expected = (
+                (a + b - 1)
+                / (a - 1)
+                * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t)))
+            )
+        return self._finite(expected, "the expected number of purchases")
 
     def log_likelihood_per_customer(self, frequency, recency, T) -> np.ndarray:
         """Each customer's log-likelihood under the fitted parameters."""
