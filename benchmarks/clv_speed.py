@@ -136,16 +136,24 @@ def run_scan(workdir: Path) -> dict:
     started = time.perf_counter()
     con.execute(
         "SELECT customer_id, count(*), sum(amount), max(ts) FROM events GROUP BY customer_id"
-    ).fetch_arrow_table()
+    ).to_arrow_table()
     return {"seconds": time.perf_counter() - started}
 
 
 PARTS = {"microseg": run_microseg, "lifetimes": run_lifetimes, "scan": run_scan}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would include the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def child(part: str, workdir: Path) -> None:
     result = PARTS[part](workdir)
-    result["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["max_rss_mb"] = peak_rss_mb()
     print(json.dumps(result, default=float))
 
 
@@ -167,10 +175,11 @@ def main() -> None:
     for part in ("scan", "microseg", "lifetimes"):
         out = subprocess.run(
             [sys.executable, __file__, "--part", part, "--workdir", str(workdir)],
-            check=True,
             capture_output=True,
             text=True,
         )
+        if out.returncode:
+            sys.exit(f"{part} failed:\n{out.stderr}")
         results[part] = json.loads(out.stdout.strip().splitlines()[-1])
     ms, lt, scan = results["microseg"], results["lifetimes"], results["scan"]
     print(f"customers: {ms['customers']:,}  transactions: {ms['transactions']:,}")

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from microseg.features.rfm import RFM_SEGMENT_GRID, RFM_SEGMENTS, rfm_scores, rfm_summary
+from microseg.features.values import rfm_table
 from tests.conftest import shared_file
 
 CALIBRATION_END = dt.date(1997, 9, 30)
@@ -117,7 +118,8 @@ def test_scores_and_segments():
             )
     events = pd.DataFrame(rows, columns=["customer_id", "ts", "amount"]).assign(event_type="purchase")
     as_of = dt.date(2024, 6, 30)
-    scored = rfm_scores(rfm_summary(ibis.memtable(events), as_of), as_of).to_pandas()
+    scored = rfm_table(ibis.memtable(events), as_of, "day").to_pandas()
+    scored = scored.assign(**rfm_scores(scored.days_since_last, scored.transactions, scored.total_spend))
     assert len(scored) == n
     for col in ("r_score", "f_score", "m_score"):
         assert set(scored[col]) <= {1, 2, 3, 4, 5}

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microseg.features.rfm import rfm_scores, rfm_summary
 from microseg.features.summary import customer_summary
+from microseg.features.values import rfm_table
 from microseg.project import Project
 from microseg.schema import EVENT_TYPES, EVENTS
 from tests.conftest import shared_file
@@ -85,9 +85,7 @@ def summaries_on_both(warehouse, spark, tmp_path, as_of: dt.date):
 
 
 def rfm_on_both(warehouse, spark, tmp_path, as_of: dt.date, period: str):
-    return on_both_engines(
-        warehouse, spark, tmp_path, lambda e, _: rfm_scores(rfm_summary(e, as_of, period), as_of)
-    )
+    return on_both_engines(warehouse, spark, tmp_path, lambda e, _: rfm_table(e, as_of, period))
 
 
 def test_summary_parity_on_events_of_every_type(warehouse, spark, tmp_path):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from microseg.config import CONFIG_FILE, ProjectConfig, load_config
 from microseg.engine.duckdb import DuckDBWarehouse
@@ -211,11 +212,13 @@ class Project:
         result.customers = self._store(CUSTOMER_SUMMARY, customer_summary(events, as_of, customers), as_of)
 
     def _run_values(self, events, as_of: dt.date, result: RunResult) -> None:
-        rfm = rfm_table(events, as_of, self.config.clv.period).to_pandas()
+        rfm = rfm_table(events, as_of, self.config.clv.period).to_pyarrow()
         valuation = value_customers(rfm, as_of, self.config.clv)
         where = f"as_of = DATE '{as_of.isoformat()}'"
-        frame = valuation.values.assign(as_of=as_of)
-        result.valued = self.warehouse.replace_frame(CUSTOMER_VALUES, frame, where)
+        values = valuation.values.append_column(
+            "as_of", pa.array([as_of] * valuation.values.num_rows, pa.date32())
+        )
+        result.valued = self.warehouse.replace_frame(CUSTOMER_VALUES, values, where)
         if not valuation.fits.empty:
             self.warehouse.replace_frame(MODEL_FITS, valuation.fits, where)
         result.warnings += valuation.warnings

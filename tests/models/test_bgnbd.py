@@ -67,5 +67,7 @@ def test_bad_input_and_degenerate_data_fail_clearly():
         BGNBD().fit([1, np.nan], [1, 1], [4, 4])
     with pytest.raises(ValueError, match="parameter 'penalizer' must be >= 0"):
         BGNBD(penalizer=-1).fit([1], [1], [2])
+    with pytest.raises(ValueError, match="needs customers with at least 4 different inputs; got 1"):
+        BGNBD().fit([2, 2], [3.0, 3.0], [4.0, 4.0])
     with pytest.raises(ConvergenceError, match="cannot identify"):
-        BGNBD().fit([2], [3.0], [4.0])
+        BGNBD().fit([2, 0, 1, 5], [3.0, 0, 1, 4], [4.0, 4, 5, 6])

@@ -9,7 +9,7 @@ from scipy import optimize
 
 from microseg.errors import NotFittedError
 from microseg.models.clv.base import ConvergenceError
-from microseg.models.clv.gammagamma import GammaGamma
+from microseg.models.clv.gammagamma import GammaGamma, _SpendData
 
 PUBLISHED = {"p": 6.25, "q": 3.74, "v": 15.44}  # the paper's γ is v
 
@@ -61,8 +61,10 @@ def test_compressed_weights_give_the_same_fit(repeat_buyers, fitted):
 @pytest.mark.realdata
 def test_analytic_gradient_matches_finite_differences(repeat_buyers):
     x, m = repeat_buyers.x.to_numpy(float), repeat_buyers.zbar.to_numpy(float)
-    data = (x, m, np.ones(len(x)))
+    data = _SpendData.build(x, m, np.ones(len(x)))
     point = np.log([3.0, 2.5, 20.0])
+    value = GammaGamma._neg_log_likelihood(point, data)[0]
+    assert value == pytest.approx(-GammaGamma._log_likelihood_terms(np.exp(point), x, m).sum())
     analytic = GammaGamma._neg_log_likelihood(point, data)[1]
     numeric = optimize.approx_fprime(point, lambda z: GammaGamma._neg_log_likelihood(z, data)[0], 1e-7)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-4)

@@ -19,6 +19,7 @@ import datetime as dt
 
 import ibis
 import ibis.expr.types as ir
+import numpy as np
 
 from microseg.features.summary import events_until
 
@@ -34,6 +35,11 @@ RFM_SEGMENT_GRID: dict[int, tuple[str, str, str, str, str]] = {
     1: ("lost", "hibernating", "at_risk", "cant_lose_them", "cant_lose_them"),
 }
 RFM_SEGMENTS = tuple(dict.fromkeys(s for row in RFM_SEGMENT_GRID.values() for s in row))
+
+
+@ibis.udf.agg.builtin(name="min_by")
+def _min_by(arg: float, key: dt.date) -> float:
+    """``arg`` on the row with the smallest ``key``: built into DuckDB (arg_min) and Spark."""
 
 
 def transactions(events: ir.Table, as_of: dt.date) -> ir.Table:
@@ -59,14 +65,12 @@ def rfm_summary(events: ir.Table, as_of: dt.date, period: str = "day") -> ir.Tab
     if period not in PERIOD_DAYS:
         raise ValueError(f"period must be one of {', '.join(PERIOD_DAYS)}, got {period!r}")
     days = transactions(events, as_of)
-    first = days.group_by("customer_id").aggregate(first_day=days.day.min())
-    joined = days.join(first, "customer_id")
-    per = joined.group_by("customer_id").aggregate(
-        first_purchase=joined.first_day.min(),
-        last_purchase=joined.day.max(),
-        transactions=joined.day.count(),
-        total_spend=joined.amount.sum().cast("float64"),
-        repeat_spend=joined.amount.sum(where=joined.day > joined.first_day).cast("float64"),
+    per = days.group_by("customer_id").aggregate(
+        first_purchase=days.day.min(),
+        last_purchase=days.day.max(),
+        transactions=days.day.count(),
+        total_spend=days.amount.sum().cast("float64"),
+        first_spend=_min_by(days.amount.cast("float64"), days.day),
     )
     unit = float(PERIOD_DAYS[period])
     end = ibis.literal(as_of, type="date")
@@ -76,7 +80,7 @@ def rfm_summary(events: ir.Table, as_of: dt.date, period: str = "day") -> ir.Tab
         frequency=frequency,
         recency=per.last_purchase.delta(per.first_purchase, unit="day").cast("float64") / unit,
         T=end.delta(per.first_purchase, unit="day").cast("float64") / unit,
-        monetary_value=ibis.ifelse(frequency > 0, per.repeat_spend.fill_null(0.0) / frequency, 0.0),
+        monetary_value=ibis.ifelse(frequency > 0, (per.total_spend - per.first_spend) / frequency, 0.0),
         first_purchase=per.first_purchase,
         last_purchase=per.last_purchase,
         transactions=per.transactions,
@@ -84,32 +88,34 @@ def rfm_summary(events: ir.Table, as_of: dt.date, period: str = "day") -> ir.Tab
     )
 
 
-def rfm_scores(summary: ir.Table, as_of: dt.date) -> ir.Table:
+def percent_rank(values: np.ndarray, descending: bool = False) -> np.ndarray:
+    """SQL's ``percent_rank``: the share of other rows ranked strictly before, in [0, 1]."""
+    key = -np.asarray(values, dtype=float) if descending else np.asarray(values, dtype=float)
+    before = np.searchsorted(np.sort(key), key, side="left")
+    return before / max(len(key) - 1, 1)
+
+
+def rfm_scores(days_since_last, transactions, total_spend) -> dict[str, np.ndarray]:
     """RFM scores 1-5 by quintile of days since the last purchase (fewer is better), number of
     transactions and total spend, and the named segment of the (R, F) cell.
 
-    Scores come from percent ranks, so equal values always get equal scores on every engine.
+    Scores come from percent ranks, so equal values always get equal scores. They are computed
+    on the per-customer summary (one row per customer) where the models run, not in the engine:
+    a rank over all customers would funnel every row through one Spark task.
+
+    >>> scores = rfm_scores([1, 30, 400], [5, 2, 1], [500.0, 80.0, 20.0])
+    >>> scores["r_score"].tolist(), scores["rfm_segment"].tolist()
+    ([5, 3, 1], ['champions', 'loyal', 'lost'])
     """
-    end = ibis.literal(as_of, type="date")
-    days_since = end.delta(summary.last_purchase, unit="day")
-    scored = summary.mutate(days_since_last=days_since)
 
-    def score(column: ir.Column, descending: bool = False) -> ir.IntegerColumn:
-        key = column.desc() if descending else column.asc()
-        rank = ibis.percent_rank().over(order_by=key)
-        return (rank * 5).floor().clip(upper=4).cast("int64") + 1
+    def score(values, descending=False):
+        return np.minimum(np.floor(percent_rank(values, descending) * 5), 4).astype(np.int64) + 1
 
-    scored = scored.mutate(
-        r_score=score(scored.days_since_last, descending=True),
-        f_score=score(scored.transactions),
-        m_score=score(scored.total_spend),
-    )
-    cases = [
-        ((scored.r_score == r) & (scored.f_score == f + 1), segment)
-        for r, row in RFM_SEGMENT_GRID.items()
-        for f, segment in enumerate(row)
-    ]
-    return scored.mutate(rfm_segment=ibis.cases(*cases, else_="lost"))
+    r = score(days_since_last, descending=True)
+    f = score(transactions)
+    m = score(total_spend)
+    grid = np.array([RFM_SEGMENT_GRID[row] for row in range(1, 6)], dtype=object)
+    return {"r_score": r, "f_score": f, "m_score": m, "rfm_segment": grid[r - 1, f - 1]}
 
 
 def calibration_holdout(

@@ -1,9 +1,10 @@
 """Per-customer value: RFM, scores and the CLV models' predictions, as of a date.
 
-The RFM part is an Ibis expression (it runs on the configured engine); the models are fitted with
-NumPy on its result, which is one row per buying customer. When a model cannot be fitted (every
-customer bought once, too few customers...) the RFM columns are still produced, the prediction
-columns are left empty and the reason is returned as a warning; nothing fails silently.
+The RFM summary is an Ibis expression (it runs on the configured engine) with one row per buying
+customer; scores and models run with NumPy on its columns, and the result is an Arrow table
+ready to store. When a model cannot be fitted (every customer bought once, too few customers...)
+the RFM columns are still produced, the prediction columns are left empty and the reason is
+returned as a warning; nothing fails silently.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from microseg.config import ClvConfig
 from microseg.features.rfm import PERIOD_DAYS, rfm_scores, rfm_summary
 from microseg.models.clv.base import BTYDModel, ConvergenceError
+
+PREDICTIONS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend", "clv")
 
 
 def transaction_model(name: str, penalizer: float = 0.0) -> BTYDModel:
@@ -35,20 +39,21 @@ def transaction_model(name: str, penalizer: float = 0.0) -> BTYDModel:
 
 
 def rfm_table(events: ir.Table, as_of: dt.date, period: str) -> ir.Table:
-    """RFM inputs, totals and scores per buying customer (an Ibis expression)."""
-    scored = rfm_scores(rfm_summary(events, as_of, period), as_of)
+    """RFM inputs and totals per buying customer (an Ibis expression)."""
+    summary = rfm_summary(events, as_of, period)
     end = ibis.literal(as_of, type="date")
-    return scored.mutate(
-        average_transaction=scored.total_spend / scored.transactions,
-        tenure_days=end.delta(scored.first_purchase, unit="day"),
+    return summary.mutate(
+        average_transaction=summary.total_spend / summary.transactions,
+        tenure_days=end.delta(summary.first_purchase, unit="day"),
+        days_since_last=end.delta(summary.last_purchase, unit="day"),
     )
 
 
 @dataclass
 class Valuation:
-    """The per-customer values, the fitted parameters and any warnings."""
+    """The per-customer values (Arrow), the fitted parameters and any warnings."""
 
-    values: pd.DataFrame
+    values: pa.Table
     fits: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
 
@@ -69,54 +74,59 @@ def _fit_rows(model_name: str, model, as_of: dt.date) -> list[dict]:
     ]
 
 
-def value_customers(rfm: pd.DataFrame, as_of: dt.date, settings: ClvConfig) -> Valuation:
-    """Fit the configured models on ``rfm`` (from :func:`rfm_table`) and predict per customer."""
+def _column(table: pa.Table, name: str) -> np.ndarray:
+    return table.column(name).to_numpy().astype(float)
+
+
+def value_customers(rfm: pa.Table, as_of: dt.date, settings: ClvConfig) -> Valuation:
+    """Scores, then the configured models fitted on ``rfm`` (from :func:`rfm_table`) and their
+    predictions per customer."""
+    scores = rfm_scores(
+        _column(rfm, "days_since_last"), _column(rfm, "transactions"), _column(rfm, "total_spend")
+    )
+    predictions: dict[str, np.ndarray] = {}
+    fits: list[dict] = []
+    warnings = (
+        _predict(rfm, as_of, settings, predictions, fits)
+        if rfm.num_rows
+        else ["no customer has bought anything yet: nothing to value"]
+    )
+    out = rfm
+    for name, values in scores.items():
+        out = out.append_column(name, pa.array(values))
+    for name in PREDICTIONS:
+        values = predictions.get(name)
+        out = out.append_column(
+            name, pa.array(values, mask=None) if values is not None else pa.nulls(rfm.num_rows, pa.float64())
+        )
+    return Valuation(out, pd.DataFrame(fits), warnings)
+
+
+def _predict(rfm: pa.Table, as_of: dt.date, settings: ClvConfig, out: dict, fits: list) -> list[str]:
+    """Fit and predict into ``out``; returns the warnings (a model that cannot be fitted stops
+    the predictions that depend on it)."""
     from microseg.models.clv.gammagamma import GammaGamma
     from microseg.models.clv.value import discounted_expected_purchases
 
-    out = rfm.copy()
-    for column in ("p_alive", "churn_risk", "expected_purchases", "expected_spend", "clv"):
-        out[column] = np.nan
-    fits: list[dict] = []
-    warnings: list[str] = []
-    if out.empty:
-        return Valuation(out, pd.DataFrame(fits), ["no customer has bought anything yet: nothing to value"])
-    x = out["frequency"].to_numpy(float)
-    t_x = out["recency"].to_numpy(float)
-    T = out["T"].to_numpy(float)
-    m = out["monetary_value"].to_numpy(float)
+    x, t_x, T, m = (_column(rfm, c) for c in ("frequency", "recency", "T", "monetary_value"))
     period_days = PERIOD_DAYS[settings.period]
-
     buying = transaction_model(settings.model, settings.penalizer)
     try:
         buying.fit(x, t_x, T)
-    except (ValueError, ConvergenceError) as exc:
-        warnings.append(f"{type(buying).__name__} not fitted, no predictions: {exc}")
-        return Valuation(out, pd.DataFrame(fits), warnings)
-    fits += _fit_rows(type(buying).__name__, buying, as_of)
-    try:
+        fits += _fit_rows(type(buying).__name__, buying, as_of)
         p_alive = buying.probability_alive(x, t_x, T)
         expected = buying.predict_purchases(settings.purchases_days / period_days, x, t_x, T)
-    except ConvergenceError as exc:
-        warnings.append(f"no predictions: {exc}")
-        return Valuation(out, pd.DataFrame(fits), warnings)
-    out["p_alive"] = p_alive
-    out["churn_risk"] = 1.0 - p_alive
-    out["expected_purchases"] = expected
+    except (ValueError, ConvergenceError) as exc:
+        return [f"{type(buying).__name__}: no predictions: {exc}"]
+    out.update(p_alive=p_alive, churn_risk=1.0 - p_alive, expected_purchases=expected)
 
     spend = GammaGamma(penalizer=settings.penalizer)
     repeat = (x > 0) & (m > 0)
     try:
         spend.fit(x[repeat], m[repeat])
-    except (ValueError, ConvergenceError) as exc:
-        warnings.append(f"GammaGamma not fitted, no spend or CLV predictions: {exc}")
-        return Valuation(out, pd.DataFrame(fits), warnings)
-    fits += _fit_rows("GammaGamma", spend, as_of)
-    # customers without a positive repeat spend get the population mean (GammaGamma's x = 0 case)
-    spend_x = np.where(repeat, x, 0.0)
-    spend_m = np.where(repeat, m, 0.0)
-    out["expected_spend"] = spend.expected_spend(spend_x, spend_m)
-    try:
+        fits += _fit_rows("GammaGamma", spend, as_of)
+        # customers without a positive repeat spend get the population mean (GammaGamma's x = 0)
+        expected_spend = spend.expected_spend(np.where(repeat, x, 0.0), np.where(repeat, m, 0.0))
         discounted = discounted_expected_purchases(
             buying,
             x,
@@ -126,8 +136,7 @@ def value_customers(rfm: pd.DataFrame, as_of: dt.date, settings: ClvConfig) -> V
             discount_rate=settings.discount_rate,
             days_per_period=period_days,
         )
-    except ConvergenceError as exc:
-        warnings.append(f"no CLV: {exc}")
-        return Valuation(out, pd.DataFrame(fits), warnings)
-    out["clv"] = out["expected_spend"].to_numpy() * discounted
-    return Valuation(out, pd.DataFrame(fits), warnings)
+    except (ValueError, ConvergenceError) as exc:
+        return [f"GammaGamma: no spend or CLV predictions: {exc}"]
+    out.update(expected_spend=expected_spend, clv=expected_spend * discounted)
+    return []

@@ -4,6 +4,8 @@ from microseg.models.clv.base import BTYDModel, ConvergenceError
 from microseg.models.clv.bgbb import BGBB
 from microseg.models.clv.bgnbd import BGNBD
 from microseg.models.clv.gammagamma import GammaGamma
+from microseg.models.clv.mbgnbd import MBGNBD
+from microseg.models.clv.paretonbd import ParetoNBD
 from microseg.models.clv.sbg import ShiftedBetaGeometric
 from microseg.models.clv.value import customer_lifetime_value, discounted_expected_purchases
 
@@ -13,6 +15,8 @@ __all__ = [
     "BTYDModel",
     "ConvergenceError",
     "GammaGamma",
+    "MBGNBD",
+    "ParetoNBD",
     "ShiftedBetaGeometric",
     "customer_lifetime_value",
     "discounted_expected_purchases",

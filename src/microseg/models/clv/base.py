@@ -18,6 +18,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 from scipy import optimize
+from threadpoolctl import threadpool_limits
 
 from microseg.errors import MicrosegError
 from microseg.models.base import Estimator, Interval
@@ -141,31 +142,46 @@ def maximize_likelihood(
     objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
     starts: Sequence[np.ndarray],
     *,
+    n: float = 1.0,
     max_iter: int = 1000,
-    tol: float = 1e-10,
 ) -> MLEResult:
     """Minimise ``objective(log_params) -> (value, gradient)`` with L-BFGS-B from each start in
-    turn, stopping at the first that converges; the best finite result wins otherwise."""
+    turn, stopping at the first that converges; the best finite result wins otherwise.
+
+    The objective is divided by ``n`` (the number of customers) so that the tolerances mean the
+    same for ten customers or ten million: the likelihood surface of BTYD models is very flat in
+    some directions, and a loose stop leaves parameters off in the third digit.
+    """
+
+    def scaled(log_params):
+        value, grad = objective(log_params)
+        return value / n, grad / n
+
     best: MLEResult | None = None
-    for start in starts:
-        with np.errstate(all="ignore"):
-            res = optimize.minimize(
-                objective,
-                np.asarray(start, dtype=float),
-                jac=True,
-                method="L-BFGS-B",
-                bounds=[(-LOG_BOUND, LOG_BOUND)] * len(start),
-                options={"maxiter": max_iter, "ftol": tol, "gtol": 1e-7},
-            )
-        if not np.isfinite(res.fun) or not np.all(np.isfinite(res.x)):
-            continue
-        candidate = MLEResult(
-            np.exp(res.x), float(res.fun), bool(res.success), int(res.nit), str(res.message)
-        )
-        if best is None or candidate.neg_log_likelihood < best.neg_log_likelihood - 1e-9:
-            best = candidate
-        if candidate.converged:
-            break
+    # a problem of a few parameters is far too small for threaded BLAS: the thread hand-offs
+    # inside L-BFGS-B cost ten times more than the optimisation itself
+    with threadpool_limits(limits=1, user_api="blas"):
+        for start in starts:
+            with np.errstate(all="ignore"):
+                res = optimize.minimize(
+                    scaled,
+                    np.asarray(start, dtype=float),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=[(-LOG_BOUND, LOG_BOUND)] * len(start),
+                    options={"maxiter": max_iter, "ftol": 1e-15, "gtol": 1e-9},
+                )
+            if not np.isfinite(res.fun) or not np.all(np.isfinite(res.x)):
+                continue
+            value = float(res.fun) * n
+            # with tolerances this tight the line search may give up at the optimum, where the
+            # function no longer changes in floating point: a flat gradient there is a success
+            converged = bool(res.success) or bool(np.max(np.abs(res.jac)) < 1e-6)
+            candidate = MLEResult(np.exp(res.x), value, converged, int(res.nit), str(res.message))
+            if best is None or candidate.neg_log_likelihood < best.neg_log_likelihood - 1e-9:
+                best = candidate
+            if candidate.converged:
+                break
     if best is None:
         raise ConvergenceError(
             "the likelihood could not be evaluated at any starting point (non-finite values)"
@@ -173,40 +189,30 @@ def maximize_likelihood(
     return best
 
 
-def numerical_hessian(
-    fun: Callable[[np.ndarray], float], x: np.ndarray, rel_step: float = 1e-4
+def hessian_from_gradient(
+    gradient: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel_step: float = 1e-5
 ) -> np.ndarray:
-    """Central-difference Hessian of a scalar function."""
+    """Central differences of an analytic gradient: 2n gradient evaluations for n parameters."""
     n = len(x)
-    h = rel_step * np.maximum(np.abs(x), 1e-3)
     hess = np.empty((n, n))
-    f0 = fun(x)
     for i in range(n):
-        for j in range(i, n):
-            if i == j:
-                up, down = x.copy(), x.copy()
-                up[i] += h[i]
-                down[i] -= h[i]
-                hess[i, i] = (fun(up) - 2 * f0 + fun(down)) / h[i] ** 2
-            else:
-                pp, pm, mp, mm = x.copy(), x.copy(), x.copy(), x.copy()
-                pp[i] += h[i]
-                pp[j] += h[j]  # noqa: E702
-                pm[i] += h[i]
-                pm[j] -= h[j]  # noqa: E702
-                mp[i] -= h[i]
-                mp[j] += h[j]  # noqa: E702
-                mm[i] -= h[i]
-                mm[j] -= h[j]  # noqa: E702
-                hess[i, j] = hess[j, i] = (fun(pp) - fun(pm) - fun(mp) + fun(mm)) / (4 * h[i] * h[j])
-    return hess
+        h = rel_step * max(abs(x[i]), 1e-8)
+        up, down = x.copy(), x.copy()
+        up[i] += h
+        down[i] -= h
+        hess[:, i] = (gradient(up) - gradient(down)) / (2 * h)
+    return (hess + hess.T) / 2
 
 
 def standard_errors(
-    neg_log_likelihood: Callable[[np.ndarray], float], params: np.ndarray
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray]], params: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(standard errors, covariance) from the observed information in natural parameters."""
-    hess = numerical_hessian(neg_log_likelihood, params)
+    """(standard errors, covariance) from the observed information in natural parameters.
+
+    ``objective(log_params)`` returns the negative log-likelihood and its gradient in log space;
+    the gradient in natural parameters is that divided by the parameters.
+    """
+    hess = hessian_from_gradient(lambda p: objective(np.log(p))[1] / p, params)
     try:
         cov = np.linalg.inv(hess)
     except np.linalg.LinAlgError:
@@ -244,7 +250,11 @@ class BTYDModel(Estimator):
         p = np.exp(log_params)
         return self.penalizer * float(np.sum(p**2)), 2 * self.penalizer * p**2
 
-    def _store_fit(self, result: MLEResult, neg_ll_natural: Callable[[np.ndarray], float], n: float) -> None:
+    def _store_fit(
+        self, result: MLEResult, objective: Callable[[np.ndarray], tuple[float, np.ndarray]], n: float
+    ) -> None:
+        """Keep a converged fit; ``objective(log_params)`` is the unpenalised negative
+        log-likelihood with its log-space gradient."""
         if not result.converged:
             raise ConvergenceError(
                 f"{type(self).__name__}: maximum likelihood did not converge ({result.message}); "
@@ -258,7 +268,7 @@ class BTYDModel(Estimator):
                 f"({', '.join(f'{v:.3g}' for v in result.params)}): the data cannot identify the model "
                 "(too few customers or too little variation); fit more customers or use a penalizer > 0"
             )
-        se, cov = standard_errors(neg_ll_natural, result.params)
+        se, cov = standard_errors(objective, result.params)
         if not self.penalizer and not np.all(np.isfinite(se)):
             raise ConvergenceError(
                 f"{type(self).__name__}: the likelihood is flat at the estimate "
@@ -268,7 +278,7 @@ class BTYDModel(Estimator):
         self.params_ = pd.Series(result.params, index=names, name="estimate")
         self.standard_errors_ = pd.Series(se, index=names, name="se")
         self.covariance_ = pd.DataFrame(cov, index=names, columns=names)
-        self.log_likelihood_ = -float(neg_ll_natural(result.params))
+        self.log_likelihood_ = -float(objective(np.log(result.params))[0])
         self.n_customers_ = float(n)
         self.converged_ = result.converged
         self.n_iter_ = result.n_iter
@@ -286,6 +296,15 @@ class BTYDModel(Estimator):
             aic=2 * len(self.param_names) - 2 * self.log_likelihood_,
         )
         return out
+
+    def _check_identifiable(self, distinct_rows: int) -> None:
+        """Fewer distinct customers than parameters cannot pin the parameters down."""
+        k = len(self.param_names)
+        if distinct_rows < k:
+            raise ValueError(
+                f"{type(self).__name__} has {k} parameters and needs customers with at least {k} "
+                f"different inputs; got {distinct_rows}"
+            )
 
     def _finite(self, values: np.ndarray, what: str) -> np.ndarray:
         """Predictions, or a clear error instead of a silent NaN or infinity."""

@@ -125,8 +125,8 @@ class BGBB(BTYDModel):
             return value + pen, grad + pen_grad
 
         starts = [np.zeros(4), np.log([0.5, 0.5, 0.5, 2.0]), np.log([2.0, 1.0, 1.0, 5.0])]
-        result = maximize_likelihood(objective, starts, max_iter=self.max_iter)
-        self._store_fit(result, lambda p: self._neg_log_likelihood(np.log(p), data)[0], w.sum())
+        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
+        self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
         return self
 
     @staticmethod

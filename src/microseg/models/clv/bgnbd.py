@@ -13,10 +13,35 @@ weeks).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
 from microseg.models.clv.base import BTYDModel, check_rfm, check_weights, compress, maximize_likelihood
+
+
+@dataclass(frozen=True)
+class _Data:
+    """Compressed customers, with each column's distinct values and every row's index into them."""
+
+    x: np.ndarray
+    w: np.ndarray
+    x_values: np.ndarray
+    x_index: np.ndarray
+    weight_by_x: np.ndarray
+    t_values: np.ndarray
+    t_index: np.ndarray
+    T_values: np.ndarray
+    T_index: np.ndarray
+
+    @classmethod
+    def build(cls, x, t_x, T, w) -> _Data:
+        x_values, x_index = np.unique(x, return_inverse=True)
+        t_values, t_index = np.unique(t_x, return_inverse=True)
+        T_values, T_index = np.unique(T, return_inverse=True)
+        weight_by_x = np.bincount(x_index, weights=w, minlength=len(x_values))
+        return cls(x, w, x_values, x_index, weight_by_x, t_values, t_index, T_values, T_index)
 
 
 class BGNBD(BTYDModel):
@@ -38,7 +63,8 @@ class BGNBD(BTYDModel):
                 "learned; BG/NBD needs some repeat buyers"
             )
         (x, t_x, T), w, _ = compress(x, t_x, T, weights=w)
-        data = (x, t_x, T, w)
+        self._check_identifiable(len(x))
+        data = _Data.build(x, t_x, T, w)
 
         def objective(log_params):
             value, grad = self._neg_log_likelihood(log_params, data)
@@ -47,8 +73,8 @@ class BGNBD(BTYDModel):
 
         scale = float(np.average(T, weights=w))
         starts = [np.log([1.0, scale / 10, 1.0, 1.0]), np.log([0.1, scale, 0.5, 2.0]), np.zeros(4)]
-        result = maximize_likelihood(objective, starts, max_iter=self.max_iter)
-        self._store_fit(result, lambda p: self._neg_log_likelihood(np.log(p), data)[0], w.sum())
+        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
+        self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
         return self
 
     @staticmethod
@@ -64,19 +90,44 @@ class BGNBD(BTYDModel):
         mix = np.logaddexp(a3, a4)
         return a1 + a2 + mix, np.exp(a3 - mix), np.exp(a4 - mix)
 
-    @classmethod
-    def _neg_log_likelihood(cls, log_params: np.ndarray, data) -> tuple[float, np.ndarray]:
-        r, alpha, a, b = params = np.exp(log_params)
-        x, t_x, T, w = data
-        ll, w3, w4 = cls._log_likelihood_terms(params, x, t_x, T)
-        d_r = digamma(r + x) - digamma(r) + np.log(alpha) - w3 * np.log(alpha + T) - w4 * np.log(alpha + t_x)
-        d_alpha = r / alpha - (r + x) * (w3 / (alpha + T) + w4 / (alpha + t_x))
-        d_a = digamma(a + b) - digamma(a + b + x) + w4 / a
+    @staticmethod
+    def _neg_log_likelihood(log_params: np.ndarray, data: _Data) -> tuple[float, np.ndarray]:
+        """Negative log-likelihood and its gradient in log-parameters.
+
+        Every transcendental function of x, t_x or T alone is evaluated on that column's distinct
+        values (a few hundred) and gathered; per row only the two-branch mixture is computed.
+        """
+        r, alpha, a, b = np.exp(log_params)
+        d = data
+        xu, W = d.x_values, d.weight_by_x
+        log_aT = np.log(alpha + d.T_values)[d.T_index]
+        log_at = np.log(alpha + d.t_values)[d.t_index]
+        x = d.x
+        a3 = -(r + x) * log_aT
         with np.errstate(divide="ignore", invalid="ignore"):
-            dropout = np.where(x > 0, w4 / (b + x - 1), 0.0)
-        d_b = digamma(a + b) + digamma(b + x) - digamma(b) - digamma(a + b + x) - dropout
-        grads = np.array([d_r @ w * r, d_alpha @ w * alpha, d_a @ w * a, d_b @ w * b])
-        return -float(ll @ w), -grads
+            dropout_u = np.where(xu > 0, np.log(a) - np.log(b + xu - 1), -np.inf)
+        a4 = dropout_u[d.x_index] - (r + x) * log_at
+        mix = np.logaddexp(a3, a4)
+        w3 = np.exp(a3 - mix) * d.w
+        w4 = d.w - w3  # the branch weights sum to one
+        # terms of x alone, summed with the weight of each distinct x
+        a12 = gammaln(r + xu) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xu) - betaln(a, b)
+        ll = float(a12 @ W + mix @ d.w)
+        dig_rx = digamma(r + xu) - digamma(r)
+        d_r = (dig_rx + np.log(alpha)) @ W - w3 @ log_aT - w4 @ log_at
+        rx = r + x
+        d_alpha = (
+            r / alpha * W.sum()
+            - (w3 * rx) @ (1 / (alpha + d.T_values))[d.T_index]
+            - (w4 * rx) @ (1 / (alpha + d.t_values))[d.t_index]
+        )
+        w4_by_x = np.bincount(d.x_index, weights=w4, minlength=len(xu))
+        d_a = (digamma(a + b) - digamma(a + b + xu)) @ W + w4.sum() / a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inv_bx = np.where(xu > 0, 1 / (b + xu - 1), 0.0)
+        d_b = (digamma(a + b) + digamma(b + xu) - digamma(b) - digamma(a + b + xu)) @ W - w4_by_x @ inv_bx
+        grads = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
+        return -ll, -grads
 
     # -- predictions ------------------------------------------------------------------------
     def _odds_dead(self, x, t_x, T) -> np.ndarray:

@@ -22,6 +22,8 @@ number of repeat transactions, x, enter the likelihood, so the model is fitted o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import digamma, gammaln
 
@@ -63,6 +65,38 @@ def check_spend(frequency, monetary_value, *, fitting: bool) -> tuple[np.ndarray
     return x, m
 
 
+@dataclass(frozen=True)
+class _SpendData:
+    """Compressed repeat buyers with the sums the likelihood needs that do not depend on the
+    parameters, and the distinct values of x."""
+
+    w: np.ndarray
+    wx: np.ndarray  # w * x
+    xm: np.ndarray  # x * m: total repeat spend
+    m: np.ndarray
+    x_values: np.ndarray
+    weight_by_x: np.ndarray
+    s_x_log_m: float
+    s_x_log_x: float
+    s_log_m: float
+
+    @classmethod
+    def build(cls, x, m, w) -> _SpendData:
+        x_values, x_index = np.unique(x, return_inverse=True)
+        log_m = np.log(m)
+        return cls(
+            w=w,
+            wx=w * x,
+            xm=x * m,
+            m=m,
+            x_values=x_values,
+            weight_by_x=np.bincount(x_index, weights=w, minlength=len(x_values)),
+            s_x_log_m=float((w * x) @ log_m),
+            s_x_log_x=float((w * x) @ np.log(x)),
+            s_log_m=float(w @ log_m),
+        )
+
+
 class GammaGamma(BTYDModel):
     """Gamma-Gamma spend model. ``fit(frequency, monetary_value, weights=None)``; parameters p, q, v
     (v is the paper's γ)."""
@@ -79,17 +113,17 @@ class GammaGamma(BTYDModel):
         w = check_weights(weights, len(x))
         (x, m), w, _ = compress(x, m, weights=w)
         keep = w > 0
-        data = (x[keep], m[keep], w[keep])
+        data = _SpendData.build(x[keep], m[keep], w[keep])
 
         def objective(log_params):
             value, grad = self._neg_log_likelihood(log_params, data)
             pen, pen_grad = self._penalty(log_params)
             return value + pen, grad + pen_grad
 
-        mean = float(np.average(data[1], weights=data[2]))
+        mean = float(np.average(data.m, weights=data.w))
         starts = [np.log([1.0, 2.0, mean]), np.log([5.0, 3.0, 2.0 * mean / 5.0]), np.log([0.5, 5.0, mean])]
-        result = maximize_likelihood(objective, starts, max_iter=self.max_iter)
-        self._store_fit(result, lambda p: self._neg_log_likelihood(np.log(p), data)[0], w.sum())
+        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
+        self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
         return self
 
     @staticmethod
@@ -108,18 +142,25 @@ class GammaGamma(BTYDModel):
             - (px + q) * np.log(v + x * m)
         )
 
-    @classmethod
-    def _neg_log_likelihood(cls, log_params: np.ndarray, data) -> tuple[float, np.ndarray]:
-        p, q, v = params = np.exp(log_params)
-        x, m, w = data
-        ll = cls._log_likelihood_terms(params, x, m)
-        log_vxm = np.log(v + x * m)
-        psi = digamma(p * x + q)
-        d_p = x * (psi - digamma(p * x) + np.log(m) + np.log(x) - log_vxm)
-        d_q = psi - digamma(q) + np.log(v) - log_vxm
-        d_v = q / v - (p * x + q) / (v + x * m)
-        grads = np.array([d_p @ w * p, d_q @ w * q, d_v @ w * v])
-        return -float(ll @ w), -grads
+    @staticmethod
+    def _neg_log_likelihood(log_params: np.ndarray, data: _SpendData) -> tuple[float, np.ndarray]:
+        """Negative log-likelihood and gradient in log-parameters. Functions of x alone are
+        evaluated on its distinct values; per customer only log(v + x·m̄) is computed."""
+        p, q, v = np.exp(log_params)
+        d = data
+        xu, W = d.x_values, d.weight_by_x
+        n = d.w.sum()
+        log_vxm = np.log(v + d.xm)
+        inv_vxm = 1.0 / (v + d.xm)
+        sum_log, sum_x_log = d.w @ log_vxm, d.wx @ log_vxm
+        g = gammaln(p * xu + q) - gammaln(p * xu)
+        ll = g @ W + n * (q * np.log(v) - gammaln(q)) + p * (d.s_x_log_m + d.s_x_log_x) - d.s_log_m
+        ll -= p * sum_x_log + q * sum_log
+        psi = digamma(p * xu + q)
+        d_p = (xu * (psi - digamma(p * xu))) @ W + d.s_x_log_m + d.s_x_log_x - sum_x_log
+        d_q = psi @ W - n * digamma(q) + n * np.log(v) - sum_log
+        d_v = n * q / v - p * (d.wx @ inv_vxm) - q * (d.w @ inv_vxm)
+        return -float(ll), -np.array([d_p * p, d_q * q, d_v * v])
 
     # -- predictions ------------------------------------------------------------------------
     def _mean_params(self) -> tuple[float, float, float]:
