@@ -20,6 +20,7 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 import numpy as np
+import pandas as pd
 
 from microseg.features.summary import events_until
 
@@ -91,7 +92,16 @@ def rfm_summary(events: ir.Table, as_of: dt.date, period: str = "day") -> ir.Tab
 def percent_rank(values: np.ndarray, descending: bool = False) -> np.ndarray:
     """SQL's ``percent_rank``: the share of other rows ranked strictly before, in [0, 1]."""
     key = -np.asarray(values, dtype=float) if descending else np.asarray(values, dtype=float)
-    before = np.searchsorted(np.sort(key), key, side="left")
+    if len(key) == 0:
+        return key
+    low, high = key.min(), key.max()
+    if np.all(key == np.round(key)) and high - low < 10 * len(key) + 1000:
+        # whole numbers in a modest range (days, counts): counting, no sort
+        index = (key - low).astype(np.int64)
+        counts = np.bincount(index)
+    else:
+        _, index, counts = np.unique(key, return_inverse=True, return_counts=True)
+    before = (np.cumsum(counts) - counts)[index]  # rows with a smaller key
     return before / max(len(key) - 1, 1)
 
 
@@ -114,8 +124,9 @@ def rfm_scores(days_since_last, transactions, total_spend) -> dict[str, np.ndarr
     r = score(days_since_last, descending=True)
     f = score(transactions)
     m = score(total_spend)
-    grid = np.array([RFM_SEGMENT_GRID[row] for row in range(1, 6)], dtype=object)
-    return {"r_score": r, "f_score": f, "m_score": m, "rfm_segment": grid[r - 1, f - 1]}
+    names, cells = np.unique([RFM_SEGMENT_GRID[row] for row in range(1, 6)], return_inverse=True)
+    segment = pd.Categorical.from_codes(cells.reshape(5, 5)[r - 1, f - 1], categories=names)
+    return {"r_score": r, "f_score": f, "m_score": m, "rfm_segment": segment}
 
 
 def calibration_holdout(

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from microseg.config import ClvConfig
 from microseg.features.rfm import PERIOD_DAYS, rfm_scores, rfm_summary
-from microseg.models.clv.base import BTYDModel, ConvergenceError
+from microseg.models.clv.base import BTYDModel, ConvergenceError, compress
 
 PREDICTIONS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend", "clv")
 
@@ -93,7 +93,7 @@ def value_customers(rfm: pa.Table, as_of: dt.date, settings: ClvConfig) -> Valua
     )
     out = rfm
     for name, values in scores.items():
-        out = out.append_column(name, pa.array(values))
+        out = out.append_column(name, pa.array(values))  # a Categorical becomes a dictionary array
     for name in PREDICTIONS:
         values = predictions.get(name)
         out = out.append_column(
@@ -109,13 +109,15 @@ def _predict(rfm: pa.Table, as_of: dt.date, settings: ClvConfig, out: dict, fits
     from microseg.models.clv.value import discounted_expected_purchases
 
     x, t_x, T, m = (_column(rfm, c) for c in ("frequency", "recency", "T", "monetary_value"))
+    # customers with the same (x, t_x, T) get the same predictions: work on the distinct rows
+    (ux, ut, uT), weights, rows = compress(x, t_x, T)
     period_days = PERIOD_DAYS[settings.period]
     buying = transaction_model(settings.model, settings.penalizer)
     try:
-        buying.fit(x, t_x, T)
+        buying.fit(ux, ut, uT, weights=weights)
         fits += _fit_rows(type(buying).__name__, buying, as_of)
-        p_alive = buying.probability_alive(x, t_x, T)
-        expected = buying.predict_purchases(settings.purchases_days / period_days, x, t_x, T)
+        p_alive = buying.probability_alive(ux, ut, uT)[rows]
+        expected = buying.predict_purchases(settings.purchases_days / period_days, ux, ut, uT)[rows]
     except (ValueError, ConvergenceError) as exc:
         return [f"{type(buying).__name__}: no predictions: {exc}"]
     out.update(p_alive=p_alive, churn_risk=1.0 - p_alive, expected_purchases=expected)
@@ -129,14 +131,15 @@ def _predict(rfm: pa.Table, as_of: dt.date, settings: ClvConfig, out: dict, fits
         expected_spend = spend.expected_spend(np.where(repeat, x, 0.0), np.where(repeat, m, 0.0))
         discounted = discounted_expected_purchases(
             buying,
-            x,
-            t_x,
-            T,
+            ux,
+            ut,
+            uT,
+            distinct=True,
             months=settings.horizon_months,
             discount_rate=settings.discount_rate,
             days_per_period=period_days,
         )
     except (ValueError, ConvergenceError) as exc:
         return [f"GammaGamma: no spend or CLV predictions: {exc}"]
-    out.update(expected_spend=expected_spend, clv=expected_spend * discounted)
+    out.update(expected_spend=expected_spend, clv=expected_spend * discounted[rows])
     return []

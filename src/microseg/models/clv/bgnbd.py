@@ -16,17 +16,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from microseg.models.clv.base import BTYDModel, check_rfm, check_weights, compress, maximize_likelihood
+from microseg.models.clv.base import (
+    BTYDModel,
+    check_rfm,
+    check_weights,
+    compress,
+    maximize_likelihood,
+    unique_rows,
+)
+
+#: Above four times this many distinct customers, a fit on a sample of them comes first.
+WARM_START_ROWS = 25_000
+
+
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    codes, uniques = pd.factorize(values, sort=True)
+    return np.asarray(uniques, dtype=float), codes
 
 
 @dataclass(frozen=True)
 class _Data:
-    """Compressed customers, with each column's distinct values and every row's index into them."""
+    """Compressed customers, with each column's distinct values and every row's index into them,
+    and the sums that do not depend on the parameters."""
 
     x: np.ndarray
     w: np.ndarray
+    wx: np.ndarray  # w * x
+    n: float  # sum of w
     x_values: np.ndarray
     x_index: np.ndarray
     weight_by_x: np.ndarray
@@ -34,14 +53,29 @@ class _Data:
     t_index: np.ndarray
     T_values: np.ndarray
     T_index: np.ndarray
+    scratch: np.ndarray  # work space, 8 x rows: an evaluation allocates nothing per customer
 
     @classmethod
     def build(cls, x, t_x, T, w) -> _Data:
-        x_values, x_index = np.unique(x, return_inverse=True)
-        t_values, t_index = np.unique(t_x, return_inverse=True)
-        T_values, T_index = np.unique(T, return_inverse=True)
+        x_values, x_index = _distinct(x)
+        t_values, t_index = _distinct(t_x)
+        T_values, T_index = _distinct(T)
         weight_by_x = np.bincount(x_index, weights=w, minlength=len(x_values))
-        return cls(x, w, x_values, x_index, weight_by_x, t_values, t_index, T_values, T_index)
+        scratch = np.empty((8, len(x)))
+        return cls(
+            x,
+            w,
+            w * x,
+            float(w.sum()),
+            x_values,
+            x_index,
+            weight_by_x,
+            t_values,
+            t_index,
+            T_values,
+            T_index,
+            scratch,
+        )
 
 
 class BGNBD(BTYDModel):
@@ -73,7 +107,13 @@ class BGNBD(BTYDModel):
 
         scale = float(np.average(T, weights=w))
         starts = [np.log([1.0, scale / 10, 1.0, 1.0]), np.log([0.1, scale, 0.5, 2.0]), np.zeros(4)]
-        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
+        sample = None
+        if len(x) > 4 * WARM_START_ROWS:
+            # every k-th distinct row (rows are sorted, so this is deterministic) fitted first
+            step = len(x) // WARM_START_ROWS
+            rows = _Data.build(x[::step], t_x[::step], T[::step], w[::step])
+            sample = (lambda p: self._neg_log_likelihood(p, rows), w[::step].sum())
+        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter, sample=sample)
         self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
         return self
 
@@ -95,39 +135,42 @@ class BGNBD(BTYDModel):
         """Negative log-likelihood and its gradient in log-parameters.
 
         Every transcendental function of x, t_x or T alone is evaluated on that column's distinct
-        values (a few hundred) and gathered; per row only the two-branch mixture is computed.
+        values (a few hundred) and gathered. Per customer the likelihood mixes two branches,
+        alive at T (log weight -(r+x)·log(α+T)) or dropped out after the last purchase; with
+        u = log-odds of dropping out, the mixture is softplus(u) - (r+x)·log(α+T) and the
+        dropout branch's share is sigmoid(u), so one softplus and one exp per customer suffice.
         """
         r, alpha, a, b = np.exp(log_params)
         d = data
         xu, W = d.x_values, d.weight_by_x
-        log_aT = np.log(alpha + d.T_values)[d.T_index]
-        log_at = np.log(alpha + d.t_values)[d.t_index]
-        x = d.x
-        a3 = -(r + x) * log_aT
+        log_T, log_t, rx, diff, u, softplus, w4, tmp = d.scratch  # rows of the work space
+        np.take(np.log(alpha + d.T_values), d.T_index, out=log_T)
+        np.take(np.log(alpha + d.t_values), d.t_index, out=log_t)
         with np.errstate(divide="ignore", invalid="ignore"):
-            dropout_u = np.where(xu > 0, np.log(a) - np.log(b + xu - 1), -np.inf)
-        a4 = dropout_u[d.x_index] - (r + x) * log_at
-        mix = np.logaddexp(a3, a4)
-        w3 = np.exp(a3 - mix) * d.w
-        w4 = d.w - w3  # the branch weights sum to one
+            dropout = np.where(xu > 0, np.log(a) - np.log(b + xu - 1), -np.inf)
+            inv_bx = np.where(xu > 0, 1 / (b + xu - 1), 0.0)
+        np.add(d.x, r, out=rx)
+        np.subtract(log_T, log_t, out=diff)  # >= 0
+        np.take(dropout, d.x_index, out=u)
+        u += np.multiply(rx, diff, out=tmp)  # log-odds of the dropout branch; -inf for one-time buyers
+        np.logaddexp(0.0, u, out=softplus)
+        np.subtract(u, softplus, out=w4)
+        np.exp(w4, out=w4)
+        w4 *= d.w  # weight of the dropout branch
         # terms of x alone, summed with the weight of each distinct x
         a12 = gammaln(r + xu) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xu) - betaln(a, b)
-        ll = float(a12 @ W + mix @ d.w)
-        dig_rx = digamma(r + xu) - digamma(r)
-        d_r = (dig_rx + np.log(alpha)) @ W - w3 @ log_aT - w4 @ log_at
-        rx = r + x
-        d_alpha = (
-            r / alpha * W.sum()
-            - (w3 * rx) @ (1 / (alpha + d.T_values))[d.T_index]
-            - (w4 * rx) @ (1 / (alpha + d.t_values))[d.t_index]
-        )
-        w4_by_x = np.bincount(d.x_index, weights=w4, minlength=len(xu))
+        w_log_T = d.w @ log_T
+        ll = a12 @ W + d.w @ softplus - r * w_log_T - d.wx @ log_T
+        d_r = (digamma(r + xu) - digamma(r) + np.log(alpha)) @ W - w_log_T + w4 @ diff
+        inv_T, inv_t = log_T, log_t  # done with the logs: reuse their rows
+        np.take(1 / (alpha + d.T_values), d.T_index, out=inv_T)
+        np.take(1 / (alpha + d.t_values), d.t_index, out=inv_t)
+        inv_t -= inv_T
+        d_alpha = r / alpha * d.n - r * (d.w @ inv_T) - d.wx @ inv_T - np.multiply(w4, rx, out=tmp) @ inv_t
         d_a = (digamma(a + b) - digamma(a + b + xu)) @ W + w4.sum() / a
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv_bx = np.where(xu > 0, 1 / (b + xu - 1), 0.0)
+        w4_by_x = np.bincount(d.x_index, weights=w4, minlength=len(xu))
         d_b = (digamma(a + b) + digamma(b + xu) - digamma(b) - digamma(a + b + xu)) @ W - w4_by_x @ inv_bx
-        grads = np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
-        return -ll, -grads
+        return -float(ll), -np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
 
     # -- predictions ------------------------------------------------------------------------
     def _odds_dead(self, x, t_x, T) -> np.ndarray:
@@ -141,16 +184,35 @@ class BGNBD(BTYDModel):
         x, t_x, T = check_rfm(frequency, recency, T)
         return 1.0 / (1.0 + self._odds_dead(x, t_x, T))
 
-    def predict_purchases(self, t, frequency, recency, T) -> np.ndarray:
-        """Expected purchases in (T, T + t] for each customer."""
-        x, t_x, T = check_rfm(frequency, recency, T)
+    def _bracket(self, t, x, T) -> np.ndarray:
+        """1 − ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; t/(α+T+t)), times (a+b+x−1)/(a−1):
+        the expected purchases of a customer known to be alive."""
         r, alpha, a, b = self._params()
-        t = np.asarray(t, dtype=float)
-        z = t / (alpha + T + t)
-        bracket = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
         with np.errstate(all="ignore"):
-            expected = (a + b + x - 1) / (a - 1) * bracket / (1.0 + self._odds_dead(x, t_x, T))
+            z = t / (alpha + T + t)
+            bracket = 1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, z)
+            return (a + b + x - 1) / (a - 1) * bracket
+
+    def predict_purchases(self, t, frequency, recency, T) -> np.ndarray:
+        """Expected purchases in (T, T + t] for each customer (``t`` a number or one per customer)."""
+        t = np.asarray(t, dtype=float)
+        if t.ndim == 0:
+            return self.predict_purchases_many([float(t)], frequency, recency, T)[0]
+        x, t_x, T = check_rfm(frequency, recency, T)
+        with np.errstate(all="ignore"):
+            expected = self._bracket(t, x, T) / (1.0 + self._odds_dead(x, t_x, T))
         return self._finite(expected, "the expected number of purchases")
+
+    def predict_purchases_many(self, horizons, frequency, recency, T) -> np.ndarray:
+        """Expected purchases for several horizons at once: the hypergeometric term depends on
+        (x, T) only, so it is computed once per distinct pair and horizon."""
+        x, t_x, T = check_rfm(frequency, recency, T)
+        (ux, uT), pair = unique_rows(x, T) if len(x) > 1_000 else ((x, T), np.arange(len(x)))
+        alive = 1.0 / (1.0 + self._odds_dead(x, t_x, T))
+        out = np.empty((len(horizons), len(x)))
+        for i, t in enumerate(np.asarray(horizons, dtype=float)):
+            out[i] = self._bracket(t, ux, uT)[pair] * alive
+        return self._finite(out, "the expected number of purchases")
 
     def expected_purchases_new(self, t) -> np.ndarray:
         """Expected purchases by a new customer in (0, t]."""

@@ -118,13 +118,15 @@ def discounted_expected_purchases(
     days_per_period: float = 1.0,
     days_per_month: float = 365.25 / 12,
     n_jobs: int | None = None,
+    distinct: bool = False,
 ) -> np.ndarray:
     """Σ_m (E[X(T, T + m·L)] − E[X(T, T + (m − 1)·L)]) / (1 + d)^m per customer: the CLV
     without the spend, for a spend computed elsewhere.
 
     The months are evaluated in ``n_jobs`` threads (None: one per CPU, at most one per month;
     1: serially); the models' prediction methods only read the fitted parameters, and the
-    special functions they spend their time in release the GIL.
+    special functions they spend their time in release the GIL. ``distinct=True`` says no two
+    rows are identical (skips merging them).
     """
     _check_settings(months, discount_rate, days_per_period, days_per_month)
     if n_jobs is not None and (
@@ -141,8 +143,20 @@ def discounted_expected_purchases(
         raise ValueError(
             f"frequency, recency and T must have the same length, got {len(x)}, {len(t_x)}, {len(age)}"
         )
-    (ux, ut, uT), codes = unique_rows(x, t_x, age)
+    if distinct:  # the caller has merged identical customers already
+        (ux, ut, uT), codes = (x, t_x, age), np.arange(len(x))
+    else:
+        (ux, ut, uT), codes = unique_rows(x, t_x, age)
     month = days_per_month / days_per_period
+
+    many = getattr(transaction_model, "predict_purchases_many", None)
+    if many is not None:  # the model evaluates all horizons at once, sharing work between them
+        try:
+            cumulative = list(many(month * np.arange(1, months + 1), ux, ut, uT))
+        except ValueError:
+            many(month * np.arange(1, 2), x, t_x, age)  # the message then gives customers' own positions
+            raise
+        return _discount(cumulative, discount_rate)[codes]
 
     def expected_purchases(m: int) -> np.ndarray:
         """E[purchases in (T, T + m months]] per distinct row."""
@@ -162,10 +176,15 @@ def discounted_expected_purchases(
     else:
         cumulative += [expected_purchases(m) for m in range(2, months + 1)]
 
-    value = np.zeros(len(ux))
-    previous = np.zeros(len(ux))
+    return _discount(cumulative, discount_rate)[codes]
+
+
+def _discount(cumulative: list[np.ndarray], discount_rate: float) -> np.ndarray:
+    """Σ_m (cumulative_m − cumulative_(m−1)) / (1 + d)^m."""
+    value = np.zeros(len(cumulative[0]))
+    previous = np.zeros(len(cumulative[0]))
     with np.errstate(invalid="ignore"):  # a non-finite expectation is reported by the caller
         for m, current in enumerate(cumulative, start=1):
             value += (current - previous) / (1.0 + discount_rate) ** m
             previous = current
-    return value[codes]
+    return value
