@@ -10,6 +10,7 @@ returned as a warning; nothing fails silently.
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import ibis
@@ -80,55 +81,76 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
 
 def value_customers(rfm: pa.Table, as_of: dt.date, settings: ClvConfig) -> Valuation:
     """Scores, then the configured models fitted on ``rfm`` (from :func:`rfm_table`) and their
-    predictions per customer."""
-    scores = rfm_scores(
-        _column(rfm, "days_since_last"), _column(rfm, "transactions"), _column(rfm, "total_spend")
-    )
-    predictions: dict[str, np.ndarray] = {}
-    fits: list[dict] = []
-    warnings = (
-        _predict(rfm, as_of, settings, predictions, fits)
-        if rfm.num_rows
-        else ["no customer has bought anything yet: nothing to value"]
-    )
+    predictions per customer.
+
+    The spend model and the scores do not depend on the transaction model: they run in a second
+    thread while it fits (NumPy and SciPy release the GIL in their loops).
+    """
+    if rfm.num_rows == 0:
+        return Valuation(
+            _assemble(rfm, None, {}),
+            pd.DataFrame(),
+            ["no customer has bought anything yet: nothing to value"],
+        )
+    x, t_x, T, m = (_column(rfm, c) for c in ("frequency", "recency", "T", "monetary_value"))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        side = pool.submit(_scores_and_spend, rfm, x, m, as_of, settings)
+        predictions, fits, warnings = _transactions(x, t_x, T, as_of, settings)
+        scores, spend, spend_fits, spend_warning = side.result()
+    if spend_warning:
+        warnings.append(spend_warning)
+    elif "p_alive" in predictions:
+        fits += spend_fits
+        predictions["expected_spend"] = spend
+        predictions["clv"] = spend * predictions.pop("discounted_purchases")
+    predictions.pop("discounted_purchases", None)
+    return Valuation(_assemble(rfm, scores, predictions), pd.DataFrame(fits), warnings)
+
+
+def _assemble(rfm: pa.Table, scores: dict | None, predictions: dict) -> pa.Table:
     out = rfm
+    if scores is None:
+        scores = rfm_scores(np.array([]), np.array([]), np.array([]))
     for name, values in scores.items():
         out = out.append_column(name, pa.array(values))  # a Categorical becomes a dictionary array
     for name in PREDICTIONS:
         values = predictions.get(name)
         out = out.append_column(
-            name, pa.array(values, mask=None) if values is not None else pa.nulls(rfm.num_rows, pa.float64())
+            name, pa.array(values) if values is not None else pa.nulls(rfm.num_rows, pa.float64())
         )
-    return Valuation(out, pd.DataFrame(fits), warnings)
+    return out
 
 
-def _predict(rfm: pa.Table, as_of: dt.date, settings: ClvConfig, out: dict, fits: list) -> list[str]:
-    """Fit and predict into ``out``; returns the warnings (a model that cannot be fitted stops
-    the predictions that depend on it)."""
+def _scores_and_spend(rfm: pa.Table, x, m, as_of: dt.date, settings: ClvConfig):
+    """RFM scores, and the Gamma-Gamma expected spend per customer with its fit (or a warning)."""
     from microseg.models.clv.gammagamma import GammaGamma
+
+    scores = rfm_scores(
+        _column(rfm, "days_since_last"), _column(rfm, "transactions"), _column(rfm, "total_spend")
+    )
+    spend = GammaGamma(penalizer=settings.penalizer)
+    repeat = (x > 0) & (m > 0)
+    try:
+        spend.fit(x[repeat], m[repeat])
+        # customers without a positive repeat spend get the population mean (GammaGamma's x = 0)
+        expected = spend.expected_spend(np.where(repeat, x, 0.0), np.where(repeat, m, 0.0))
+    except (ValueError, ConvergenceError) as exc:
+        return scores, None, [], f"GammaGamma: no spend or CLV predictions: {exc}"
+    return scores, expected, _fit_rows("GammaGamma", spend, as_of), None
+
+
+def _transactions(x, t_x, T, as_of: dt.date, settings: ClvConfig) -> tuple[dict, list, list[str]]:
+    """The transaction model's fit, P(alive), expected purchases and discounted purchases."""
     from microseg.models.clv.value import discounted_expected_purchases
 
-    x, t_x, T, m = (_column(rfm, c) for c in ("frequency", "recency", "T", "monetary_value"))
     # customers with the same (x, t_x, T) get the same predictions: work on the distinct rows
     (ux, ut, uT), weights, rows = compress(x, t_x, T)
     period_days = PERIOD_DAYS[settings.period]
     buying = transaction_model(settings.model, settings.penalizer)
     try:
         buying.fit(ux, ut, uT, weights=weights)
-        fits += _fit_rows(type(buying).__name__, buying, as_of)
         p_alive = buying.probability_alive(ux, ut, uT)[rows]
         expected = buying.predict_purchases(settings.purchases_days / period_days, ux, ut, uT)[rows]
-    except (ValueError, ConvergenceError) as exc:
-        return [f"{type(buying).__name__}: no predictions: {exc}"]
-    out.update(p_alive=p_alive, churn_risk=1.0 - p_alive, expected_purchases=expected)
-
-    spend = GammaGamma(penalizer=settings.penalizer)
-    repeat = (x > 0) & (m > 0)
-    try:
-        spend.fit(x[repeat], m[repeat])
-        fits += _fit_rows("GammaGamma", spend, as_of)
-        # customers without a positive repeat spend get the population mean (GammaGamma's x = 0)
-        expected_spend = spend.expected_spend(np.where(repeat, x, 0.0), np.where(repeat, m, 0.0))
         discounted = discounted_expected_purchases(
             buying,
             ux,
@@ -138,8 +160,13 @@ def _predict(rfm: pa.Table, as_of: dt.date, settings: ClvConfig, out: dict, fits
             months=settings.horizon_months,
             discount_rate=settings.discount_rate,
             days_per_period=period_days,
-        )
+        )[rows]
     except (ValueError, ConvergenceError) as exc:
-        return [f"GammaGamma: no spend or CLV predictions: {exc}"]
-    out.update(expected_spend=expected_spend, clv=expected_spend * discounted[rows])
-    return []
+        return {}, [], [f"{type(buying).__name__}: no predictions: {exc}"]
+    predictions = {
+        "p_alive": p_alive,
+        "churn_risk": 1.0 - p_alive,
+        "expected_purchases": expected,
+        "discounted_purchases": discounted,
+    }
+    return predictions, _fit_rows(type(buying).__name__, buying, as_of), []

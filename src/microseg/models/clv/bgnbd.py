@@ -26,10 +26,8 @@ from microseg.models.clv.base import (
     compress,
     maximize_likelihood,
     unique_rows,
+    warm_start_rows,
 )
-
-#: Above four times this many distinct customers, a fit on a sample of them comes first.
-WARM_START_ROWS = 25_000
 
 
 def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,11 +106,9 @@ class BGNBD(BTYDModel):
         scale = float(np.average(T, weights=w))
         starts = [np.log([1.0, scale / 10, 1.0, 1.0]), np.log([0.1, scale, 0.5, 2.0]), np.zeros(4)]
         sample = None
-        if len(x) > 4 * WARM_START_ROWS:
-            # every k-th distinct row (rows are sorted, so this is deterministic) fitted first
-            step = len(x) // WARM_START_ROWS
-            rows = _Data.build(x[::step], t_x[::step], T[::step], w[::step])
-            sample = (lambda p: self._neg_log_likelihood(p, rows), w[::step].sum())
+        if (rows := warm_start_rows(len(x))) is not None:
+            subset = _Data.build(x[rows], t_x[rows], T[rows], w[rows])
+            sample = (lambda p: self._neg_log_likelihood(p, subset), w[rows].sum())
         result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter, sample=sample)
         self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
         return self

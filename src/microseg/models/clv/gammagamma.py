@@ -34,6 +34,7 @@ from microseg.models.clv.base import (
     compress,
     maximize_likelihood,
     positions,
+    warm_start_rows,
 )
 
 
@@ -122,7 +123,12 @@ class GammaGamma(BTYDModel):
 
         mean = float(np.average(data.m, weights=data.w))
         starts = [np.log([1.0, 2.0, mean]), np.log([5.0, 3.0, 2.0 * mean / 5.0]), np.log([0.5, 5.0, mean])]
-        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
+        sample = None
+        if (rows := warm_start_rows(len(data.w))) is not None:
+            kept = np.flatnonzero(keep)[rows]
+            subset = _SpendData.build(x[kept], m[kept], w[kept])
+            sample = (lambda p: self._neg_log_likelihood(p, subset), subset.w.sum())
+        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter, sample=sample)
         self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
         return self
 
