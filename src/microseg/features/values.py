@@ -144,8 +144,10 @@ def _transactions(x, t_x, T, as_of: dt.date, settings: ClvConfig) -> tuple[dict,
     from microseg.models.clv.value import discounted_expected_purchases
 
     # customers with the same (x, t_x, T) get the same predictions: work on the distinct rows
-    (ux, ut, uT), weights, rows = compress(x, t_x, T)
+    # (merged on whole days, then converted to the period unit)
     period_days = PERIOD_DAYS[settings.period]
+    (ux, ut, uT), weights, rows = compress(x, np.round(t_x * period_days), np.round(T * period_days))
+    ut, uT = ut / period_days, uT / period_days
     buying = transaction_model(settings.model, settings.penalizer)
     try:
         buying.fit(ux, ut, uT, weights=weights)

@@ -88,6 +88,21 @@ def check_weights(weights, n: int) -> np.ndarray:
     return w
 
 
+def _sorted_codes(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(code of each value, distinct values sorted). Whole numbers in a modest range (counts,
+    days) are their own codes, with no hashing; anything else is factorised."""
+    column = np.asarray(column)
+    if len(column) and column.dtype.kind in "iuf":
+        low, high = column.min(), column.max()
+        if high - low <= 4 * len(column) + 1024 and np.array_equal(column, np.round(column)):
+            offsets = (column - low).astype(np.int64)
+            present = np.bincount(offsets, minlength=int(high - low) + 1) > 0
+            values = np.flatnonzero(present)
+            codes = np.cumsum(present) - 1
+            return codes[offsets], (values + low).astype(column.dtype)
+    return pd.factorize(column, sort=True)
+
+
 def unique_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """(distinct rows as columns, index of each row's distinct row), distinct rows sorted.
 
@@ -99,7 +114,7 @@ def unique_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     key = np.zeros(n, dtype=np.int64)
     size = 1
     for column in columns:
-        codes, uniques = pd.factorize(column, sort=True)
+        codes, uniques = _sorted_codes(column)
         if size * max(len(uniques), 1) >= 2**62:  # keep the combined key inside int64
             key, distinct = pd.factorize(key, sort=True)
             size = len(distinct)

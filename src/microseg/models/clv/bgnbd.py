@@ -31,6 +31,7 @@ from microseg.models.clv.base import (
 
 
 def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, each row's index into them)."""
     codes, uniques = pd.factorize(values, sort=True)
     return np.asarray(uniques, dtype=float), codes
 
