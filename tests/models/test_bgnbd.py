@@ -67,7 +67,20 @@ def test_bad_input_and_degenerate_data_fail_clearly():
         BGNBD().fit([1, np.nan], [1, 1], [4, 4])
     with pytest.raises(ValueError, match="parameter 'penalizer' must be >= 0"):
         BGNBD(penalizer=-1).fit([1], [1], [2])
-    with pytest.raises(ValueError, match="needs customers with at least 4 different inputs; got 1"):
+    with pytest.raises(ValueError, match="needs customers with at least 12 different inputs; got 1"):
         BGNBD().fit([2, 2], [3.0, 3.0], [4.0, 4.0])
-    with pytest.raises(ConvergenceError, match="cannot identify"):
+    with pytest.raises(ValueError, match="at least 12 different inputs; got 4"):
         BGNBD().fit([2, 0, 1, 5], [3.0, 0, 1, 4], [4.0, 4, 5, 6])
+
+
+def test_data_without_dropout_is_reported_not_fitted_silently():
+    """Customers who keep buying until the end: the dropout parameters grow without bound."""
+    rng = np.random.default_rng(0)
+    n = 3_000
+    T = rng.uniform(20, 52, n).round(1)
+    x = rng.poisson(rng.gamma(0.8, 1 / 6, n) * T * rng.uniform(0.2, 1.0, n))
+    t_x = np.where(x > 0, (rng.uniform(0.3, 1.0, n) * T).round(1), 0.0)
+    with pytest.raises(ConvergenceError, match="keep growing"):
+        BGNBD().fit(x, t_x, T)
+    penalized = BGNBD(penalizer=0.001).fit(x, t_x, T)  # the documented way out
+    assert np.all(np.isfinite(penalized.params_)) and penalized.params_["b"] < 1e3

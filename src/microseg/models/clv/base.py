@@ -342,6 +342,14 @@ class BTYDModel(Estimator):
     ) -> None:
         """Keep a converged fit; ``objective(log_params)`` is the unpenalised negative
         log-likelihood with its log-space gradient."""
+        names = list(self.param_names)
+        if not result.converged and np.any(result.params > 1e4):
+            growing = [f"{n} = {v:.3g}" for n, v in zip(names, result.params, strict=True) if v > 1e4]
+            raise ConvergenceError(
+                f"{type(self).__name__}: maximum likelihood does not settle: {', '.join(growing)} keep "
+                "growing, the data sit at the edge of the model's family (for BTYD models usually: "
+                "no visible dropout, or everybody alike); use a penalizer > 0 or observe customers longer"
+            )
         if not result.converged:
             raise ConvergenceError(
                 f"{type(self).__name__}: maximum likelihood did not converge ({result.message}); "
@@ -385,12 +393,13 @@ class BTYDModel(Estimator):
         return out
 
     def _check_identifiable(self, distinct_rows: int) -> None:
-        """Fewer distinct customers than parameters cannot pin the parameters down."""
-        k = len(self.param_names)
-        if distinct_rows < k:
+        """A handful of distinct customers cannot pin the parameters down: the optimum runs off
+        to extreme values that happen to fit them. Ask for three per parameter at least."""
+        needed = 3 * len(self.param_names)
+        if distinct_rows < needed:
             raise ValueError(
-                f"{type(self).__name__} has {k} parameters and needs customers with at least {k} "
-                f"different inputs; got {distinct_rows}"
+                f"{type(self).__name__} has {len(self.param_names)} parameters and needs customers with at "
+                f"least {needed} different inputs; got {distinct_rows}"
             )
 
     def _finite(self, values: np.ndarray, what: str) -> np.ndarray:

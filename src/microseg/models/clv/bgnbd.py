@@ -5,8 +5,12 @@ While alive, a customer buys as a Poisson process with rate λ ~ Gamma(r, α); a
 they drop out with probability p ~ Beta(a, b). Time is in the unit of the RFM summary (days or
 weeks).
 
->>> import numpy as np
->>> model = BGNBD().fit([2, 1, 0, 0], [30.43, 1.71, 0, 0], [38.86] * 4)
+>>> x = [2, 1, 0, 0, 5, 3, 1, 0, 4, 2, 0, 1, 6, 2]
+>>> t_x = [30.4, 1.7, 0, 0, 35.1, 20.0, 5.0, 0, 33.0, 12.5, 0, 25.0, 37.0, 8.0]
+>>> T = [38.9, 38.9, 38.9, 30.0, 38.9, 36.0, 20.0, 10.0, 38.9, 30.0, 25.0, 38.9, 38.9, 15.0]
+>>> model = BGNBD(penalizer=0.01).fit(x, t_x, T)
+>>> round(float(model.probability_alive(2, 30.4, 38.9)[0]), 2)
+0.88
 >>> sorted(model.params_.index)
 ['a', 'alpha', 'b', 'r']
 """

@@ -19,9 +19,12 @@ expectation over p is computed in log space by Gauss-Legendre quadrature on log 
 log(1 - p), on panels placed by the shape of the (log-concave) integrand; it agrees with
 50-digit arithmetic to about 1e-9 relative for x up to 1,000 and horizons up to 1e8 times α.
 
->>> model = MBGNBD(penalizer=0.01).fit([2, 1, 0, 0, 5], [30.43, 1.71, 0, 0, 35.1], [38.86] * 5)
->>> round(float(model.probability_alive(2, 30.43, 38.86)[0]), 2)
-0.81
+>>> x = [2, 1, 0, 0, 5, 3, 1, 0, 4, 2, 0, 1, 6, 2]
+>>> t_x = [30.4, 1.7, 0, 0, 35.1, 20.0, 5.0, 0, 33.0, 12.5, 0, 25.0, 37.0, 8.0]
+>>> T = [38.9, 38.9, 38.9, 30.0, 38.9, 36.0, 20.0, 10.0, 38.9, 30.0, 25.0, 38.9, 38.9, 15.0]
+>>> model = MBGNBD(penalizer=0.01).fit(x, t_x, T)
+>>> round(float(model.probability_alive(2, 30.4, 38.9)[0]), 2)
+0.92
 >>> sorted(model.params_.index)
 ['a', 'alpha', 'b', 'r']
 """
@@ -193,7 +196,7 @@ class MBGNBD(BTYDModel):
 
         scale = float(np.average(T, weights=w))
         starts = [np.log([1.0, scale / 10, 1.0, 1.0]), np.log([0.1, scale, 0.5, 2.0]), np.zeros(4)]
-        result = maximize_likelihood(objective, starts, max_iter=self.max_iter)
+        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
         try:
             self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
         except ConvergenceError as error:

@@ -21,9 +21,12 @@ x up to 1,000, T up to 5,000 and parameters from 1e-4 to 1e5). The gradient is a
 nodes give the integrand-weighted means it needs), so a fit stays cheap on the unique
 (x, t_x, T) rows.
 
->>> model = ParetoNBD(penalizer=0.01).fit([2, 1, 0, 0, 5], [30.43, 1.71, 0, 0, 35.1], [38.86] * 5)
->>> round(float(model.probability_alive(2, 30.43, 38.86)[0]), 2)
-0.95
+>>> x = [2, 1, 0, 0, 5, 3, 1, 0, 4, 2, 0, 1, 6, 2]
+>>> t_x = [30.4, 1.7, 0, 0, 35.1, 20.0, 5.0, 0, 33.0, 12.5, 0, 25.0, 37.0, 8.0]
+>>> T = [38.9, 38.9, 38.9, 30.0, 38.9, 36.0, 20.0, 10.0, 38.9, 30.0, 25.0, 38.9, 38.9, 15.0]
+>>> model = ParetoNBD(penalizer=0.01).fit(x, t_x, T)
+>>> round(float(model.probability_alive(2, 30.4, 38.9)[0]), 2)
+0.99
 >>> sorted(model.params_.index)
 ['alpha', 'beta', 'r', 's']
 """
@@ -177,7 +180,7 @@ class ParetoNBD(BTYDModel):
             np.log([0.5, scale, 0.5, scale / 4]),
             np.zeros(4),
         ]
-        result = maximize_likelihood(objective, starts, max_iter=self.max_iter)
+        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
         try:
             self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
         except ConvergenceError as error:
