@@ -84,3 +84,28 @@ def test_data_without_dropout_is_reported_not_fitted_silently():
         BGNBD().fit(x, t_x, T)
     penalized = BGNBD(penalizer=0.001).fit(x, t_x, T)  # the documented way out
     assert np.all(np.isfinite(penalized.params_)) and penalized.params_["b"] < 1e3
+
+
+def test_analytic_derivatives_match_finite_differences(cdnow_summary):
+    from microseg.models.clv.bgnbd import _Data
+
+    d = cdnow_summary
+    data = _Data.build(d.x.to_numpy(float), d.t_x.to_numpy(float), d["T"].to_numpy(float), np.ones(len(d)))
+    for point in ([0.3, 4.0, 0.8, 2.5], [1.0, 10.0, 2.0, 5.0]):
+        log_params = np.log(point)
+        value, grad, hess = BGNBD._neg_log_likelihood_hessian(log_params, data)
+        plain_value, plain_grad = BGNBD._neg_log_likelihood(log_params, data)
+        assert value == pytest.approx(plain_value, rel=1e-12)
+        np.testing.assert_allclose(grad, plain_grad, rtol=1e-9, atol=1e-9)
+        step = 1e-6
+        numeric = np.column_stack(
+            [
+                (
+                    BGNBD._neg_log_likelihood(log_params + step * e, data)[1]
+                    - BGNBD._neg_log_likelihood(log_params - step * e, data)[1]
+                )
+                / (2 * step)
+                for e in np.eye(4)
+            ]
+        )
+        np.testing.assert_allclose(hess, numeric, rtol=1e-6, atol=1e-6 * np.abs(numeric).max())

@@ -292,14 +292,19 @@ def hessian_from_gradient(
 
 
 def standard_errors(
-    objective: Callable[[np.ndarray], tuple[float, np.ndarray]], params: np.ndarray
+    objective: Callable[[np.ndarray], tuple], params: np.ndarray, analytic: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """(standard errors, covariance) from the observed information in natural parameters.
 
-    ``objective(log_params)`` returns the negative log-likelihood and its gradient in log space;
-    the gradient in natural parameters is that divided by the parameters.
+    ``objective(log_params)`` returns the negative log-likelihood and its gradient in log space
+    (the gradient in natural parameters is that divided by the parameters), and with
+    ``analytic`` also its Hessian in log space, which is then converted instead of differenced.
     """
-    hess = hessian_from_gradient(lambda p: objective(np.log(p))[1] / p, params)
+    if analytic:
+        _, grad_log, hess_log = objective(np.log(params))
+        hess = (hess_log - np.diag(grad_log)) / np.outer(params, params)
+    else:
+        hess = hessian_from_gradient(lambda p: objective(np.log(p))[1] / p, params)
     try:
         cov = np.linalg.inv(hess)
     except np.linalg.LinAlgError:
@@ -338,10 +343,15 @@ class BTYDModel(Estimator):
         return self.penalizer * float(np.sum(p**2)), 2 * self.penalizer * p**2
 
     def _store_fit(
-        self, result: MLEResult, objective: Callable[[np.ndarray], tuple[float, np.ndarray]], n: float
+        self,
+        result: MLEResult,
+        objective: Callable[[np.ndarray], tuple[float, np.ndarray]],
+        n: float,
+        hessian: Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         """Keep a converged fit; ``objective(log_params)`` is the unpenalised negative
-        log-likelihood with its log-space gradient."""
+        log-likelihood with its log-space gradient, ``hessian`` the same with the Hessian (for
+        the standard errors) when the model has it."""
         names = list(self.param_names)
         if not result.converged and np.any(result.params > 1e4):
             growing = [f"{n} = {v:.3g}" for n, v in zip(names, result.params, strict=True) if v > 1e4]
@@ -363,7 +373,7 @@ class BTYDModel(Estimator):
                 f"({', '.join(f'{v:.3g}' for v in result.params)}): the data cannot identify the model "
                 "(too few customers or too little variation); fit more customers or use a penalizer > 0"
             )
-        se, cov = standard_errors(objective, result.params)
+        se, cov = standard_errors(hessian or objective, result.params, analytic=hessian is not None)
         if not self.penalizer and not np.all(np.isfinite(se)):
             raise ConvergenceError(
                 f"{type(self).__name__}: the likelihood is flat at the estimate "

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.special import betaln, digamma, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
 
 from microseg.models.clv.base import (
     BTYDModel,
@@ -114,8 +114,14 @@ class BGNBD(BTYDModel):
         if (rows := warm_start_rows(len(x))) is not None:
             subset = _Data.build(x[rows], t_x[rows], T[rows], w[rows])
             sample = (lambda p: self._neg_log_likelihood(p, subset), w[rows].sum())
+
         result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter, sample=sample)
-        self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
+        self._store_fit(
+            result,
+            lambda log_params: self._neg_log_likelihood(log_params, data),
+            w.sum(),
+            hessian=lambda log_params: self._neg_log_likelihood_hessian(log_params, data),
+        )
         return self
 
     @staticmethod
@@ -172,6 +178,67 @@ class BGNBD(BTYDModel):
         w4_by_x = np.bincount(d.x_index, weights=w4, minlength=len(xu))
         d_b = (digamma(a + b) + digamma(b + xu) - digamma(b) - digamma(a + b + xu)) @ W - w4_by_x @ inv_bx
         return -float(ll), -np.array([d_r * r, d_alpha * alpha, d_a * a, d_b * b])
+
+    @staticmethod
+    def _neg_log_likelihood_hessian(
+        log_params: np.ndarray, data: _Data
+    ) -> tuple[float, np.ndarray, np.ndarray]:
+        """Negative log-likelihood with its gradient and Hessian in log-parameters (for the
+        standard errors). With σ the dropout branch's share and s = σ(1 - σ), every second derivative is a
+        weighted sum over customers of s·u_i·u_j + σ·u_ij plus terms of x alone (u is the
+        log-odds of the dropout branch; see ``_neg_log_likelihood``)."""
+        r, alpha, a, b = theta = np.exp(log_params)
+        d = data
+        xu, W = d.x_values, d.weight_by_x
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dropout = np.where(xu > 0, np.log(a) - np.log(b + xu - 1), -np.inf)
+            inv_bx = np.where(xu > 0, 1 / (b + xu - 1), 0.0)
+        log_T = np.log(alpha + d.T_values)[d.T_index]
+        log_t = np.log(alpha + d.t_values)[d.t_index]
+        inv_T = (1 / (alpha + d.T_values))[d.T_index]
+        inv_t = (1 / (alpha + d.t_values))[d.t_index]
+        rx = d.x + r
+        D = log_T - log_t  # du/dr
+        E = inv_T - inv_t  # du/dα = (r + x)·E
+        u = dropout[d.x_index] + rx * D
+        softplus = np.logaddexp(0.0, u)
+        sigma = np.exp(u - softplus)
+        ws = d.w * sigma * (1 - sigma)  # weight × s
+        wsig = d.w * sigma
+        rxE = rx * E
+        # x-only terms
+        ll_x = (gammaln(r + xu) - gammaln(r) + r * np.log(alpha) + betaln(a, b + xu) - betaln(a, b)) @ W
+        dig_ab, tri_ab = digamma(a + b), polygamma(1, a + b)
+        g = np.array(
+            [
+                (digamma(r + xu) - digamma(r) + np.log(alpha)) @ W + wsig @ D - d.w @ log_T,
+                r / alpha * d.n + wsig @ rxE - rx @ (d.w * inv_T),
+                (dig_ab - digamma(a + b + xu)) @ W + wsig.sum() / a,
+                (dig_ab + digamma(b + xu) - digamma(b) - digamma(a + b + xu)) @ W
+                - np.bincount(d.x_index, weights=wsig, minlength=len(xu)) @ inv_bx,
+            ]
+        )
+        ll = ll_x + d.w @ softplus - rx @ (d.w * log_T)
+        by_x = lambda v: np.bincount(d.x_index, weights=v, minlength=len(xu))  # noqa: E731
+        s_b, sig_b = by_x(ws), by_x(wsig)
+        sD_b, sE_b = by_x(ws * D), by_x(ws * rxE)
+        h = np.empty((4, 4))
+        h[0, 0] = (polygamma(1, r + xu) - polygamma(1, r)) @ W + ws @ (D * D)
+        h[0, 1] = d.n / alpha + ws @ (D * rxE) + wsig @ E - d.w @ inv_T
+        h[0, 2] = sD_b.sum() / a
+        h[0, 3] = -(sD_b @ inv_bx)
+        F = inv_t * inv_t - inv_T * inv_T  # dE/dα
+        h[1, 1] = -r / alpha**2 * d.n + ws @ (rxE * rxE) + wsig @ (rx * F) + (d.w * rx) @ (inv_T * inv_T)
+        h[1, 2] = sE_b.sum() / a
+        h[1, 3] = -(sE_b @ inv_bx)
+        tri_abx = polygamma(1, a + b + xu)
+        h[2, 2] = (tri_ab - tri_abx) @ W + (s_b.sum() - sig_b.sum()) / a**2
+        h[2, 3] = (tri_ab - tri_abx) @ W - (s_b @ inv_bx) / a
+        h[3, 3] = (tri_ab + polygamma(1, b + xu) - polygamma(1, b) - tri_abx) @ W + (s_b + sig_b) @ inv_bx**2
+        h = np.triu(h) + np.triu(h, 1).T
+        # to log-parameters: d²/dφ_i dφ_j = θ_i θ_j H_ij + δ_ij θ_i g_i
+        h_log = np.outer(theta, theta) * h + np.diag(theta * g)
+        return -float(ll), -(theta * g), -h_log
 
     # -- predictions ------------------------------------------------------------------------
     def _odds_dead(self, x, t_x, T) -> np.ndarray:
