@@ -29,7 +29,9 @@ lint: install-dev
 	$(BIN)/ruff check src tests benchmarks
 
 bench: install-dev
+	$(BIN)/pip install --quiet lifetimes==0.11.3
 	$(BIN)/python benchmarks/import_speed.py
+	$(BIN)/python benchmarks/clv_speed.py
 
 clean:
 	rm -rf $(VENV) microseg-demo .pytest_cache build *.egg-info
