@@ -335,6 +335,16 @@ class BTYDModel(Estimator):
         self.penalizer = penalizer
         self.max_iter = max_iter
 
+    def _penalized(self, neg_log_likelihood: Objective) -> Objective:
+        """The objective the optimiser minimises: the likelihood's plus the penalty."""
+
+        def objective(log_params):
+            value, grad = neg_log_likelihood(log_params)
+            pen, pen_grad = self._penalty(log_params)
+            return value + pen, grad + pen_grad
+
+        return objective
+
     def _penalty(self, log_params: np.ndarray) -> tuple[float, np.ndarray]:
         """L2 penalty on the parameters (as lifetimes' ``penalizer_coef``) and its log-space gradient."""
         if not self.penalizer:
@@ -434,3 +444,68 @@ class BTYDModel(Estimator):
     def _params(self) -> tuple[float, ...]:
         self._check_fitted()
         return tuple(float(v) for v in self.params_)
+
+
+class RepeatBuyingModel(BTYDModel):
+    """The continuous-time models of repeat buying (BG/NBD, Pareto/NBD, MBG/NBD): one ``fit``.
+
+    Subclasses give ``label``, ``_prepare`` (the compressed data in the form their likelihood
+    reads), ``_starts``, ``_neg_log_likelihood`` and optionally ``_neg_log_likelihood_hessian``
+    and ``_no_dropout``.
+    """
+
+    label: ClassVar[str] = ""
+
+    def fit(self, frequency, recency, T, weights=None):
+        """Maximum likelihood on (repeat purchases, age at last purchase, age) per customer.
+
+        Identical customers are merged before fitting; ``weights`` counts customers per row.
+        Large data is fitted on a sample of its distinct rows first.
+        """
+        self._validate_params()
+        x, t_x, T = check_rfm(frequency, recency, T)
+        w = check_weights(weights, len(x))
+        if not np.any(x > 0):
+            raise ValueError(
+                "every customer has frequency 0 (no repeat purchases): the buying rate cannot be "
+                f"learned; {self.label} needs some repeat buyers"
+            )
+        (x, t_x, T), w, _ = compress(x, t_x, T, weights=w)
+        self._check_identifiable(len(x))
+        data = self._prepare(x, t_x, T, w)
+        sample = None
+        if (rows := warm_start_rows(len(x))) is not None:
+            subset = self._prepare(x[rows], t_x[rows], T[rows], w[rows])
+            sample = (lambda p: self._neg_log_likelihood(p, subset), w[rows].sum())
+        objective = self._penalized(lambda p: self._neg_log_likelihood(p, data))
+        result = maximize_likelihood(
+            objective, self._starts(T, w), n=w.sum(), max_iter=self.max_iter, sample=sample
+        )
+        hessian = getattr(self, "_neg_log_likelihood_hessian", None)
+        try:
+            self._store_fit(
+                result,
+                lambda p: self._neg_log_likelihood(p, data),
+                w.sum(),
+                hessian=(lambda p: hessian(p, data)) if hessian else None,
+            )
+        except ConvergenceError as error:
+            if self._no_dropout(result.params, T):
+                raise ConvergenceError(
+                    f"{type(self).__name__}: the data show no dropout: the likelihood keeps rising as "
+                    "dropout goes to 0 (the NBD model, where nobody leaves); observe the customers "
+                    "longer, use a penalizer > 0, or fit a model without dropout"
+                ) from error
+            raise
+        return self
+
+    def _prepare(self, x, t_x, T, w):
+        return (x, t_x, T, w)
+
+    def _starts(self, T: np.ndarray, w: np.ndarray) -> list[np.ndarray]:
+        scale = float(np.average(T, weights=w))
+        return [np.log([1.0, scale / 10, 1.0, 1.0]), np.log([0.1, scale, 0.5, 2.0]), np.zeros(4)]
+
+    def _no_dropout(self, params: np.ndarray, T: np.ndarray) -> bool:
+        """Whether a failed fit ended where nobody drops out."""
+        return False

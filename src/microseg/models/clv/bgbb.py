@@ -119,10 +119,7 @@ class BGBB(BTYDModel):
         keep = w > 0
         data = (x[keep], t_x[keep], n[keep], w[keep])
 
-        def objective(log_params):
-            value, grad = self._neg_log_likelihood(log_params, data)
-            pen, pen_grad = self._penalty(log_params)
-            return value + pen, grad + pen_grad
+        objective = self._penalized(lambda log_params: self._neg_log_likelihood(log_params, data))
 
         starts = [np.zeros(4), np.log([0.5, 0.5, 0.5, 2.0]), np.log([2.0, 1.0, 1.0, 5.0])]
         result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)

@@ -24,13 +24,9 @@ import pandas as pd
 from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
 
 from microseg.models.clv.base import (
-    BTYDModel,
+    RepeatBuyingModel,
     check_rfm,
-    check_weights,
-    compress,
-    maximize_likelihood,
     unique_rows,
-    warm_start_rows,
 )
 
 
@@ -81,48 +77,14 @@ class _Data:
         )
 
 
-class BGNBD(BTYDModel):
+class BGNBD(RepeatBuyingModel):
     """BG/NBD model. ``fit(frequency, recency, T, weights=None)``; parameters r, alpha, a, b."""
 
     param_names = ("r", "alpha", "a", "b")
+    label = "BG/NBD"
 
-    def fit(self, frequency, recency, T, weights=None) -> BGNBD:
-        """Maximum likelihood on (repeat purchases, age at last purchase, age) per customer.
-
-        Identical customers are merged before fitting; ``weights`` counts customers per row.
-        """
-        self._validate_params()
-        x, t_x, T = check_rfm(frequency, recency, T)
-        w = check_weights(weights, len(x))
-        if not np.any(x > 0):
-            raise ValueError(
-                "every customer has frequency 0 (no repeat purchases): the buying rate cannot be "
-                "learned; BG/NBD needs some repeat buyers"
-            )
-        (x, t_x, T), w, _ = compress(x, t_x, T, weights=w)
-        self._check_identifiable(len(x))
-        data = _Data.build(x, t_x, T, w)
-
-        def objective(log_params):
-            value, grad = self._neg_log_likelihood(log_params, data)
-            pen, pen_grad = self._penalty(log_params)
-            return value + pen, grad + pen_grad
-
-        scale = float(np.average(T, weights=w))
-        starts = [np.log([1.0, scale / 10, 1.0, 1.0]), np.log([0.1, scale, 0.5, 2.0]), np.zeros(4)]
-        sample = None
-        if (rows := warm_start_rows(len(x))) is not None:
-            subset = _Data.build(x[rows], t_x[rows], T[rows], w[rows])
-            sample = (lambda p: self._neg_log_likelihood(p, subset), w[rows].sum())
-
-        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter, sample=sample)
-        self._store_fit(
-            result,
-            lambda log_params: self._neg_log_likelihood(log_params, data),
-            w.sum(),
-            hessian=lambda log_params: self._neg_log_likelihood_hessian(log_params, data),
-        )
-        return self
+    def _prepare(self, x, t_x, T, w) -> _Data:
+        return _Data.build(x, t_x, T, w)
 
     @staticmethod
     def _log_likelihood_terms(params, x, t_x, T):

@@ -116,10 +116,7 @@ class GammaGamma(BTYDModel):
         keep = w > 0
         data = _SpendData.build(x[keep], m[keep], w[keep])
 
-        def objective(log_params):
-            value, grad = self._neg_log_likelihood(log_params, data)
-            pen, pen_grad = self._penalty(log_params)
-            return value + pen, grad + pen_grad
+        objective = self._penalized(lambda log_params: self._neg_log_likelihood(log_params, data))
 
         mean = float(np.average(data.m, weights=data.w))
         starts = [np.log([1.0, 2.0, mean]), np.log([5.0, 3.0, 2.0 * mean / 5.0]), np.log([0.5, 5.0, mean])]

@@ -38,13 +38,9 @@ from numpy.polynomial.legendre import leggauss
 from scipy.special import digamma, gammaln
 
 from microseg.models.clv.base import (
-    BTYDModel,
-    ConvergenceError,
+    RepeatBuyingModel,
     as_array,
     check_rfm,
-    check_weights,
-    compress,
-    maximize_likelihood,
 )
 
 #: Gauss-Legendre rule on [0, 1] used for the dropout integral.
@@ -147,51 +143,18 @@ def _check_horizon(t) -> np.ndarray:
     return horizon
 
 
-class ParetoNBD(BTYDModel):
+class ParetoNBD(RepeatBuyingModel):
     """Pareto/NBD model. ``fit(frequency, recency, T, weights=None)``; parameters r, alpha, s, beta."""
 
     param_names = ("r", "alpha", "s", "beta")
+    label = "Pareto/NBD"
 
-    def fit(self, frequency, recency, T, weights=None) -> ParetoNBD:
-        """Maximum likelihood on (repeat purchases, age at last purchase, age) per customer.
+    def _no_dropout(self, params: np.ndarray, T: np.ndarray) -> bool:
+        return bool(params[2] / params[3] * float(T.max()) < 1e-6)
 
-        Identical customers are merged before fitting; ``weights`` counts customers per row.
-        """
-        self._validate_params()
-        x, t_x, T = check_rfm(frequency, recency, T)
-        w = check_weights(weights, len(x))
-        if not np.any(x > 0):
-            raise ValueError(
-                "every customer has frequency 0 (no repeat purchases): the buying rate cannot be "
-                "learned; Pareto/NBD needs some repeat buyers"
-            )
-        (x, t_x, T), w, _ = compress(x, t_x, T, weights=w)
-        self._check_identifiable(len(x))
-        data = (x, t_x, T, w)
-
-        def objective(log_params):
-            value, grad = self._neg_log_likelihood(log_params, data)
-            pen, pen_grad = self._penalty(log_params)
-            return value + pen, grad + pen_grad
-
+    def _starts(self, T: np.ndarray, w: np.ndarray) -> list[np.ndarray]:
         scale = float(np.average(T, weights=w))
-        starts = [
-            np.log([1.0, scale / 4, 1.0, scale]),
-            np.log([0.5, scale, 0.5, scale / 4]),
-            np.zeros(4),
-        ]
-        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
-        try:
-            self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
-        except ConvergenceError as error:
-            if result.params[2] / result.params[3] * float(T.max()) < 1e-6:
-                raise ConvergenceError(
-                    f"{type(self).__name__}: the data show no dropout: the likelihood keeps rising "
-                    "as the dropout rate s/beta goes to 0 (the NBD model, where nobody leaves); "
-                    "observe the customers longer, use a penalizer > 0, or fit a model without dropout"
-                ) from error
-            raise
-        return self
+        return [np.log([1.0, scale / 4, 1.0, scale]), np.log([0.5, scale, 0.5, scale / 4]), np.zeros(4)]
 
     @staticmethod
     def _log_likelihood_terms(params, x, t_x, T, moments: bool = False):
