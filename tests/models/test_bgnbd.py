@@ -54,6 +54,8 @@ def test_compressed_weights_give_the_same_fit(cdnow_summary, fitted):
     rows = cdnow_summary.groupby(["x", "t_x", "T"]).size().reset_index(name="n")
     model = BGNBD().fit(rows.x, rows.t_x, rows["T"], weights=rows.n)
     np.testing.assert_allclose(model.params_, fitted.params_, rtol=1e-6)
+    merged = BGNBD().fit(rows.x, rows.t_x, rows["T"], weights=rows.n, distinct=True)
+    np.testing.assert_allclose(merged.params_, fitted.params_, rtol=1e-6)
 
 
 def test_bad_input_and_degenerate_data_fail_clearly():

@@ -150,7 +150,7 @@ def _transactions(x, t_x, T, as_of: dt.date, settings: ClvConfig) -> tuple[dict,
     ut, uT = ut / period_days, uT / period_days
     buying = transaction_model(settings.model, settings.penalizer)
     try:
-        buying.fit(ux, ut, uT, weights=weights)
+        buying.fit(ux, ut, uT, weights=weights, distinct=True)
         p_alive = buying.probability_alive(ux, ut, uT)[rows]
         expected = buying.predict_purchases(settings.purchases_days / period_days, ux, ut, uT)[rows]
         discounted = discounted_expected_purchases(

@@ -456,11 +456,12 @@ class RepeatBuyingModel(BTYDModel):
 
     label: ClassVar[str] = ""
 
-    def fit(self, frequency, recency, T, weights=None):
+    def fit(self, frequency, recency, T, weights=None, *, distinct: bool = False):
         """Maximum likelihood on (repeat purchases, age at last purchase, age) per customer.
 
-        Identical customers are merged before fitting; ``weights`` counts customers per row.
-        Large data is fitted on a sample of its distinct rows first.
+        Identical customers are merged before fitting (``distinct=True`` says the rows are
+        already merged and sorted, as ``compress`` returns them); ``weights`` counts customers
+        per row. Large data is fitted on a sample of its distinct rows first.
         """
         self._validate_params()
         x, t_x, T = check_rfm(frequency, recency, T)
@@ -470,7 +471,8 @@ class RepeatBuyingModel(BTYDModel):
                 "every customer has frequency 0 (no repeat purchases): the buying rate cannot be "
                 f"learned; {self.label} needs some repeat buyers"
             )
-        (x, t_x, T), w, _ = compress(x, t_x, T, weights=w)
+        if not distinct:
+            (x, t_x, T), w, _ = compress(x, t_x, T, weights=w)
         self._check_identifiable(len(x))
         data = self._prepare(x, t_x, T, w)
         sample = None
