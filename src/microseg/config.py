@@ -95,6 +95,59 @@ CLV_SETTINGS: tuple[Setting, ...] = (
     _s("penalizer", float, 0.0, "L2 penalty on the model parameters (0: plain maximum likelihood)."),
 )
 
+#: ``[segments]`` settings: lifecycle rules, tiers, clustering, composites and rule segments.
+SEGMENT_SETTINGS: tuple[Setting, ...] = (
+    _s("seed", int, 0, "Random seed of the clustering: the same data and seed give the same segments."),
+    _s("k_min", int, 2, "Fewest clusters per lifecycle stage and layer."),
+    _s("k_max", int, 8, "Most clusters per lifecycle stage and layer (k is chosen by silhouette)."),
+    _s("sample_size", int, 10_000, "Customers per stage used to choose k and fit the clusters."),
+    _s(
+        "new_days",
+        int,
+        90,
+        "A first purchase (or a return) within this many days makes a customer new (reactivated).",
+    ),
+    _s(
+        "reactivation_gap_days",
+        int,
+        365,
+        "A pause between purchases at least this long, then a return, is a reactivation.",
+    ),
+    _s(
+        "at_risk_lateness",
+        float,
+        1.6,
+        "At risk from this many of the customer's own buying rhythms since the last purchase.",
+    ),
+    _s("churned_lateness", float, 4.0, "Churned from this many rhythms since the last purchase."),
+    _s("one_time_floor_days", int, 50, "Smallest rhythm assumed for one-time buyers."),
+    _s("at_risk_p_alive", float, 0.3, "At risk when P(alive) is below this (set -1 to ignore P(alive))."),
+    _s("churned_p_alive", float, 0.05, "Churned when P(alive) is below this (set -1 to ignore P(alive))."),
+    _s("clv_tiers", list, [0.01, 0.05, 0.20], "Top shares of customers by CLV that make the CLV tiers."),
+    _s("tenure_days", list, [90, 365, 730], "Tenure tier bounds in days."),
+    _s(
+        "composites",
+        dict,
+        {},
+        "Named composite segments: name = { tier layer = [accepted tiers] }, e.g. "
+        'new_highly_engaged = { tenure = ["0-3m"], engagement = ["high"] }.',
+    ),
+    _s(
+        "rules",
+        dict,
+        {},
+        'Rule segments: name = "expression over profile columns", e.g. '
+        "vip_at_risk = \"clv > 500 and stage = 'at_risk'\".",
+    ),
+    _s(
+        "page_flags",
+        dict,
+        {},
+        'URL fragments that make profile flags: pricing_page = "/pricing" gives '
+        "visited_pricing_page_30d and visited_pricing_page_90d.",
+    ),
+)
+
 #: ``[sources.<name>]`` settings, one table per source.
 SOURCE_SETTINGS: tuple[Setting, ...] = (
     _s("path", str, _REQUIRED, "File or glob pattern (CSV, Parquet, JSON lines), relative to the project."),
@@ -198,6 +251,26 @@ class ClvConfig:
 
 
 @dataclass(frozen=True)
+class SegmentConfig:
+    seed: int = 0
+    k_min: int = 2
+    k_max: int = 8
+    sample_size: int = 10_000
+    new_days: int = 90
+    reactivation_gap_days: int = 365
+    at_risk_lateness: float = 1.6
+    churned_lateness: float = 4.0
+    one_time_floor_days: int = 50
+    at_risk_p_alive: float | None = 0.3
+    churned_p_alive: float | None = 0.05
+    clv_tiers: tuple[float, ...] = (0.01, 0.05, 0.20)
+    tenure_days: tuple[int, ...] = (90, 365, 730)
+    composites: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    rules: dict[str, str] = field(default_factory=dict)
+    page_flags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     root: Path
     name: str
@@ -209,6 +282,7 @@ class ProjectConfig:
     threads: int
     sources: dict[str, SourceConfig]
     clv: ClvConfig = field(default_factory=ClvConfig)
+    segments: SegmentConfig = field(default_factory=SegmentConfig)
     file: Path | None = None
 
 
@@ -403,7 +477,13 @@ def parse_source(name: str, data: Any, file: str | None = None) -> SourceConfig:
     )
 
 
-SECTIONS = {"project": PROJECT_SETTINGS, "engine": ENGINE_SETTINGS, "clv": CLV_SETTINGS, "sources": None}
+SECTIONS = {
+    "project": PROJECT_SETTINGS,
+    "engine": ENGINE_SETTINGS,
+    "clv": CLV_SETTINGS,
+    "segments": SEGMENT_SETTINGS,
+    "sources": None,
+}
 
 
 def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> ProjectConfig:
@@ -431,6 +511,7 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
         clv[name] = float(clv[name])
         if clv[name] < 0:
             raise ConfigError("must be 0 or more", key=f"clv.{name}", file=file)
+    segments = _parse_segments(data.get("segments", {}), file)
     return ProjectConfig(
         root=root,
         name=project["name"] or root.name,
@@ -442,8 +523,81 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
         threads=engine["threads"],
         sources=sources,
         clv=ClvConfig(**clv),
+        segments=segments,
         file=Path(file) if file else None,
     )
+
+
+TIER_NAMES = ("clv", "rfm", "tenure", "engagement")
+
+
+def _parse_segments(data: Any, file: str | None) -> SegmentConfig:
+    v = _read_section(data, SEGMENT_SETTINGS, "segments", file)
+    for name in ("k_min", "k_max", "sample_size", "new_days", "reactivation_gap_days"):
+        if v[name] < 1:
+            raise ConfigError("must be 1 or more", key=f"segments.{name}", file=file)
+    if v["k_max"] < v["k_min"]:
+        raise ConfigError(f"must be >= segments.k_min ({v['k_min']})", key="segments.k_max", file=file)
+    for name in ("at_risk_lateness", "churned_lateness"):
+        v[name] = float(v[name])
+        if v[name] <= 0:
+            raise ConfigError("must be above 0", key=f"segments.{name}", file=file)
+    if v["churned_lateness"] <= v["at_risk_lateness"]:
+        raise ConfigError(
+            "must be above segments.at_risk_lateness", key="segments.churned_lateness", file=file
+        )
+    for name in ("at_risk_p_alive", "churned_p_alive"):
+        value = float(v[name])
+        if value != -1 and not 0 <= value <= 1:
+            raise ConfigError(
+                "must be between 0 and 1, or -1 to ignore P(alive)", key=f"segments.{name}", file=file
+            )
+        v[name] = None if value == -1 else value
+    cuts = v["clv_tiers"]
+    if (
+        not cuts
+        or not all(isinstance(c, (int, float)) and 0 < c < 1 for c in cuts)
+        or sorted(cuts) != list(cuts)
+    ):
+        raise ConfigError(
+            "must be increasing shares between 0 and 1, e.g. [0.01, 0.05, 0.2]",
+            key="segments.clv_tiers",
+            file=file,
+        )
+    bounds = v["tenure_days"]
+    if (
+        not bounds
+        or not all(isinstance(b, int) and b > 0 for b in bounds)
+        or sorted(set(bounds)) != list(bounds)
+    ):
+        raise ConfigError(
+            "must be increasing whole days, e.g. [90, 365, 730]", key="segments.tenure_days", file=file
+        )
+    composites = {}
+    for name, layers in v["composites"].items():
+        key = f"segments.composites.{name}"
+        if not isinstance(layers, dict) or not layers:
+            raise ConfigError("must be a table of tier layer = [accepted tiers]", key=key, file=file)
+        parsed = {}
+        for layer, accepted in layers.items():
+            base = layer.removesuffix("_tier")
+            if base not in TIER_NAMES:
+                raise ConfigError(
+                    f"unknown tier layer{_suggest(base, TIER_NAMES)}; layers: {', '.join(TIER_NAMES)}",
+                    key=f"{key}.{layer}",
+                    file=file,
+                )
+            values = [accepted] if isinstance(accepted, str) else accepted
+            if not isinstance(values, list) or not values or not all(isinstance(x, str) for x in values):
+                raise ConfigError("must be a tier name or a list of them", key=f"{key}.{layer}", file=file)
+            parsed[base] = tuple(values)
+        composites[name] = parsed
+    for table in ("rules", "page_flags"):
+        for name, value in v[table].items():
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError("must be a non-empty string", key=f"segments.{table}.{name}", file=file)
+    v["clv_tiers"], v["tenure_days"], v["composites"] = tuple(cuts), tuple(bounds), composites
+    return SegmentConfig(**v)
 
 
 def load_config(project_dir: str | Path = ".") -> ProjectConfig:
@@ -471,6 +625,7 @@ def all_settings() -> list[tuple[str, Setting]]:
     out = [(f"project.{s.name}", s) for s in PROJECT_SETTINGS]
     out += [(f"engine.{s.name}", s) for s in ENGINE_SETTINGS]
     out += [(f"clv.{s.name}", s) for s in CLV_SETTINGS]
+    out += [(f"segments.{s.name}", s) for s in SEGMENT_SETTINGS]
     out += [(f"sources.<name>.{s.name}", s) for s in SOURCE_SETTINGS]
     return out
 

@@ -24,10 +24,26 @@ import pyarrow as pa
 from microseg.config import CONFIG_FILE, ProjectConfig, load_config
 from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import ConfigError, MicrosegError
+from microseg.features.profile import category_spend, customer_profile
 from microseg.features.summary import customer_summary
 from microseg.features.values import rfm_table, value_customers
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS
+from microseg.segments.segmentation import segment_customers
+from microseg.segments.store import previous_segments, store_segmentation
 from microseg.sources.files import ImportResult, import_source
+
+#: Value columns the segmentation reads from ``customer_values``.
+VALUE_COLUMNS = (
+    "clv",
+    "p_alive",
+    "churn_risk",
+    "expected_purchases",
+    "expected_spend",
+    "rfm_segment",
+    "r_score",
+    "f_score",
+    "m_score",
+)
 
 TEMPLATE = """\
 # microseg project configuration: every setting is listed in docs/configuration.md
@@ -57,6 +73,7 @@ class RunResult:
     customers: int
     seconds: float
     valued: int = 0  # buying customers with RFM and CLV values
+    segments: int = 0  # micro-segments
     steps: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -188,14 +205,15 @@ class Project:
 
     def run(self, as_of: dt.date | None = None, *, on_step: StepCallback | None = None) -> RunResult:
         """Run the pipeline as of ``as_of`` (default: ``analysis_date()``) and store the results:
-        the customer summary, then RFM and CLV values."""
+        the customer summary, RFM and CLV values, then profiles and every segment layer."""
         started = time.perf_counter()
         as_of = as_of or self.analysis_date()
         result = RunResult(as_of, self.config.backend, 0, 0.0)
-        events, customers = self._tables("events", "customers")
+        events, customers, products = self._tables("events", "customers", "products")
         steps = [
             ("customer summary", lambda: self._run_summary(events, customers, as_of, result)),
             ("customer values", lambda: self._run_values(events, as_of, result)),
+            ("segments", lambda: self._run_segments(events, customers, products, as_of, result)),
         ]
         for i, (name, work) in enumerate(steps):
             if on_step:
@@ -222,6 +240,23 @@ class Project:
         if not valuation.fits.empty:
             self.warehouse.replace_frame(MODEL_FITS, valuation.fits, where)
         result.warnings += valuation.warnings
+
+    def _run_segments(self, events, customers, products, as_of: dt.date, result: RunResult) -> None:
+        settings = self.config.segments
+        wh = self.warehouse
+        profile = customer_profile(
+            events, customers, products, as_of, settings.reactivation_gap_days, settings.page_flags
+        ).to_pandas()
+        categories = category_spend(events, products, as_of).to_pandas()
+        values = wh.fetch_df(
+            f"SELECT customer_id, {', '.join(VALUE_COLUMNS)} FROM customer_values WHERE as_of = ?", [as_of]
+        )
+        frame = profile.set_index("customer_id").join(values.set_index("customer_id"))
+        previous, retired = previous_segments(wh, as_of)
+        segmentation = segment_customers(frame, categories, settings, previous, retired)
+        store_segmentation(wh, segmentation, categories, as_of)
+        result.segments = int((segmentation.segments["kind"] == "micro").sum())
+        result.warnings += segmentation.warnings
 
     def _store(self, table, expr, as_of: dt.date) -> int:
         """Replace the rows of ``as_of`` in ``table`` by the result of ``expr``."""
@@ -262,6 +297,82 @@ class Project:
     def customer_values(self, as_of: dt.date | None = None) -> pd.DataFrame:
         """RFM, scores and CLV predictions per buying customer (the latest run when None)."""
         return self._snapshot("customer_values", as_of)
+
+    def memberships(self, kind: str | None = None, as_of: dt.date | None = None) -> pd.DataFrame:
+        """Who is in which segment (customer_id, kind, segment_id), for one layer or all."""
+        as_of = self._latest("segment_memberships", as_of)
+        where, params = ("AND kind = ?", [kind]) if kind else ("", [])
+        return self.warehouse.fetch_df(
+            f"SELECT customer_id, kind, segment_id FROM segment_memberships WHERE as_of = ? {where} "
+            "ORDER BY kind, segment_id, customer_id",
+            [as_of, *params],
+        )
+
+    def segments(self, kind: str | None = None, as_of: dt.date | None = None) -> pd.DataFrame:
+        """Segments with their persona label, size, shares and value (one layer or all)."""
+        as_of = self._latest("segments", as_of)
+        where, params = ("AND kind = ?", [kind]) if kind else ("", [])
+        return self.warehouse.fetch_df(
+            "SELECT kind, segment_id, label, size, share, revenue_share, mean_clv, card FROM segments "
+            f"WHERE as_of = ? {where} ORDER BY kind, size DESC, segment_id",
+            [as_of, *params],
+        )
+
+    def segment_changes(self, as_of: dt.date | None = None) -> pd.DataFrame:
+        """How the clustered segments of a run continue those of the previous run."""
+        as_of = self._latest("segment_changes", as_of)
+        return self.warehouse.fetch_df(
+            "SELECT * FROM segment_changes WHERE as_of = ? ORDER BY kind, event", [as_of]
+        )
+
+    def persona(self, segment_id: str, kind: str | None = None, as_of: dt.date | None = None) -> dict:
+        """The persona card of a segment."""
+        import json
+
+        frame = self.segments(kind, as_of)
+        match = frame[frame["segment_id"] == segment_id]
+        if match.empty:
+            known = ", ".join(sorted(frame["segment_id"].unique())[:20])
+            raise MicrosegError(
+                f"no segment {segment_id!r}{f' in {kind}' if kind else ''}; segments include: {known}"
+            )
+        return json.loads(match.iloc[0]["card"])
+
+    def customer_card(self, customer_id: str, as_of: dt.date | None = None) -> dict:
+        """The segment-of-one card of a customer: stage, tiers, segments, value, favourites."""
+        from microseg.segments.personas import customer_card
+
+        as_of = self._latest("customer_profiles", as_of)
+        wh = self.warehouse
+        profile = wh.fetch_df(
+            "SELECT * FROM customer_profiles WHERE as_of = ? AND customer_id = ?", [as_of, customer_id]
+        )
+        values = wh.fetch_df(
+            "SELECT * FROM customer_values WHERE as_of = ? AND customer_id = ?", [as_of, customer_id]
+        )
+        if not values.empty:
+            profile = profile.merge(
+                values.drop(columns=["as_of"]), on="customer_id", how="left", suffixes=("", "_v")
+            )
+        categories = wh.fetch_df(
+            "SELECT customer_id, category, spend, share FROM customer_categories WHERE as_of = ? AND customer_id = ?",
+            [as_of, customer_id],
+        )
+        memberships = wh.fetch_df(
+            "SELECT m.customer_id, m.kind, m.segment_id, s.label FROM segment_memberships m "
+            "LEFT JOIN segments s ON s.as_of = m.as_of AND s.kind = m.kind AND s.segment_id = m.segment_id "
+            "WHERE m.as_of = ? AND m.customer_id = ?",
+            [as_of, customer_id],
+        )
+        return customer_card(customer_id, profile, categories, memberships)
+
+    def _latest(self, table: str, as_of: dt.date | None) -> dt.date:
+        if as_of is not None:
+            return as_of
+        latest = self.warehouse.fetch(f"SELECT max(as_of) FROM {table}")[0][0]
+        if latest is None:
+            raise MicrosegError("no pipeline run is stored yet; run `microseg run` first")
+        return latest
 
     def model_fits(self, as_of: dt.date | None = None) -> pd.DataFrame:
         """Fitted model parameters with standard errors (the latest run when None)."""

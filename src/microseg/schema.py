@@ -259,9 +259,175 @@ MODEL_FITS = Table(
     key=("as_of", "model", "parameter"),
 )
 
+_PROFILE = (
+    ("customer_id", "VARCHAR", True, ""),
+    ("as_of", "DATE", True, "last day of events included"),
+    ("gender", "VARCHAR", False, ""),
+    ("age", "BIGINT", False, "years, from the birth year"),
+    ("region", "VARCHAR", False, ""),
+    ("country", "VARCHAR", False, ""),
+    ("acquisition_channel", "VARCHAR", False, ""),
+    ("signup_date", "DATE", False, ""),
+    ("orders", "BIGINT", True, "distinct orders with a purchased line"),
+    ("transactions", "BIGINT", True, "days with a purchase"),
+    ("revenue", "DOUBLE", True, "money of purchased lines"),
+    ("returned", "DOUBLE", True, "money of refunds and cancellations (positive)"),
+    ("average_order_value", "DOUBLE", False, "revenue / orders"),
+    ("items", "BIGINT", True, "units purchased"),
+    ("distinct_products", "BIGINT", True, ""),
+    ("first_purchase", "DATE", False, ""),
+    ("last_purchase", "DATE", False, ""),
+    ("days_since_first_purchase", "BIGINT", False, ""),
+    ("days_since_last_purchase", "BIGINT", False, ""),
+    ("rhythm_days", "DOUBLE", False, "mean days between purchase days (two or more purchase days)"),
+    ("longest_gap_days", "BIGINT", False, "longest pause between purchase days"),
+    (
+        "last_return_after_gap",
+        "DATE",
+        False,
+        "last purchase after a pause of segments.reactivation_gap_days or more",
+    ),
+    ("days_since_return", "BIGINT", False, "days since last_return_after_gap"),
+    ("page_views", "BIGINT", True, ""),
+    ("page_views_30d", "BIGINT", True, ""),
+    ("page_views_90d", "BIGINT", True, ""),
+    ("emails_sent", "BIGINT", True, ""),
+    ("email_opens", "BIGINT", True, ""),
+    ("email_clicks", "BIGINT", True, ""),
+    ("email_open_rate", "DOUBLE", False, "opens / emails sent"),
+    ("email_click_rate", "DOUBLE", False, "clicks / emails sent"),
+    ("email_opens_90d", "BIGINT", True, ""),
+    ("app_events", "BIGINT", True, ""),
+    ("app_events_90d", "BIGINT", True, ""),
+    ("social_follows", "BIGINT", True, ""),
+    ("crm_updates", "BIGINT", True, ""),
+    ("last_event_at", "TIMESTAMP", False, ""),
+    ("pos_share", "DOUBLE", False, "share of purchased lines bought in store"),
+    ("web_share", "DOUBLE", False, "share bought on the web"),
+    ("app_share", "DOUBLE", False, "share bought in the app"),
+    ("top_category", "VARCHAR", False, "category with the most spend"),
+)
+
+#: The behavioural profile every segmentation layer reads (without the segment columns).
+PROFILE_FEATURES = tuple(Column(*c) for c in _PROFILE)
+
+CUSTOMER_PROFILES = Table(
+    "customer_profiles",
+    (
+        *PROFILE_FEATURES,
+        Column(
+            "stage", "VARCHAR", True, "lifecycle stage: prospect, new, active, at_risk, churned, reactivated"
+        ),
+        Column("clv_tier", "VARCHAR", True, "top_1, top_5, top_20, rest or none"),
+        Column("rfm_tier", "VARCHAR", True, "named RFM segment, or none"),
+        Column("tenure_tier", "VARCHAR", True, ""),
+        Column("engagement_tier", "VARCHAR", True, "high, medium, low or none"),
+        Column("composite_code", "VARCHAR", True, "the four tiers joined: clv/rfm/tenure/engagement"),
+    ),
+    "Every customer known on a date: traits, buying, rhythm, engagement, channels, stage and tiers.",
+    key=("customer_id", "as_of"),
+)
+
+CUSTOMER_CATEGORIES = Table(
+    "customer_categories",
+    (
+        Column("customer_id", "VARCHAR", True, ""),
+        Column("as_of", "DATE", True, ""),
+        Column("category", "VARCHAR", True, "product category (unknown when the product has none)"),
+        Column("spend", "DOUBLE", True, ""),
+        Column("share", "DOUBLE", True, "share of the customer's spend"),
+    ),
+    "Spend of every customer by product category.",
+    key=("customer_id", "as_of", "category"),
+)
+
+SEGMENT_MEMBERSHIPS = Table(
+    "segment_memberships",
+    (
+        Column("customer_id", "VARCHAR", True, ""),
+        Column("as_of", "DATE", True, ""),
+        Column(
+            "kind",
+            "VARCHAR",
+            True,
+            "layer: lifecycle, clv_tier, rfm_tier, tenure_tier, engagement_tier, "
+            "composite_code, composite, behaviour, demographic, micro or rule",
+        ),
+        Column("segment_id", "VARCHAR", True, ""),
+    ),
+    "Who is in which segment on a date. One segment per customer in every layer but composite and "
+    "rule, where a customer can be in any number.",
+    key=("customer_id", "as_of", "kind", "segment_id"),
+)
+
+SEGMENTS = Table(
+    "segments",
+    (
+        Column("as_of", "DATE", True, ""),
+        Column("kind", "VARCHAR", True, "layer"),
+        Column("segment_id", "VARCHAR", True, "stable across runs for clustered layers"),
+        Column("label", "VARCHAR", True, "persona label"),
+        Column("size", "BIGINT", True, "customers"),
+        Column(
+            "share",
+            "DOUBLE",
+            True,
+            "share of the layer's customers (of all customers for composite and rule)",
+        ),
+        Column("revenue_share", "DOUBLE", False, "share of the layer's revenue"),
+        Column("mean_clv", "DOUBLE", False, ""),
+        Column("card", "VARCHAR", True, "the persona card, as JSON"),
+        Column("centroid", "VARCHAR", False, "cluster centre in feature units, as JSON (clustered layers)"),
+    ),
+    "Every segment of every layer on a date, with its persona.",
+    key=("as_of", "kind", "segment_id"),
+)
+
+SEGMENT_CHANGES = Table(
+    "segment_changes",
+    (
+        Column("as_of", "DATE", True, ""),
+        Column("kind", "VARCHAR", True, "behaviour or demographic"),
+        Column("event", "VARCHAR", True, "kept, new, merged, split or vanished"),
+        Column("old_id", "VARCHAR", False, ""),
+        Column("new_id", "VARCHAR", False, ""),
+        Column("basis", "VARCHAR", False, "membership or centroid"),
+        Column("shared", "BIGINT", False, "customers in both"),
+        Column("overlap", "DOUBLE", False, "overlap coefficient of the members"),
+    ),
+    "How the clustered segments of a run continue those of the previous run.",
+)
+
+SEGMENT_REGISTRY = Table(
+    "segment_registry",
+    (
+        Column("segment_id", "VARCHAR", True, "every clustered segment id ever used (never reused)"),
+        Column("kind", "VARCHAR", True, ""),
+        Column("first_as_of", "DATE", True, ""),
+        Column("last_as_of", "DATE", True, ""),
+    ),
+    "Every clustered segment id ever handed out.",
+    key=("segment_id",),
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
-    for t in (EVENTS, CUSTOMERS, PRODUCTS, QUARANTINE, IMPORTS, CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS)
+    for t in (
+        EVENTS,
+        CUSTOMERS,
+        PRODUCTS,
+        QUARANTINE,
+        IMPORTS,
+        CUSTOMER_SUMMARY,
+        CUSTOMER_VALUES,
+        MODEL_FITS,
+        CUSTOMER_PROFILES,
+        CUSTOMER_CATEGORIES,
+        SEGMENT_MEMBERSHIPS,
+        SEGMENTS,
+        SEGMENT_CHANGES,
+        SEGMENT_REGISTRY,
+    )
 }
 
 #: The tables a source can write to, by source kind.

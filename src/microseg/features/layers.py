@@ -1,0 +1,86 @@
+"""Feature matrices for the clustering layers, from the customer profile.
+
+* **behavioural**: how much, how often and how a customer buys (orders, order value, rhythm),
+  what they buy (share of spend by category), where (channel shares) and how they engage (web,
+  email, app, social);
+* **demographic / contextual**: age, gender, region and acquisition channel.
+
+Counts are log-scaled, missing values get neutral fills (0 for activity, the median for a
+rhythm or an age), and categorical traits become indicator columns for their most common
+values. Columns are sorted by name so the same data always gives the same matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+TOP_VALUES = 12
+
+
+def _log(profile: pd.DataFrame, column: str) -> pd.Series:
+    return np.log1p(pd.to_numeric(profile[column], errors="coerce").fillna(0).clip(lower=0))
+
+
+def category_shares(categories: pd.DataFrame, index: pd.Index, top: int = TOP_VALUES) -> pd.DataFrame:
+    """Share of spend per category for the ``top`` categories by total spend (the rest add up
+    in ``cat_other``), one row per customer of ``index`` (zeros without purchases)."""
+    if categories.empty:
+        return pd.DataFrame(index=index)
+    totals = categories.groupby("category")["spend"].sum().sort_values(ascending=False, kind="stable")
+    kept = sorted(totals.index[:top])
+    names = categories["category"].where(categories["category"].isin(kept), "other")
+    wide = (
+        categories.assign(category=names)
+        .pivot_table(index="customer_id", columns="category", values="share", aggfunc="sum", fill_value=0.0)
+        .reindex(index, fill_value=0.0)
+    )
+    wide.columns = [f"cat_{c}" for c in wide.columns]
+    return wide.reindex(sorted(wide.columns), axis=1)
+
+
+def behaviour_features(profile: pd.DataFrame, categories: pd.DataFrame) -> pd.DataFrame:
+    """Behavioural features, one row per customer of ``profile`` (indexed by customer_id)."""
+    rhythm = pd.to_numeric(profile["rhythm_days"], errors="coerce")
+    typical = rhythm.median() if rhythm.notna().any() else 0.0
+    frame = pd.DataFrame(
+        {
+            "orders": _log(profile, "orders"),
+            "order_value": np.log1p(pd.to_numeric(profile["average_order_value"], errors="coerce").fillna(0)),
+            "rhythm": np.log1p(rhythm.fillna(typical)),
+            "page_views_90d": _log(profile, "page_views_90d"),
+            "app_events_90d": _log(profile, "app_events_90d"),
+            "email_open_rate": pd.to_numeric(profile["email_open_rate"], errors="coerce").fillna(0),
+            "social_follows": _log(profile, "social_follows"),
+            "pos_share": pd.to_numeric(profile["pos_share"], errors="coerce").fillna(0),
+            "web_share": pd.to_numeric(profile["web_share"], errors="coerce").fillna(0),
+            "app_share": pd.to_numeric(profile["app_share"], errors="coerce").fillna(0),
+        },
+        index=profile.index,
+    )
+    frame = frame.join(category_shares(categories, profile.index))
+    return frame.reindex(sorted(frame.columns), axis=1).astype(float)
+
+
+def _indicators(values: pd.Series, prefix: str, top: int = TOP_VALUES) -> pd.DataFrame:
+    counts = values.value_counts()
+    kept = sorted(counts.index[:top])
+    return pd.DataFrame(
+        {f"{prefix}_{value}": (values == value).astype(float) for value in kept}, index=values.index
+    )
+
+
+def demographic_features(profile: pd.DataFrame) -> pd.DataFrame:
+    """Demographic and contextual features (empty when the customers have no such traits)."""
+    parts = []
+    age = pd.to_numeric(profile["age"], errors="coerce")
+    if age.notna().any():
+        parts.append(age.fillna(age.median()).rename("age").to_frame())
+    for column, prefix in (("gender", "gender"), ("region", "region"), ("acquisition_channel", "acquired")):
+        values = profile[column]
+        if values.notna().any() and values.nunique() > 1:
+            parts.append(_indicators(values.fillna("unknown"), prefix))
+    if not parts:
+        return pd.DataFrame(index=profile.index)
+    frame = pd.concat(parts, axis=1)
+    return frame.reindex(sorted(frame.columns), axis=1).astype(float)

@@ -1,0 +1,205 @@
+"""The customer profile: everything segmentation reads about a customer, as of a date.
+
+One Ibis query over the events (so it runs on every engine) gives behaviour, rhythm, engagement
+and channel use; a second gives spend by product category. Traits come from the customers table.
+Only events on or before the as-of date count.
+
+Columns (``PROFILE_COLUMNS``) are fixed; category shares are long (``customer_id, category,
+spend, share``) because the categories are the retailer's own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+
+import ibis
+import ibis.expr.types as ir
+
+from microseg.features.summary import events_until
+from microseg.schema import PROFILE_FEATURES
+
+#: Days of the recent-activity windows.
+RECENT_WINDOWS = (30, 90)
+
+_IBIS_TYPES = {
+    "VARCHAR": "string",
+    "BIGINT": "int64",
+    "DOUBLE": "float64",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+}
+
+#: Column -> Ibis type of the profile (the contract is ``schema.CUSTOMER_PROFILES``).
+PROFILE_COLUMNS = {c.name: _IBIS_TYPES[c.type] for c in PROFILE_FEATURES}
+
+
+def _days(later: ir.DateValue, earlier: ir.DateValue) -> ir.IntegerValue:
+    return later.delta(earlier, unit="day")
+
+
+def behaviour(
+    events: ir.Table,
+    as_of: dt.date,
+    reactivation_gap_days: int = 365,
+    page_flags: Mapping[str, str] | None = None,
+) -> ir.Table:
+    """Per customer with any event: buying, rhythm, engagement and channel features, and for
+    each page flag (name -> URL fragment) whether the customer viewed such a page in the last
+    30 and 90 days (``visited_<name>_30d``, ``visited_<name>_90d``)."""
+    e = events_until(events, as_of)
+    end = ibis.literal(as_of, type="date")
+    day = e.ts.date()
+    kind = e.event_type
+    purchase = kind == "purchase"
+
+    def count(event_type: str, within: int | None = None) -> ir.IntegerScalar:
+        hit = kind == event_type
+        if within is not None:
+            hit = hit & (day > end - ibis.interval(days=within))
+        return hit.cast("int64").sum()
+
+    def share(channel: str) -> ir.FloatingScalar:
+        lines = purchase.cast("int64").sum()
+        return ((purchase & (e.channel == channel)).cast("int64").sum() / lines.nullif(0)).cast("float64")
+
+    activity = e.group_by("customer_id").aggregate(
+        orders=e.order_id.fill_null(e.event_id).nunique(where=purchase),
+        revenue=e.amount.sum(where=purchase).cast("float64").fill_null(0.0),
+        returned=(-e.amount.sum(where=kind.isin(["refund", "cancellation"]))).cast("float64").fill_null(0.0),
+        items=e.quantity.sum(where=purchase).fill_null(0).cast("int64"),
+        distinct_products=e.product_id.nunique(where=purchase),
+        page_views=count("page_view"),
+        page_views_30d=count("page_view", 30),
+        page_views_90d=count("page_view", 90),
+        emails_sent=count("email_sent"),
+        email_opens=count("email_open"),
+        email_clicks=count("email_click"),
+        email_opens_90d=count("email_open", 90),
+        app_events=count("app_event"),
+        app_events_90d=count("app_event", 90),
+        social_follows=count("social_follow"),
+        crm_updates=count("crm_update"),
+        last_event_at=e.ts.max(),
+        pos_share=share("pos"),
+        web_share=share("web"),
+        app_share=share("app"),
+        **{
+            f"visited_{name}_{days}d": (
+                (kind == "page_view") & e.url.contains(fragment) & (day > end - ibis.interval(days=days))
+            ).any()
+            for name, fragment in (page_flags or {}).items()
+            for days in RECENT_WINDOWS
+        },
+    )
+    return activity.left_join(_rhythm(e, as_of, reactivation_gap_days), "customer_id").drop(
+        "customer_id_right"
+    )
+
+
+def _rhythm(e: ir.Table, as_of: dt.date, reactivation_gap_days: int) -> ir.Table:
+    """Transaction days per buyer: first, last, count, mean and longest gap, and the last return
+    after a long gap (the mark of a reactivated customer)."""
+    buys = e.filter(e.event_type == "purchase")
+    days = buys.group_by([buys.customer_id, buys.ts.date().name("day")]).aggregate()
+    window = ibis.window(group_by="customer_id", order_by="day")
+    days = days.mutate(gap=_days(days.day, days.day.lag().over(window)))
+    per = days.group_by("customer_id").aggregate(
+        first_purchase=days.day.min(),
+        last_purchase=days.day.max(),
+        transactions=days.day.count(),
+        longest_gap_days=days.gap.max(),
+        last_return_after_gap=days.day.max(where=days.gap >= reactivation_gap_days),
+    )
+    end = ibis.literal(as_of, type="date")
+    span = _days(per.last_purchase, per.first_purchase).cast("float64")
+    return per.mutate(
+        rhythm_days=ibis.ifelse(per.transactions > 1, span / (per.transactions - 1), ibis.null("float64")),
+        days_since_first_purchase=_days(end, per.first_purchase),
+        days_since_last_purchase=_days(end, per.last_purchase),
+        days_since_return=_days(end, per.last_return_after_gap),
+    )
+
+
+def category_spend(events: ir.Table, products: ir.Table, as_of: dt.date) -> ir.Table:
+    """Spend per customer and product category (``unknown`` for products without one), with
+    each category's share of the customer's spend."""
+    e = events_until(events, as_of)
+    buys = e.filter(e.event_type == "purchase")
+    lines = buys.left_join(products.select("product_id", "category"), "product_id")
+    spend = lines.group_by(["customer_id", lines.category.fill_null("unknown").name("category")]).aggregate(
+        spend=lines.amount.sum().cast("float64")
+    )
+    total = spend.spend.sum().over(ibis.window(group_by="customer_id"))
+    return spend.mutate(share=ibis.ifelse(total > 0, spend.spend / total, 0.0))
+
+
+def profile_columns(page_flags: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Column name -> type of the profile, with the configured page flags."""
+    flags = {f"visited_{name}_{days}d": "boolean" for name in (page_flags or {}) for days in RECENT_WINDOWS}
+    return {**PROFILE_COLUMNS, **flags}
+
+
+def customer_profile(
+    events: ir.Table,
+    customers: ir.Table,
+    products: ir.Table,
+    as_of: dt.date,
+    reactivation_gap_days: int = 365,
+    page_flags: Mapping[str, str] | None = None,
+) -> ir.Table:
+    """One row per customer known on ``as_of`` (see ``profile_columns``)."""
+    known = customers.filter(customers.signup_date.isnull() | (customers.signup_date <= as_of))
+    active = behaviour(events, as_of, reactivation_gap_days, page_flags)
+    ids = known.select("customer_id").union(active.select("customer_id")).distinct()
+    traits = customers.select(
+        "customer_id", "gender", "birth_year", "region", "country", "acquisition_channel", "signup_date"
+    )
+    spend = category_spend(events, products, as_of)
+    ranked = spend.mutate(
+        rank=ibis.row_number().over(
+            ibis.window(group_by="customer_id", order_by=[ibis.desc("spend"), "category"])
+        )
+    )
+    top = ranked.filter(ranked["rank"] == 0).select("customer_id", top_category="category")
+    joined = (
+        ids.left_join(traits, "customer_id")
+        .drop("customer_id_right")
+        .left_join(active, "customer_id")
+        .drop("customer_id_right")
+        .left_join(top, "customer_id")
+        .drop("customer_id_right")
+    )
+    zero_filled = {
+        name: joined[name].fill_null(0)
+        for name, dtype in PROFILE_COLUMNS.items()
+        if dtype == "int64"
+        and name in joined.columns
+        and name not in ("age", "longest_gap_days")
+        and not name.startswith("days_since")
+    }
+    out = joined.mutate(
+        as_of=ibis.literal(as_of, type="date"),
+        age=(ibis.literal(as_of.year) - joined.birth_year).cast("int64"),
+        average_order_value=ibis.ifelse(
+            joined.orders > 0, joined.revenue / joined.orders, ibis.null("float64")
+        ),
+        email_open_rate=ibis.ifelse(
+            joined.emails_sent > 0, joined.email_opens / joined.emails_sent, ibis.null("float64")
+        ),
+        email_click_rate=ibis.ifelse(
+            joined.emails_sent > 0, joined.email_clicks / joined.emails_sent, ibis.null("float64")
+        ),
+        revenue=joined.revenue.fill_null(0.0),
+        returned=joined.returned.fill_null(0.0),
+        **zero_filled,
+    )
+    flags = {
+        name: out[name].fill_null(False)
+        for name in profile_columns(page_flags)
+        if name.startswith("visited_")
+    }
+    out = out.mutate(**flags)
+    return out.select(
+        *[out[name].cast(dtype).name(name) for name, dtype in profile_columns(page_flags).items()]
+    )

@@ -1,0 +1,1 @@
+"""Behavioural segments: stable identities across refits of the clustering models."""

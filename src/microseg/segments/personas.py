@@ -1,0 +1,806 @@
+"""Personas: readable labels and profile cards for segments and for single customers.
+
+A *segment card* explains one segment of a layer (one row per segment id): how big it is, what
+it is worth, its lifecycle stages, categories, channels and demographics, and the features that
+set it apart from the *base* (everyone in the layer). A *customer card* is the "segment of one":
+one customer's stage, tiers, memberships, value, buying, favourite categories and engagement.
+
+Distinguishing features
+-----------------------
+Numeric features (``NUMERIC_FEATURES``, those present in the profile) are compared with the
+standardized mean difference ``(segment mean - base mean) / base standard deviation``: a Cohen's
+d style effect size in units of the base's spread. Category spend shares (``category:<name>``,
+each buyer's share of spend in the category; customers without spend are left out) are compared
+with the difference in proportion ``segment mean share - base mean share``. NaNs are skipped
+everywhere (a prospect has no average order value; it simply does not count there). Features are
+ranked by strength: ``|d|`` for numeric features and Cohen's h (``2 asin sqrt p1 - 2 asin sqrt
+p2``, the proportion analogue of d) for shares, ties broken by feature name, and features weaker
+than ``MIN_EFFECT`` are left out. A card lists the strongest ``TOP_DISTINGUISHING``; the
+``effects`` column keeps every effect size (feature -> effect size) for the labeller.
+
+Label rules (``label_segment``)
+-------------------------------
+A label is up to four slots, in this order, at most ``MAX_LABEL_WORDS`` words:
+
+1. *Lifecycle* (``STAGE_WORDS``) when one stage holds more than ``DOMINANT_STAGE`` of the
+   segment: New, Active, Lapsing (at_risk), Lost (churned), Returning (reactivated),
+   Prospective (prospect).
+2. *Value* (effect sizes of the numeric features, threshold ``VALUE_EFFECT``):
+   Bargain = low average order value and many orders (``min(-d_aov, d_orders)``),
+   Loyal = many orders and a high P(alive) (``min(d_orders, d_p_alive)``),
+   Big-spending = high average order value or CLV (``max(d_aov, d_clv)``),
+   Occasional = few orders (``-d_orders``). The strongest word is used and a second compatible
+   one joins it when it also passes ("Loyal big-spending ..."). Segments dominated by prospects
+   get no value word (they never bought).
+3. *Engagement* (threshold ``ENGAGEMENT_EFFECT``, the strongest only): app-first (app share or
+   app events), email-engaged (email open or click rate), web-browsing (page views or web share),
+   in-store (POS share), social-following (social follows).
+4. *Category noun* (``CATEGORY_NOUNS``, always present): the category whose spend share exceeds
+   the base's the most, when by at least ``CATEGORY_LIFT``; otherwise the segment's top spend
+   category; unknown categories become "<category> shoppers" and a segment without any spend
+   becomes "customers". So the fallback label is "Customers" or e.g. "Garden lovers".
+
+Words beyond the limit are dropped in this order: the second value word, the engagement word,
+the lifecycle word. The first word is capitalised.
+
+Within a layer (``segment_cards``) labels are unique: segments are visited from the largest, a
+segment whose label is taken adds its next most distinguishing unused trait (weaker value or
+engagement words, a plurality stage over ``PLURALITY_STAGE``), and as a last resort a numeral
+("Garden lovers 2"). Names given by the caller win and are never changed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from microseg.errors import MicrosegError
+
+__all__ = [
+    "CARD_COLUMNS",
+    "CATEGORY_NOUNS",
+    "NUMERIC_FEATURES",
+    "STAGE_WORDS",
+    "UnknownCustomerError",
+    "customer_card",
+    "format_card",
+    "label_segment",
+    "segment_cards",
+]
+
+#: Numeric profile features compared with the base (those present in the profile are used).
+NUMERIC_FEATURES: tuple[str, ...] = (
+    "orders",
+    "revenue",
+    "average_order_value",
+    "clv",
+    "p_alive",
+    "expected_purchases",
+    "days_since_last_purchase",
+    "days_since_first_purchase",
+    "rhythm_days",
+    "distinct_products",
+    "returned",
+    "page_views_90d",
+    "email_open_rate",
+    "email_click_rate",
+    "app_events_90d",
+    "social_follows",
+    "pos_share",
+    "web_share",
+    "app_share",
+    "age",
+)
+CATEGORY_PREFIX = "category:"
+CHANNELS = ("pos", "web", "app")
+STAGES = ("prospect", "new", "active", "at_risk", "churned", "reactivated")
+TIER_COLUMNS = ("clv_tier", "tenure_tier", "engagement_tier")
+
+#: Columns of ``segment_cards`` (``effects`` holds every effect size, for the labeller).
+CARD_COLUMNS = (
+    "segment_id",
+    "kind",
+    "label",
+    "size",
+    "share",
+    "revenue_share",
+    "mean_clv",
+    "median_clv",
+    "mean_p_alive",
+    "stage_mix",
+    "top_categories",
+    "channels",
+    "demographics",
+    "distinguishing",
+    "effects",
+)
+
+TOP_DISTINGUISHING = 5
+TOP_CATEGORIES = 3
+TOP_REGIONS = 3
+#: Effects (|d| or Cohen's h) weaker than this are not listed as distinguishing.
+MIN_EFFECT = 0.1
+
+DOMINANT_STAGE = 0.6
+PLURALITY_STAGE = 0.4
+VALUE_EFFECT = 0.5
+ENGAGEMENT_EFFECT = 0.8
+CATEGORY_LIFT = 0.10
+#: Weakest evidence for a trait used only to tell two segments with the same label apart.
+ALTERNATE_EFFECT = 0.2
+MAX_LABEL_WORDS = 5
+
+STAGE_WORDS: dict[str, str] = {
+    "prospect": "Prospective",
+    "new": "New",
+    "active": "Active",
+    "at_risk": "Lapsing",
+    "churned": "Lost",
+    "reactivated": "Returning",
+}
+
+#: Persona noun of each product category (two words each).
+CATEGORY_NOUNS: dict[str, str] = {
+    "electronics": "tech buyers",
+    "fashion": "fashion fans",
+    "beauty": "beauty lovers",
+    "home": "home makers",
+    "garden": "garden lovers",
+    "grocery": "grocery regulars",
+    "household": "household stockers",
+    "toys": "gift shoppers",
+    "books": "gift shoppers",
+    "sports": "sports fans",
+}
+
+#: Value words, in the order they are written ("Loyal big-spending", "Occasional big-spending").
+VALUE_WORDS = ("loyal", "occasional", "big-spending", "bargain")
+_INCOMPATIBLE = {
+    frozenset(("big-spending", "bargain")),
+    frozenset(("loyal", "occasional")),
+    frozenset(("bargain", "occasional")),
+}
+
+
+class UnknownCustomerError(MicrosegError, KeyError):
+    """The customer id is not in the profile."""
+
+    http_status = 404
+
+    def __init__(self, customer_id: object) -> None:
+        super().__init__(f"unknown customer {customer_id!r}: not in the profile")
+        self.customer_id = customer_id
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+def _by_customer(profile: pd.DataFrame) -> pd.DataFrame:
+    """The profile indexed by ``customer_id`` (as strings), one row per customer."""
+    if (
+        "customer_id" not in profile.columns
+        and pd.api.types.is_string_dtype(profile.index)
+        and profile.index.is_unique
+    ):
+        return profile  # already one row per customer, indexed by id: no copy
+    frame = profile.set_index("customer_id") if "customer_id" in profile.columns else profile.copy()
+    frame.index = frame.index.astype(str)
+    frame.index.name = "customer_id"
+    if frame.index.has_duplicates:
+        dupes = frame.index[frame.index.duplicated()].unique()[:5].tolist()
+        raise ValueError(f"profile has more than one row for customers {dupes}")
+    return frame
+
+
+def _long_categories(categories: pd.DataFrame | None) -> pd.DataFrame:
+    """``customer_id, category, spend`` with string ids and categories."""
+    if categories is None or len(categories) == 0:
+        return pd.DataFrame({"customer_id": pd.Series(dtype=str), "category": [], "spend": []})
+    value = "spend" if "spend" in categories.columns else "share"
+    out = pd.DataFrame(
+        {
+            "customer_id": categories["customer_id"].astype(str).to_numpy(),
+            "category": categories["category"].fillna("unknown").astype(str).to_numpy(),
+            "spend": pd.to_numeric(categories[value], errors="coerce").fillna(0.0).to_numpy(float),
+        }
+    )
+    return out
+
+
+def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series(np.nan, index=frame.index, dtype=float)
+    return pd.to_numeric(frame[column], errors="coerce").astype(float)
+
+
+def _members(membership: pd.Series, profile: pd.DataFrame) -> pd.Series:
+    """Segment id of each member (string customer ids), checked against the profile."""
+    if not isinstance(membership, pd.Series):
+        raise TypeError("membership must be a pandas Series of segment ids indexed by customer_id")
+    members = membership.dropna()
+    members.index = members.index.astype(str)
+    if members.index.has_duplicates:
+        dupes = members.index[members.index.duplicated()].unique()[:5].tolist()
+        raise ValueError(f"membership lists customers {dupes} more than once; one layer gives one segment")
+    unknown = members.index.difference(profile.index)
+    if len(unknown):
+        raise ValueError(
+            f"membership has {len(unknown)} customers not in the profile, e.g. {unknown[:5].tolist()}"
+        )
+    return members
+
+
+def _share_matrix(long: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
+    """Each customer's share of spend per category (NaN rows for customers without spend)."""
+    rows = long[long["customer_id"].isin(ids)]
+    if rows.empty:
+        return pd.DataFrame(index=ids, dtype=float)
+    spend = rows.pivot_table(
+        index="customer_id", columns="category", values="spend", aggfunc="sum", fill_value=0.0
+    )
+    total = spend.sum(axis=1)
+    shares = spend.div(total.where(total > 0), axis=0)
+    return shares.reindex(index=ids, columns=sorted(shares.columns))
+
+
+def _clean(value: Any) -> Any:
+    """Python scalars, with None for missing values."""
+    if value is None:
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _mix(values: pd.Series, order: tuple[str, ...] = ()) -> dict[str, float]:
+    """Share of each value (missing counted as ``unknown``): known order first, then by share."""
+    if len(values) == 0:
+        return {}
+    counts = values.astype(object).where(values.notna(), "unknown").astype(str).value_counts()
+    known = [k for k in order if k in counts.index]
+    rest = sorted((k for k in counts.index if k not in order), key=lambda k: (-counts[k], k))
+    return {k: float(counts[k] / len(values)) for k in known + rest}
+
+
+def _mixes(
+    values: pd.Series, codes: np.ndarray, k: int, order: tuple[str, ...] = ()
+) -> list[dict[str, float]]:
+    """``_mix`` of every segment at once (one cross-tabulation)."""
+    labels = values.astype(object).where(values.notna(), "unknown").astype(str).to_numpy()
+    table = pd.crosstab(codes, labels)
+    out = []
+    for code in range(k):
+        if code not in table.index:
+            out.append({})
+            continue
+        counts = table.loc[code]
+        counts = counts[counts > 0]
+        total = counts.sum()
+        known = [v for v in order if v in counts.index]
+        rest = sorted((v for v in counts.index if v not in order), key=lambda v: (-counts[v], v))
+        out.append({v: float(counts[v] / total) for v in known + rest})
+    return out
+
+
+def _top(weights: pd.Series, n: int) -> list[tuple[str, float]]:
+    """The ``n`` largest shares of a weight series (ties by name); empty when nothing is positive."""
+    weights = weights[weights > 0]
+    total = weights.sum()
+    if total <= 0:
+        return []
+    ranked = sorted(weights.items(), key=lambda kv: (-kv[1], str(kv[0])))
+    return [(str(k), float(v / total)) for k, v in ranked[:n]]
+
+
+# --- segment cards --------------------------------------------------------------------------------
+
+
+def _effects(
+    numbers: pd.DataFrame, shares: pd.DataFrame, codes: np.ndarray, k: int
+) -> list[tuple[dict[str, float], list[dict[str, Any]]]]:
+    """Per segment code: every effect size and the ranked distinguishing features."""
+    base_mean = numbers.mean()
+    base_sd = numbers.std(ddof=1)
+    seg_mean = numbers.groupby(codes).mean().reindex(range(k))
+    seg_n = numbers.groupby(codes).count().reindex(range(k)).fillna(0)
+    p_base = shares.mean()
+    p_seg = shares.groupby(codes).mean().reindex(range(k)) if shares.shape[1] else None
+
+    out = []
+    for code in range(k):
+        candidates: list[tuple[float, str, float, float, float, str]] = []
+        for feature in numbers.columns:
+            sd, mean, seg = base_sd[feature], base_mean[feature], seg_mean.at[code, feature]
+            if seg_n.at[code, feature] == 0 or not np.isfinite(sd) or sd <= 1e-12 * max(1.0, abs(mean)):
+                continue
+            d = float((seg - mean) / sd)
+            candidates.append((abs(d), feature, float(seg), float(mean), d, "numeric"))
+        if p_seg is not None:
+            for category in shares.columns:
+                p1, p0 = p_seg.at[code, category], p_base[category]
+                if not (np.isfinite(p1) and np.isfinite(p0)):
+                    continue
+                h = 2 * math.asin(math.sqrt(min(max(p1, 0.0), 1.0))) - 2 * math.asin(
+                    math.sqrt(min(max(p0, 0.0), 1.0))
+                )
+                candidates.append(
+                    (abs(h), CATEGORY_PREFIX + category, float(p1), float(p0), float(p1 - p0), "category")
+                )
+        candidates.sort(key=lambda c: (-c[0], c[1]))
+        effects = {c[1]: c[4] for c in candidates}
+        distinguishing = [
+            {"feature": f, "segment_mean": s, "base_mean": b, "effect_size": e, "kind": kind}
+            for strength, f, s, b, e, kind in candidates
+            if strength >= MIN_EFFECT
+        ][:TOP_DISTINGUISHING]
+        out.append((effects, distinguishing))
+    return out
+
+
+def segment_cards(
+    profile: pd.DataFrame,
+    categories: pd.DataFrame,
+    membership: pd.Series,
+    *,
+    kind: str,
+    names: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """One card per segment of one layer (columns ``CARD_COLUMNS``), largest segment first.
+
+    ``membership`` maps customer id to segment id; customers absent from it (or with a missing
+    segment id) are outside every segment of the layer and not in the base. Sizes add up to the
+    number of members and ``share`` to 1; ``revenue_share`` is the share of the members' total
+    revenue (NaN when they have none). ``names`` (segment id as a string -> name) replaces the
+    generated label of those segments; generated labels are unique within the layer.
+    """
+    prof = _by_customer(profile)
+    members = _members(membership, prof)
+    if members.empty:
+        return pd.DataFrame(columns=list(CARD_COLUMNS))
+    ids = members.index
+    codes, uniques = pd.factorize(members, sort=False)
+    k = len(uniques)
+    sub = prof.loc[ids]
+    long = _long_categories(categories)
+    long = long[long["customer_id"].isin(ids)]
+
+    sizes = np.bincount(codes, minlength=k)
+    revenue = _numeric(sub, "revenue").fillna(0.0)
+    seg_revenue = revenue.groupby(codes).sum().reindex(range(k), fill_value=0.0)
+    total_revenue = float(revenue.sum())
+    clv = _numeric(sub, "clv").groupby(codes)
+    p_alive = _numeric(sub, "p_alive").groupby(codes).mean().reindex(range(k))
+    mean_clv = clv.mean().reindex(range(k))
+    median_clv = clv.median().reindex(range(k))
+
+    numbers = pd.DataFrame({f: _numeric(sub, f) for f in NUMERIC_FEATURES if f in sub.columns}, index=ids)
+    shares = _share_matrix(long, ids)
+    effects = _effects(numbers, shares, codes, k)
+
+    code_of = pd.Series(codes, index=ids)
+    long = long.assign(code=code_of.reindex(long["customer_id"]).to_numpy())
+    spend_by_code = {int(c): g.groupby("category")["spend"].sum() for c, g in long.groupby("code")}
+
+    # per-segment summaries by grouping once, not by masking the members once per segment
+    channel_means = {c: _numeric(sub, f"{c}_share").groupby(codes).mean().reindex(range(k)) for c in CHANNELS}
+    age_means = _numeric(sub, "age").groupby(codes).mean().reindex(range(k))
+    stage_mix = _mixes(sub["stage"], codes, k, STAGES) if "stage" in sub.columns else [{}] * k
+    gender_mix = _mixes(sub["gender"], codes, k) if "gender" in sub.columns else [{}] * k
+    if "region" in sub.columns:
+        regions = sub["region"]
+        known = regions.notna().to_numpy()
+        region_counts = (
+            pd.crosstab(codes[known], regions[known].astype(str).to_numpy()) if known.any() else None
+        )
+    else:
+        region_counts = None
+
+    rows = []
+    for code in range(k):
+        spend = spend_by_code.get(code, pd.Series(dtype=float))
+        channels = {c: _clean(channel_means[c][code]) for c in CHANNELS}
+        top_regions = []
+        if region_counts is not None and code in region_counts.index:
+            counts = region_counts.loc[code]
+            counts = counts[counts > 0]
+            top_regions = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REGIONS]
+        demographics = {
+            "mean_age": _clean(age_means[code]),
+            "gender": gender_mix[code],
+            "top_regions": [(r, float(n / sizes[code])) for r, n in top_regions],
+        }
+        rows.append(
+            {
+                "segment_id": uniques[code],
+                "kind": kind,
+                "label": "",
+                "size": int(sizes[code]),
+                "share": float(sizes[code] / len(ids)),
+                "revenue_share": float(seg_revenue[code] / total_revenue)
+                if total_revenue > 0
+                else float("nan"),
+                "mean_clv": float(mean_clv[code]),
+                "median_clv": float(median_clv[code]),
+                "mean_p_alive": float(p_alive[code]),
+                "stage_mix": stage_mix[code],
+                "top_categories": _top(spend, TOP_CATEGORIES),
+                "channels": channels,
+                "demographics": demographics,
+                "distinguishing": effects[code][1],
+                "effects": effects[code][0],
+            }
+        )
+    cards = pd.DataFrame(rows, columns=list(CARD_COLUMNS))
+    order = sorted(range(k), key=lambda i: (-cards.at[i, "size"], str(cards.at[i, "segment_id"])))
+    cards = cards.iloc[order].reset_index(drop=True)
+    cards["label"] = _unique_labels(cards, names or {})
+    return cards
+
+
+# --- labels ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """The words of a label by slot, and the unused traits (slot, word, strength), strongest first."""
+
+    noun: str
+    lifecycle: str | None = None
+    values: list[str] = field(default_factory=list)
+    engagement: str | None = None
+    alternates: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def compose(self, numeral: str | None = None) -> str:
+        values = sorted(self.values, key=VALUE_WORDS.index)
+        parts = {
+            "lifecycle": self.lifecycle,
+            "value": values[0] if values else None,
+            "value2": None,
+            "engagement": self.engagement,
+        }
+        if len(values) > 1:
+            parts["value2"] = values[1]
+        extra = 1 if numeral else 0
+
+        def words() -> list[str]:
+            order = [parts["lifecycle"], parts["value"], parts["value2"], parts["engagement"]]
+            return [w for w in order if w] + self.noun.split()
+
+        for slot in ("value2", "engagement", "lifecycle", "value"):
+            if len(words()) + extra <= MAX_LABEL_WORDS:
+                break
+            parts[slot] = None
+        out = words() + ([numeral] if numeral else [])
+        out = [w.lower() if w in STAGE_WORDS.values() else w for w in out]
+        text = " ".join(out)
+        return text[:1].upper() + text[1:]
+
+
+def _field(row: Any, name: str, default: Any) -> Any:
+    value = row.get(name, default) if hasattr(row, "get") else getattr(row, name, default)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return default
+    return value
+
+
+def _effect_sizes(row: Any) -> dict[str, float]:
+    effects = _field(row, "effects", None)
+    if not effects:
+        effects = {d["feature"]: d["effect_size"] for d in _field(row, "distinguishing", [])}
+    return {f: float(e) for f, e in effects.items() if e is not None and np.isfinite(e)}
+
+
+def _noun(category: str | None) -> str:
+    if category is None:
+        return "customers"
+    known = CATEGORY_NOUNS.get(category.lower())
+    if known:
+        return known
+    word = category.replace("_", " ").split()
+    return f"{word[0].lower()} shoppers" if word else "customers"
+
+
+def _plan(row: Any) -> _Plan:
+    effects = _effect_sizes(row)
+
+    def d(feature: str) -> float:
+        return effects.get(feature, 0.0)
+
+    # category noun: the most over-represented category, else the top spend category
+    lifts = sorted(
+        ((e, f[len(CATEGORY_PREFIX) :]) for f, e in effects.items() if f.startswith(CATEGORY_PREFIX)),
+        key=lambda t: (-t[0], t[1]),
+    )
+    top = _field(row, "top_categories", [])
+    if lifts and lifts[0][0] >= CATEGORY_LIFT:
+        category = lifts[0][1]
+    elif len(top):
+        category = str(top[0][0])
+    else:
+        category = None
+    plan = _Plan(noun=_noun(category))
+
+    # lifecycle: the dominant stage
+    stages = sorted(_field(row, "stage_mix", {}).items(), key=lambda kv: (-kv[1], kv[0]))
+    stage = stages[0] if stages else None
+    if stage and stage[1] > DOMINANT_STAGE and stage[0] in STAGE_WORDS:
+        plan.lifecycle = STAGE_WORDS[stage[0]]
+    elif stage and stage[1] > PLURALITY_STAGE and stage[0] in STAGE_WORDS:
+        plan.alternates.append(("lifecycle", STAGE_WORDS[stage[0]], stage[1] - PLURALITY_STAGE))
+
+    # value: combinations first when they pass, then by strength
+    value = {}
+    if not (stage and stage[0] == "prospect" and stage[1] > DOMINANT_STAGE):
+        value = {
+            "bargain": min(-d("average_order_value"), d("orders")),
+            "loyal": min(d("orders"), d("p_alive")),
+            "big-spending": max(d("average_order_value"), d("clv")),
+            "occasional": -d("orders"),
+        }
+    ranked = sorted(value.items(), key=lambda kv: (-kv[1], VALUE_WORDS.index(kv[0])))
+    for word, strength in ranked:
+        compatible = all(frozenset((word, w)) not in _INCOMPATIBLE for w in plan.values)
+        if strength >= VALUE_EFFECT and compatible and len(plan.values) < 2:
+            plan.values.append(word)
+        elif strength >= ALTERNATE_EFFECT:
+            plan.alternates.append(("value", word, strength))
+
+    # engagement: the strongest, when strong
+    engagement = {
+        "app-first": max(d("app_share"), d("app_events_90d")),
+        "email-engaged": max(d("email_open_rate"), d("email_click_rate")),
+        "web-browsing": max(d("page_views_90d"), d("web_share")),
+        "in-store": d("pos_share"),
+        "social-following": d("social_follows"),
+    }
+    for word, strength in sorted(engagement.items(), key=lambda kv: (-kv[1], kv[0])):
+        if strength >= ENGAGEMENT_EFFECT and plan.engagement is None:
+            plan.engagement = word
+        elif strength >= ALTERNATE_EFFECT:
+            plan.alternates.append(("engagement", word, strength))
+
+    plan.alternates.sort(key=lambda a: (-a[2], a[0], a[1]))
+    return plan
+
+
+def label_segment(card_row: Mapping[str, Any] | pd.Series) -> str:
+    """A short readable label (at most ``MAX_LABEL_WORDS`` words) for one segment card.
+
+    Reads ``stage_mix``, ``top_categories`` and the effect sizes (``effects``, else
+    ``distinguishing``) of the card; see the module docstring for the rules. The label is not
+    made unique here: ``segment_cards`` does that for a whole layer.
+    """
+    return _plan(card_row).compose()
+
+
+def _unique_labels(cards: pd.DataFrame, names: Mapping[str, str]) -> list[str]:
+    """Generated labels, unique within the layer (case-insensitive); given names win."""
+    named = {i: names[str(sid)] for i, sid in enumerate(cards["segment_id"]) if str(sid) in names}
+    taken = {name.casefold() for name in named.values()}
+    labels = []
+    for i in range(len(cards)):
+        if i in named:
+            labels.append(named[i])
+            continue
+        plan = _plan(cards.iloc[i])
+        label = plan.compose()
+        refined = replace(plan, values=list(plan.values))
+        for slot, word, _ in plan.alternates:
+            if label.casefold() not in taken:
+                break
+            if slot == "value" and len(refined.values) < 2 and word not in refined.values:
+                if any(frozenset((word, w)) in _INCOMPATIBLE for w in refined.values):
+                    continue
+                refined.values.append(word)
+            elif slot == "engagement" and refined.engagement is None:
+                refined.engagement = word
+            elif slot == "lifecycle" and refined.lifecycle is None:
+                refined.lifecycle = word
+            else:
+                continue
+            label = refined.compose()
+        number = 2
+        while label.casefold() in taken:
+            label = plan.compose(str(number))
+            number += 1
+        taken.add(label.casefold())
+        labels.append(label)
+    return labels
+
+
+# --- customer cards -------------------------------------------------------------------------------
+
+
+def _score(value: Any) -> Any:
+    """RFM scores as integers when they are whole numbers (they arrive as floats beside NaNs)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _segment_label(labels: Mapping[str, str], kind: str, segment_id: Any) -> str | None:
+    for key in (f"{kind}:{segment_id}", str(segment_id)):
+        if key in labels:
+            return labels[key]
+    return None
+
+
+def customer_card(
+    customer_id: Any,
+    profile: pd.DataFrame,
+    categories: pd.DataFrame,
+    memberships: pd.DataFrame | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The card of one customer: a plain dict (missing values are None).
+
+    ``memberships`` is long (``customer_id, kind, segment_id``, optionally ``label``);
+    ``labels`` maps ``"<kind>:<segment_id>"`` or ``"<segment_id>"`` to a segment label.
+    Raises ``UnknownCustomerError`` (a ``KeyError``) when the customer is not in the profile.
+    """
+    prof = _by_customer(profile)
+    key = str(customer_id)
+    if key not in prof.index:
+        raise UnknownCustomerError(customer_id)
+    row = prof.loc[key]
+
+    def value(name: str) -> Any:
+        return _clean(row[name]) if name in row.index else None
+
+    def number(name: str) -> float | None:
+        v = value(name)
+        return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    segments = []
+    if memberships is not None and len(memberships):
+        mine = memberships[memberships["customer_id"].astype(str) == key]
+        for _, m in mine.iterrows():
+            label = _clean(m["label"]) if "label" in mine.columns else None
+            if label is None:
+                label = _segment_label(labels or {}, str(m["kind"]), m["segment_id"])
+            segments.append({"kind": str(m["kind"]), "segment_id": _clean(m["segment_id"]), "label": label})
+        segments.sort(key=lambda s: (s["kind"], str(s["segment_id"])))
+
+    long = _long_categories(categories)
+    spend = long[long["customer_id"] == key].groupby("category")["spend"].sum()
+    channels = {c: number(f"{c}_share") for c in CHANNELS}
+    known = {c: s for c, s in channels.items() if s is not None}
+    preferred = (
+        max(known, key=lambda c: (known[c], -CHANNELS.index(c)))
+        if known and max(known.values()) > 0
+        else None
+    )
+    orders = value("orders")
+    return {
+        "card": "customer",
+        "customer_id": key,
+        "stage": value("stage"),
+        "tiers": {t: value(t) for t in TIER_COLUMNS if t in row.index},
+        "rfm": {
+            "segment": value("rfm_segment"),
+            "r_score": _score(value("r_score")),
+            "f_score": _score(value("f_score")),
+            "m_score": _score(value("m_score")),
+        },
+        "segments": segments,
+        "clv": number("clv"),
+        "p_alive": number("p_alive"),
+        "churn_risk": number("churn_risk"),
+        "expected_purchases": number("expected_purchases"),
+        "expected_spend": number("expected_spend"),
+        "orders": int(orders) if orders is not None else None,
+        "revenue": number("revenue"),
+        "average_order_value": number("average_order_value"),
+        "days_since_last_purchase": number("days_since_last_purchase"),
+        "favourite_categories": _top(spend, TOP_CATEGORIES),
+        "channels": channels,
+        "preferred_channel": preferred,
+        "engagement": {
+            "page_views_90d": value("page_views_90d"),
+            "email_open_rate": number("email_open_rate"),
+            "app_events_90d": value("app_events_90d"),
+        },
+        "traits": {t: value(t) for t in ("gender", "age", "region", "country") if t in row.index},
+    }
+
+
+# --- text -----------------------------------------------------------------------------------------
+
+
+def _money(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.2f}"
+
+
+def _pct(v: Any) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.0f}%"
+
+
+def _pairs(items: Any) -> str:
+    pairs = items.items() if isinstance(items, Mapping) else items
+    text = ", ".join(f"{k} {_pct(v)}" for k, v in pairs)
+    return text or "-"
+
+
+def _format_segment(card: Mapping[str, Any]) -> str:
+    demo = card.get("demographics") or {}
+    age = demo.get("mean_age")
+    lines = [
+        f"Segment {card['segment_id']} ({card.get('kind', '-')}): {card.get('label') or label_segment(card)}",
+        f"  size: {card['size']:,} customers ({_pct(card.get('share'))} of the layer), "
+        f"{_pct(card.get('revenue_share'))} of revenue",
+        f"  value: mean CLV {_money(card.get('mean_clv'))}, median CLV {_money(card.get('median_clv'))}, "
+        f"mean P(alive) {_money(card.get('mean_p_alive'))}",
+        f"  stages: {_pairs(card.get('stage_mix') or {})}",
+        f"  top categories: {_pairs(card.get('top_categories') or [])}",
+        f"  channels: {_pairs(card.get('channels') or {})}",
+        f"  demographics: mean age {'-' if age is None else f'{age:.1f}'}; "
+        f"gender {_pairs(demo.get('gender') or {})}; regions {_pairs(demo.get('top_regions') or [])}",
+        "  what sets them apart:",
+    ]
+    distinguishing = card.get("distinguishing") or []
+    for d in distinguishing:
+        if d.get("kind") == "category" or str(d["feature"]).startswith(CATEGORY_PREFIX):
+            lines.append(
+                f"    {d['feature']:<28} {_pct(d['segment_mean'])} vs {_pct(d['base_mean'])} "
+                f"({100 * d['effect_size']:+.0f} pts)"
+            )
+        else:
+            lines.append(
+                f"    {d['feature']:<28} {d['segment_mean']:,.2f} vs {d['base_mean']:,.2f} "
+                f"({d['effect_size']:+.2f} sd)"
+            )
+    if not distinguishing:
+        lines.append("    nothing stands out from the layer")
+    return "\n".join(lines)
+
+
+def _format_customer(card: Mapping[str, Any]) -> str:
+    def show(v: Any) -> str:
+        return "-" if v is None else str(v)
+
+    segments = "; ".join(
+        f"{s['kind']} {s['segment_id']}" + (f' "{s["label"]}"' if s.get("label") else "")
+        for s in card["segments"]
+    )
+    tiers = ", ".join(f"{k} {show(v)}" for k, v in card["tiers"].items())
+    rfm = card["rfm"]
+    eng = card["engagement"]
+    days = card["days_since_last_purchase"]
+    traits = ", ".join(f"{k} {show(v)}" for k, v in card["traits"].items())
+    return "\n".join(
+        [
+            f"Customer {card['customer_id']}: stage {show(card['stage'])}",
+            f"  segments: {segments or '-'}",
+            f"  tiers: {tiers or '-'}; RFM {show(rfm['segment'])} "
+            f"(R{show(rfm['r_score'])} F{show(rfm['f_score'])} M{show(rfm['m_score'])})",
+            f"  value: CLV {_money(card['clv'])}, P(alive) {_money(card['p_alive'])}, "
+            f"expected purchases {_money(card['expected_purchases'])}",
+            f"  buying: {show(card['orders'])} orders, revenue {_money(card['revenue'])}, "
+            f"average order {_money(card['average_order_value'])}, "
+            f"last purchase {'-' if days is None else f'{days:.0f} days ago'}",
+            f"  favourite categories: {_pairs(card['favourite_categories'])}",
+            f"  preferred channel: {show(card['preferred_channel'])} ({_pairs(card['channels'])})",
+            f"  engagement: {show(eng['page_views_90d'])} page views (90d), "
+            f"email open rate {_pct(eng['email_open_rate'])}, {show(eng['app_events_90d'])} app events (90d)",
+            f"  traits: {traits or '-'}",
+        ]
+    )
+
+
+def format_card(card: Mapping[str, Any] | pd.Series) -> str:
+    """Plain text of a customer card (``customer_card``) or a segment card (a row of
+    ``segment_cards``, as a Series or a dict)."""
+    if isinstance(card, pd.Series):
+        card = card.to_dict()
+    if card.get("card") == "customer":
+        return _format_customer(card)
+    if "segment_id" in card:
+        return _format_segment(card)
+    raise ValueError("not a card: expected a customer_card() dict or a segment_cards() row")
