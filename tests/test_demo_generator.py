@@ -316,7 +316,7 @@ def test_text_formats_write_plain_timestamps_and_money(formats):
 def test_truth_reads_back_in_every_format(formats):
     expected = formats["parquet"].truth()
     required = {
-        "customer_id", "group", "stage", "lam", "p_drop", "alive", "dropout_at",
+        "customer_id", "group", "stage", "rhythm_days", "lam", "p_drop", "alive", "dropout_at",
         "first_purchase_at", "n_orders", "spend_mean", "base_response", "uplift_email",
         "uplift_discount",
     }  # fmt: skip
@@ -338,14 +338,21 @@ def test_group_and_stage_shares(truth):
         assert groups[group.name] == pytest.approx(group.share, abs=0.02)
     stages = truth.stage.value_counts(normalize=True)
     assert set(stages.index) == set(gen.STAGES)
-    assert stages["prospect"] == pytest.approx(gen.PROSPECT_SHARE, abs=0.01)
-    assert stages["reactivated"] == pytest.approx(gen.REACTIVATED_SHARE, abs=0.01)
-    assert stages["at_risk"] == pytest.approx(gen.AT_RISK_SHARE, abs=0.012)
-    assert 0.2 < stages["churned"] < 0.55
-    assert 0.03 < stages["new"] < 0.15
+    planted = {
+        "prospect": gen.PROSPECT_SHARE,
+        "new": gen.NEW_SHARE,
+        "active": gen.ACTIVE_SHARE,
+        "at_risk": gen.AT_RISK_SHARE,
+        "churned": gen.CHURNED_SHARE,
+        "reactivated": gen.REACTIVATED_SHARE,
+    }
+    assert sum(planted.values()) == pytest.approx(1.0)
+    for stage, share in planted.items():
+        assert stages[stage] == pytest.approx(share, abs=0.012), stage
 
 
 def test_mean_orders_per_customer_is_calibrated(truth, bought):
+    # the benchmarks quote 1M customers ~ 2.9M purchases over three years
     assert bought.order_id.nunique() / len(truth) == pytest.approx(2.9, rel=0.15)
     orders = bought.groupby("customer_id").order_id.nunique()
     n_orders = truth.set_index("customer_id").n_orders
@@ -354,10 +361,15 @@ def test_mean_orders_per_customer_is_calibrated(truth, bought):
 
 def test_groups_buy_differently(truth, bought, demo):
     per_group = truth.groupby("group")
+    rhythm = per_group.rhythm_days.mean()
+    assert rhythm.idxmax() == "occasional_gifters"
+    for frequent in ("loyal_big_spenders", "bargain_hunters"):
+        for rare in ("fashion_fans", "home_gardeners", "occasional_gifters"):
+            assert rhythm[frequent] < 0.85 * rhythm[rare], (frequent, rare)
     orders = per_group.n_orders.mean()
     assert orders["loyal_big_spenders"] > orders["fashion_fans"] > orders["occasional_gifters"]
-    assert orders["bargain_hunters"] > 1.4 * orders["home_gardeners"]
-    assert orders["occasional_gifters"] < 1.7
+    assert orders["bargain_hunters"] > 1.1 * orders["home_gardeners"]
+    assert orders.idxmin() == "occasional_gifters"
 
     order_value = bought.groupby(["customer_id", "order_id"]).amount.sum().groupby("customer_id").mean()
     realised = truth.set_index("customer_id").join(order_value.rename("aov"))
@@ -382,6 +394,15 @@ def test_groups_buy_differently(truth, bought, demo):
     channels = bought.merge(truth[["customer_id", "group"]]).groupby("group").channel
     app_share = channels.apply(lambda c: (c == "app").mean())
     assert app_share.idxmax() == "fashion_fans"
+
+
+def test_occasional_gifters_buy_before_christmas(truth, bought):
+    # 2024, a full year before the last one (whose months are dominated by recent buyers)
+    orders = bought.drop_duplicates("order_id").merge(truth[["customer_id", "group"]])
+    orders = orders[orders.ts.dt.year == 2024]
+    december = orders.assign(december=orders.ts.dt.month == 12).groupby("group").december.mean()
+    assert december["occasional_gifters"] > 0.15
+    assert december["occasional_gifters"] > 1.5 * december.drop("occasional_gifters").max()
 
 
 def test_demographics_correlate_with_group(demo, truth):
@@ -426,59 +447,153 @@ def test_refunds_and_cancellations(purchases):
     assert (cancelled.ts - cancelled.ts_bought < DAY).all()
 
 
+def stage_facts(truth: pd.DataFrame, bought: pd.DataFrame) -> pd.DataFrame:
+    """Per customer: planted truth and what the purchases show (days measured to the window end)."""
+    orders = bought.drop_duplicates("order_id").sort_values(["customer_id", "ts"])[["customer_id", "ts"]]
+    gaps = orders.groupby("customer_id").ts.diff() / DAY
+    by_customer = orders.groupby("customer_id").ts
+    facts = truth.set_index("customer_id").join(
+        pd.DataFrame(
+            {
+                "orders": by_customer.size(),
+                "first": by_customer.min(),
+                "last": by_customer.max(),
+                "longest_gap": gaps.groupby(orders.customer_id).max(),
+            }
+        )
+    )
+    facts["orders"] = facts.orders.fillna(0).astype(int)
+    facts["since_first"] = (WINDOW_END - facts["first"]) / DAY
+    facts["since_last"] = (WINDOW_END - facts["last"]) / DAY
+    return facts
+
+
+@pytest.fixture(scope="module")
+def facts(truth, bought) -> pd.DataFrame:
+    return stage_facts(truth, bought)
+
+
+def simple_stage_rule(facts: pd.DataFrame) -> np.ndarray:
+    """A plain observable rule: each customer's own rhythm and recency, first purchase and gaps."""
+    rhythm = (facts.since_first - facts.since_last) / (facts.orders - 1)
+    ratio = facts.since_last / rhythm
+    return np.select(
+        [
+            facts.orders == 0,
+            facts.since_first <= 90,
+            (facts.longest_gap >= 365) & (facts.since_last <= 90),
+            (facts.orders == 1) & (facts.since_last >= 200),
+            facts.orders == 1,
+            ratio < 1.6,
+            ratio < 4,
+        ],
+        ["prospect", "new", "reactivated", "churned", "new", "active", "at_risk"],
+        "churned",
+    )
+
+
+def test_truth_matches_the_purchases(facts):
+    assert (facts.orders == facts.n_orders).all()
+    buyers = facts[facts.stage != "prospect"]
+    assert (buyers["first"] == buyers.first_purchase_at).all()
+    assert (buyers["last"] == buyers.last_purchase_at).all()
+    assert buyers.rhythm_days.between(gen.RHYTHM_MIN_DAYS, gen.RHYTHM_MAX_DAYS).all()
+    assert np.allclose(buyers.lam, 1.0 / buyers.rhythm_days)
+    assert (buyers.first_purchase_at >= WINDOW_END - pd.Timedelta(days=round(3 * 365.25))).all()
+    alive = facts.stage.isin(["new", "active", "at_risk", "reactivated"])
+    assert (facts.alive == alive).all()
+    assert facts.dropout_at.notna().eq(facts.stage == "churned").all()
+    churned = facts[facts.stage == "churned"]
+    assert (churned.dropout_at == churned.last_purchase_at).all()
+    # only reactivated customers ever wait a year between two purchases
+    assert (facts.longest_gap[facts.stage != "reactivated"].dropna() < 365).all()
+
+
 def test_prospects_never_buy(truth, purchases):
     prospects = truth[truth.stage == "prospect"]
     assert not set(prospects.customer_id) & set(purchases.customer_id)
     assert (prospects.n_orders == 0).all() and prospects.first_purchase_at.isna().all()
+    assert prospects.rhythm_days.isna().all() and (prospects.lam == 0).all()
     assert not prospects.alive.any()
 
 
-def _purchase_times(bought: pd.DataFrame, customers: pd.Series) -> pd.DataFrame:
-    orders = bought[bought.customer_id.isin(customers)].drop_duplicates("order_id")
-    return orders.sort_values(["customer_id", "ts"])[["customer_id", "ts"]]
+def test_every_customer_shows_their_planted_stage(facts):
+    stage, mu = facts.stage, facts.rhythm_days
+
+    new = facts[stage == "new"]
+    assert (new.since_first <= 90).all() and new.orders.between(1, gen.NEW_MAX_ORDERS).all()
+
+    others = facts[stage.isin(["active", "at_risk", "churned", "reactivated"])]
+    assert (others.since_first > 90).all()  # only new customers started within 90 days
+
+    active = facts[stage == "active"]
+    assert (active.since_last < active.rhythm_days).all()
+    assert (active.since_first >= np.maximum(2.5 * active.rhythm_days, 120)).all()
+    assert (active.orders >= 2).all()
+
+    at_risk = facts[stage == "at_risk"]
+    assert (at_risk.since_last > 2.2 * at_risk.rhythm_days).all()
+    assert (at_risk.since_last < 3.2 * at_risk.rhythm_days).all()
+    assert (at_risk.orders >= 1 + gen.AT_RISK_MIN_EARLIER).all()
+
+    churned = facts[stage == "churned"]
+    assert (churned.since_last >= np.maximum(5 * churned.rhythm_days, 200)).all()
+    one_time = churned[churned.orders == 1]
+    assert 0.3 < len(one_time) / len(churned) < 0.9  # one-time churned buyers are common
+
+    reactivated = facts[stage == "reactivated"]
+    assert (reactivated.longest_gap >= 365).all() and (reactivated.since_last <= 90).all()
+    assert (reactivated.orders >= 3).all()  # two before the gap, one after it at least
+    assert len(mu) == len(facts)
 
 
-def test_reactivated_customers_came_back_after_a_long_gap(truth, bought):
-    reactivated = truth[truth.stage == "reactivated"]
-    orders = _purchase_times(bought, reactivated.customer_id)
-    gap = orders.groupby("customer_id").ts.diff()
-    longest = gap.groupby(orders.customer_id).max()
-    last = orders.groupby("customer_id").ts.max()
-    assert len(last) == len(reactivated)
-    assert (longest >= 365 * DAY).all()
-    assert (last >= WINDOW_END - 90 * DAY).all()
-    assert reactivated.alive.all()
+def test_the_rhythm_shows_in_the_gaps(facts):
+    # Active and at-risk customers' histories reach back a set time or number of purchases, so
+    # their average gap estimates the planted rhythm without selection.
+    regular = facts[facts.stage.isin(["active", "at_risk"])]
+    observed = (regular.since_first - regular.since_last) / (regular.orders - 1)
+    ratio = observed / regular.rhythm_days
+    assert ratio.median() == pytest.approx(1.0, abs=0.05)
+    assert ratio.between(0.5, 1.6).mean() > 0.95
+    assert np.corrcoef(np.log(observed), np.log(regular.rhythm_days))[0, 1] > 0.85
 
 
-def test_churned_customers_do_not_buy_after_dropout(truth, bought):
-    churned = truth[truth.stage == "churned"].set_index("customer_id")
-    assert churned.dropout_at.notna().all() and not churned.alive.any()
-    last = bought[bought.customer_id.isin(churned.index)].groupby("customer_id").ts.max()
-    assert (last.reindex(churned.index) <= churned.dropout_at).all()
-    alive = truth[truth.stage.isin(["new", "active", "at_risk", "reactivated"])]
-    assert alive.alive.all() and alive.dropout_at.isna().all()
+def test_a_simple_rule_recovers_the_planted_stages(facts):
+    rule = simple_stage_rule(facts)
+    agreement = (rule == facts.stage).mean()
+    assert agreement >= 0.97
+    per_stage = pd.Series(rule == facts.stage.to_numpy(), index=facts.index).groupby(facts.stage).mean()
+    # At risk is the hardest: a rhythm estimated from 3-4 gaps can make 3 missed purchases look
+    # like 4 or more (about 90% agree); every other stage agrees for 99% or more.
+    assert per_stage["at_risk"] >= 0.85, per_stage.to_dict()
+    assert (per_stage.drop("at_risk") >= 0.97).all(), per_stage.to_dict()
 
 
-def test_new_customers_started_recently(truth):
-    new = truth[truth.stage == "new"]
-    assert (new.first_purchase_at >= WINDOW_END - 90 * DAY).all()
-    active = truth[truth.stage == "active"]
-    assert (active.first_purchase_at < WINDOW_END - 90 * DAY).all()
+def test_engagement_fades_after_churn_and_slows_when_at_risk(demo, facts):
+    web = read(demo.files["web"])
+    app = read(demo.files["app"])
+    activity = pd.concat(
+        [
+            web.loc[web.customer_id.notna(), ["customer_id", "ts"]],
+            app.loc[app.name != "device_heartbeat", ["customer_id", "ts"]],
+        ]
+    ).join(facts[["stage", "last", "rhythm_days"]], on="customer_id")
 
+    def rate(stage: str, since: pd.Series) -> float:
+        """Events per customer-year after ``since`` (per customer of the stage)."""
+        members = facts[facts.stage == stage]
+        start = since.reindex(members.index)
+        rows = activity[activity.stage == stage]
+        after = rows.ts > start.reindex(rows.customer_id).to_numpy()
+        years = ((WINDOW_END - start) / DAY).clip(lower=1).sum() / 365.25
+        return after.sum() / years
 
-def test_at_risk_customers_slowed_down(truth, bought):
-    def recent_to_usual_rate(stage: str) -> float:
-        members = truth[truth.stage == stage]
-        orders = _purchase_times(bought, members.customer_id)
-        cutoff = WINDOW_END - 180 * DAY
-        first = members.set_index("customer_id").first_purchase_at
-        recent = (orders.ts >= cutoff).sum() / (180 * len(members))
-        earlier = orders[orders.ts < cutoff]
-        days_before = ((cutoff - first).dt.total_seconds() / 86_400).clip(lower=1).sum()
-        return recent / (len(earlier) / days_before)
-
-    assert recent_to_usual_rate("at_risk") < 0.4
-    assert recent_to_usual_rate("active") > 0.7
+    active = rate("active", pd.Series(WINDOW_END - 365 * DAY, index=facts.index))
+    long_gone = facts.last + 180 * DAY
+    churned = rate("churned", long_gone.where(long_gone < WINDOW_END - 30 * DAY))
+    slowed = rate("at_risk", facts["last"] + facts.rhythm_days * DAY)
+    assert churned < 0.1 * active
+    assert slowed < 0.5 * active
 
 
 def test_campaign_response_truth(truth):
@@ -492,12 +607,32 @@ def test_campaign_response_truth(truth):
     assert len(dogs) / len(truth) == pytest.approx(gen.SLEEPING_DOG_SHARE, abs=0.01)
     assert (dogs.uplift_email <= 0).all() and (truth[~truth.sleeping_dog].uplift_email >= 0).all()
     base = truth.groupby("stage").base_response.mean()
-    assert base["active"] > base["churned"]
+    assert base["active"] > base["at_risk"] > base["churned"]
+    assert (truth.base_response[truth.stage == "churned"] < 0.01).all()
+    # the base response follows the current buying rate: 1 / rhythm for active customers
+    active = truth[truth.stage == "active"]
+    assert np.allclose(active.base_response, 1 - np.exp(-14 / active.rhythm_days))
 
 
-def test_short_history_has_no_reactivated_cohort(tmp_path):
-    manifest = generate_demo(tmp_path, 2_000, seed=2, years=0.5, kinds=["purchases"])
+def test_short_history_shrinks_gracefully(tmp_path):
+    # Half a year: too short for churned (200 days) and reactivated (a year's gap) customers; the
+    # other buyer stages take their share and short rhythms make them fit.
+    manifest = generate_demo(tmp_path, 3_000, seed=2, years=0.5, kinds=["purchases"])
     truth = manifest.truth()
-    assert "reactivated" not in set(truth.stage) and "at_risk" not in set(truth.stage)
+    assert set(truth.stage) == {"prospect", "new", "active", "at_risk"}
+    assert (truth.stage == "prospect").mean() == pytest.approx(gen.PROSPECT_SHARE, abs=0.015)
     events = read(manifest.files["purchases"])
     assert events.ts.min() >= WINDOW_END - pd.Timedelta(days=183)
+    facts = stage_facts(truth, events[events.event_type == "purchase"])
+    active = facts[facts.stage == "active"]
+    assert (active.since_last < active.rhythm_days).all()
+    assert (active.since_first >= np.maximum(2.5 * active.rhythm_days, 120)).all()
+    at_risk = facts[facts.stage == "at_risk"]
+    assert ((at_risk.since_last / at_risk.rhythm_days).between(2.2, 3.2)).all()
+    assert (at_risk.orders >= 4).all()
+    assert (simple_stage_rule(facts) == facts.stage).mean() >= 0.95
+
+    # A month: every buyer is new.
+    month = generate_demo(tmp_path / "month", 500, seed=2, years=1 / 12, kinds=["purchases"]).truth()
+    assert set(month.stage) == {"prospect", "new"}
+    assert (month.first_purchase_at.dropna() >= WINDOW_END - pd.Timedelta(days=30)).all()

@@ -359,7 +359,9 @@ def _crm_table(ctx: _BlockContext) -> pa.Table:
 
     opportunity_p = np.array([g.engagement.crm_opportunity for g in GROUPS])[pop.group]
     opportunity = converted & (rng.random(n) < opportunity_p)
-    open_ts = first_buy + ((end - first_buy) * rng.random(n)).astype(np.int64)
+    # Opportunities open while the customer is engaged (churned customers: soon after leaving).
+    open_until = np.maximum(window.seconds(pop.engaged_until), first_buy)
+    open_ts = first_buy + ((open_until - first_buy) * rng.random(n)).astype(np.int64)
     close_ts = open_ts + np.rint(rng.uniform(7, 60, n) * _SECONDS_PER_DAY).astype(np.int64)
     closed = opportunity & (close_ts < end)
     won = rng.random(n) < 0.55

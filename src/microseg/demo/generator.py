@@ -22,16 +22,82 @@ and do not depend on the number of customers.
 
 The generative model
 --------------------
-Each customer belongs to one behavioural group of :data:`GROUPS`. Groups differ in purchase
-frequency, spend per order, category preferences (a Dirichlet concentrated on the group's 2-3
-planted categories), channel mix, seasonality and email / web / app / social engagement;
-demographics (age, gender, region, acquisition channel) correlate with the group, but weakly.
+Each customer belongs to one behavioural group of :data:`GROUPS`. Groups differ in buying rhythm,
+spend per order, category preferences (a Dirichlet concentrated on the group's 2-3 planted
+categories), channel mix, seasonality and email / web / app / social engagement; demographics
+(age, gender, region, acquisition channel) correlate with the group, but weakly.
 
-*Buying* follows BG/NBD. A buyer's first purchase falls in the history window, later joiners being
-more common (a growing business). While alive the customer buys as a Poisson process with rate
-``lam ~ Gamma(r, alpha)`` per day, modulated by the group's seasonal profile (which averages 1 over
-a year, so ``lam`` stays "purchases per day"). After every purchase the customer drops out with
-probability ``p_drop ~ Beta(a, b)``; the dropout time is the time of that last purchase.
+*Buying* is rhythm-based and built stage first, so that the planted lifecycle stage is visible in
+the data by construction while buying stays BTYD-like (heterogeneous rates, dropout, Gamma-Gamma
+spend):
+
+1. The lifecycle stage is drawn first, with the shares :data:`PROSPECT_SHARE`,
+   :data:`NEW_SHARE`, :data:`ACTIVE_SHARE`, :data:`AT_RISK_SHARE`, :data:`CHURNED_SHARE` and
+   :data:`REACTIVATED_SHARE` (5 / 7 / 40 / 10 / 33 / 5%).
+2. Every buyer has a personal *rhythm* ``mu`` (mean days between purchases; truth column
+   ``rhythm_days``, and ``lam = 1 / mu`` purchases per day) drawn from the group's Gamma
+   distribution (:class:`Buying`: loyal big spenders and bargain hunters buy most often,
+   occasional gifters least) truncated to [:data:`RHYTHM_MIN_DAYS`, :data:`RHYTHM_MAX_DAYS`] =
+   [14, 180] days, and to the longest rhythm whose stage construction fits the window (see
+   below). The gaps between consecutive purchases are Gamma with shape :data:`GAP_SHAPE` (4)
+   around ``mu``, truncated to [0.25, 2] rhythms and scaled to average exactly ``mu``: regular,
+   not clockwork, and never a year or longer (every regular gap is under 2 * 180 = 360 days).
+3. The purchase history is built *backwards* from the end of ``as_of``: the stage fixes when the
+   last purchase happened and how far back the history reaches, and the gaps are laid one after
+   the other into the past (all customers at once, as arrays). The first purchase always falls
+   inside the window.
+4. Seasonality: purchases between a customer's first and last one (except next to a year-long
+   gap) move towards their group's seasonal peak -- early December for occasional gifters and
+   spring for home gardeners by up to 30% of the shorter adjacent gap, the pre-Christmas weeks
+   for the others by up to 10% -- which keeps recency, tenure, the number of purchases and the
+   average gap (the observable rhythm) unchanged and every regular gap below 362 days.
+
+``p_drop ~ Beta(a, b)`` (per group) is the chance of dropping out after a purchase: churned
+customers made ``Geometric(p_drop)`` purchases (fewer when the window starts before the earliest),
+and reactivated customers ``max(2, Geometric(p_drop))`` before their long gap.
+
+With ``A`` the days from the last purchase to the end of ``as_of`` (its *recency*), the planted
+stages (truth column ``stage``) are, exactly and for every customer:
+
+* ``prospect``: signed up (customers file, maybe web / email / app events) but never bought.
+* ``new``: first purchase within the last :data:`RECENT_DAYS` (90) days and never before; 1 to
+  :data:`NEW_MAX_ORDERS` (3) purchases spaced by the rhythm.
+* ``active``: ``A < mu`` (drawn ``A ~ Uniform(0, 1) * mu``), tenure (first purchase to the end of
+  ``as_of``) at least ``max(2.5 mu, 120 days)``, so an active customer has several purchases and
+  is not new. Most joined shortly after that minimum (an exponential 30 days on top); a loyal
+  core of 10% joined any time the window allows (their long histories are also what makes
+  dropout identifiable for BG/NBD).
+* ``at_risk``: ``2.2 mu < A < 3.2 mu`` (two or three expected purchases missed), at least
+  :data:`AT_RISK_MIN_EARLIER` (3) purchases before the last one and tenure at least 120 days.
+  Their web / app activity slows down (by :data:`AT_RISK_SLOWDOWN`) once a purchase was due.
+* ``churned``: ``A >= max(5 mu, 200 days)``, uniform between that and the window start; a regular
+  history before it (one-time churned buyers are common: their single purchase is at least 200
+  days and 5 rhythms old). ``dropout_at`` is the last purchase. Web / app / social activity stops
+  a few weeks (exponential, mean 60 days) after it and emails are mostly ignored.
+* ``reactivated``: 1 to 2 purchases within the last 90 days, the first of them after a gap of at
+  least :data:`REACTIVATION_GAP_DAYS` (365) days (up to a year more), and before the gap a
+  regular history of at least 2 purchases. Little activity during the gap.
+
+``alive`` is true for new, active, at-risk and reactivated customers. Stage thresholds hold with a
+day's margin for the times of day that purchases get. The stages are disjoint: only new customers
+bought first within 90 days, only reactivated ones have a gap of a year or more, and one-time
+buyers are either new (bought within 90 days) or churned (200 days or more ago). So a simple rule
+on the data -- rhythm estimated as (last - first purchase) / (orders - 1), ``A / rhythm`` below
+1.6 active, 1.6-4 at risk, 4 or more churned, plus new / reactivated / prospect from the first
+purchase and the gaps -- recovers about 98.5% of the planted stages (``tests/test_demo_generator.py``).
+
+*Short windows*: a stage is built only if some rhythm of at least 14 days fits it (active and at
+risk need about 150 days of history, churned 202, reactivated 485): the rhythms of each stage
+are capped to what fits, stages that fit for no rhythm get no customers, and their share goes to
+the other buyer stages in proportion (prospects keep theirs). In windows shorter than about 150
+days every buyer is new. In the rare case that an at-risk customer's required earlier purchases
+do not fit, their gaps are compressed to fit.
+
+*Calibration*: over a three-year window the population (prospects included) averages about 2.95
+orders per customer (the benchmarks quote 1M customers ~ 2.9M purchases): active customers about
+4.6, at risk 4, churned 1.3, new 1.3, reactivated 3.4. Because 60% of customers are alive and
+bought recently while the churned ones' purchases lie further back, the purchase volume grows
+towards the end of the window (like a growing business).
 
 *Spend* follows the Gamma-Gamma model of Fader & Hardie: ``nu ~ Gamma(q, rate=gamma)`` per customer
 and each order's value ``~ Gamma(p, rate=nu)``, so the customer's expected order value is
@@ -48,30 +114,14 @@ budgets below a category's cheapest product still buy one unit of it. A
 few lines are later refunded or cancelled (rows with negative quantity that reference the order
 and product of the line).
 
-Planted lifecycle (truth column ``stage``, as of the end of ``as_of``)
-----------------------------------------------------------------------
-* ``prospect``: signed up (customers file, maybe web / email / app events) but never bought;
-  :data:`PROSPECT_SHARE` of customers.
-* ``reactivated``: a planted cohort (:data:`REACTIVATED_SHARE` of customers) that bought, stayed
-  away for at least :data:`REACTIVATION_GAP_DAYS` days and came back with a purchase within the
-  last :data:`RECENT_DAYS` days. They are alive. Needs a window of at least about 1.4 years.
-* ``at_risk``: a planted cohort (:data:`AT_RISK_SHARE` of customers) of alive customers whose
-  purchase rate fell to 1/:data:`AT_RISK_SLOWDOWN` of their usual rate during the last
-  :data:`AT_RISK_DAYS` days. They are drawn among customers who would normally buy at least twice in
-  that period, so the slowdown is visible. Their web / app activity slows down too.
-* ``churned``: dropped out (BG/NBD) before the end of ``as_of``; no purchase after ``dropout_at``
-  (the time of the last purchase). This includes one-time buyers who dropped out right after their
-  first purchase, however recent it was: the truth is the latent state, not what the data shows.
-* ``new``: alive, first purchase within the last :data:`RECENT_DAYS` days.
-* ``active``: alive, first purchase older than that.
-
 Planted campaign response (truth columns)
 -----------------------------------------
 ``base_response`` is the probability of buying in a 14-day window without any contact; it follows
-from the purchase model (``1 - exp(-14 * rate)`` with the current rate; near 0 for churned
-customers). ``uplift_email`` / ``uplift_email_xmas`` / ``uplift_discount`` are the extra
-probabilities when sent an email (outside / inside the pre-Christmas season, 15 Nov - 24 Dec) or a
-discount. They vary by group (bargain hunters respond to discounts, loyal big spenders barely need
+from the current buying rate: ``1 - exp(-14 * rate)`` with ``rate = 1 / rhythm`` for new, active
+and reactivated customers and ``1 / (AT_RISK_SLOWDOWN * rhythm)`` for at-risk ones; 0.002 for
+churned customers and 0.01 for prospects. ``uplift_email`` / ``uplift_email_xmas`` /
+``uplift_discount`` are the extra probabilities when sent an email (outside / inside the
+pre-Christmas season, 15 Nov - 24 Dec) or a discount. They vary by group (bargain hunters respond to discounts, loyal big spenders barely need
 them, occasional gifters respond to email before Christmas) with customer-level noise; a share of
 :data:`SLEEPING_DOG_SHARE` of buyers are "sleeping dogs" whose email uplift is negative.
 
@@ -98,12 +148,15 @@ from microseg.demo.groups import (
     _CAMPAIGN_STREAM,
     _CATALOG_STREAM,
     _STREAM,
+    ACTIVE_SHARE,
     AT_RISK_SHARE,
+    CHURNED_SHARE,
     FORMATS,
     GROUPS,
     KINDS,
     MAX_CUSTOMERS,
     MAX_YEARS,
+    NEW_SHARE,
     PROSPECT_SHARE,
     REACTIVATED_SHARE,
     STAGES,
@@ -112,13 +165,24 @@ from microseg.demo.groups import (
 )
 
 # Other public names that have always been importable from this module.
+from microseg.demo.groups import ACTIVE_MIN_TENURE_DAYS as ACTIVE_MIN_TENURE_DAYS
+from microseg.demo.groups import ACTIVE_MIN_TENURE_RHYTHMS as ACTIVE_MIN_TENURE_RHYTHMS
 from microseg.demo.groups import AT_RISK_DAYS as AT_RISK_DAYS
+from microseg.demo.groups import AT_RISK_MIN_EARLIER as AT_RISK_MIN_EARLIER
+from microseg.demo.groups import AT_RISK_RHYTHMS as AT_RISK_RHYTHMS
 from microseg.demo.groups import AT_RISK_SLOWDOWN as AT_RISK_SLOWDOWN
 from microseg.demo.groups import CHANNELS as CHANNELS
+from microseg.demo.groups import CHURN_MIN_DAYS as CHURN_MIN_DAYS
+from microseg.demo.groups import CHURN_MIN_RHYTHMS as CHURN_MIN_RHYTHMS
 from microseg.demo.groups import COUNTRY as COUNTRY
 from microseg.demo.groups import CURRENCY as CURRENCY
+from microseg.demo.groups import GAP_SHAPE as GAP_SHAPE
+from microseg.demo.groups import NEW_MAX_ORDERS as NEW_MAX_ORDERS
+from microseg.demo.groups import REACTIVATED_MIN_BEFORE as REACTIVATED_MIN_BEFORE
 from microseg.demo.groups import REACTIVATION_GAP_DAYS as REACTIVATION_GAP_DAYS
 from microseg.demo.groups import RECENT_DAYS as RECENT_DAYS
+from microseg.demo.groups import RHYTHM_MAX_DAYS as RHYTHM_MAX_DAYS
+from microseg.demo.groups import RHYTHM_MIN_DAYS as RHYTHM_MIN_DAYS
 from microseg.demo.groups import SLEEPING_DOG_SHARE as SLEEPING_DOG_SHARE
 from microseg.demo.groups import Buying as Buying
 from microseg.demo.groups import Demographics as Demographics
@@ -130,11 +194,14 @@ from microseg.demo.tables import _BlockContext, _customers_table, _pairs_table, 
 from microseg.demo.writers import _StreamWriter, _write_table
 
 __all__ = [
+    "ACTIVE_SHARE",
     "AT_RISK_SHARE",
     "BLOCK_SIZE",
+    "CHURNED_SHARE",
     "FORMATS",
     "GROUPS",
     "KINDS",
+    "NEW_SHARE",
     "PROSPECT_SHARE",
     "REACTIVATED_SHARE",
     "STAGES",
@@ -173,8 +240,8 @@ def generate_demo(
       ``purchases`` (line items, refunds, cancellations), ``web`` (page views, some anonymous),
       ``email`` (sent / open / click), ``social`` (follows), ``crm`` (lead and opportunity
       updates), ``app`` (app and IoT events);
-    * ``truth.<ext>``: the planted truth per customer (group, stage, BG/NBD and Gamma-Gamma
-      parameters, campaign response) and ``truth_pairs.<ext>``: the planted co-purchase pairs;
+    * ``truth.<ext>``: the planted truth per customer (group, stage, buying rhythm and rate,
+      dropout, Gamma-Gamma spend, campaign response) and ``truth_pairs.<ext>``: the planted co-purchase pairs;
     * ``manifest.json``: the returned manifest, readable with :meth:`DemoManifest.load`.
 
     Files of an earlier run with the same names (and stale part files) are replaced. Every event

@@ -26,26 +26,68 @@ FORMATS: dict[str, str] = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
 #: Lifecycle stages of the truth file.
 STAGES: tuple[str, ...] = ("prospect", "new", "active", "at_risk", "churned", "reactivated")
 
+#: Planted lifecycle-stage shares (they add up to 1). Stages that cannot be built in a short history
+#: window get no customers and the others share their customers (see the generator's docstring).
 PROSPECT_SHARE = 0.05
-REACTIVATED_SHARE = 0.03
-AT_RISK_SHARE = 0.05
+NEW_SHARE = 0.07
+ACTIVE_SHARE = 0.40
+AT_RISK_SHARE = 0.10
+CHURNED_SHARE = 0.33
+REACTIVATED_SHARE = 0.05
 SLEEPING_DOG_SHARE = 0.03
+#: "Recent": new customers bought first, reactivated ones came back, within this many days.
 RECENT_DAYS = 90
+#: Reactivated customers stayed away at least this many days before coming back.
 REACTIVATION_GAP_DAYS = 365
+#: Kept for compatibility: the length of the slowdown window of the former (BG/NBD) at-risk cohort.
+#: The rhythm-based model defines at-risk customers by their rhythm instead (:data:`AT_RISK_RHYTHMS`).
 AT_RISK_DAYS = 180
+#: At-risk customers buy (and browse) this many times less than usual now (base_response, events).
 AT_RISK_SLOWDOWN = 5.0
+#: Personal buying rhythms (mean days between purchases) lie in this range.
+RHYTHM_MIN_DAYS = 14.0
+RHYTHM_MAX_DAYS = 180.0
+#: Shape of the Gamma distribution of the gaps between a customer's purchases (mean = rhythm).
+GAP_SHAPE = 4.0
+#: Active: last purchase less than one rhythm ago; first purchase at least this long ago.
+ACTIVE_MIN_TENURE_RHYTHMS = 2.5
+ACTIVE_MIN_TENURE_DAYS = 120
+#: At risk: the last purchase was this many rhythms ago (two or three expected purchases missed).
+AT_RISK_RHYTHMS = (2.2, 3.2)
+#: At risk: at least this many purchases before the last one.
+AT_RISK_MIN_EARLIER = 3
+#: Churned: the last purchase was at least max(CHURN_MIN_RHYTHMS rhythms, CHURN_MIN_DAYS) ago.
+CHURN_MIN_RHYTHMS = 5.0
+CHURN_MIN_DAYS = 200
+#: Reactivated: at least this many purchases before the long gap.
+REACTIVATED_MIN_BEFORE = 2
+#: New customers have made 1 to this many purchases.
+NEW_MAX_ORDERS = 3
 CURRENCY = "GBP"
 COUNTRY = "GB"
 MAX_CUSTOMERS = 99_999_999  # customer ids have 8 digits
 MAX_YEARS = 30.0
 
-# Reactivated customers return at least this long after their last pre-gap purchase. A few days
-# more than REACTIVATION_GAP_DAYS so that moving purchases within their day cannot break the gap.
-_REACTIVATION_GAP_SIMULATED = REACTIVATION_GAP_DAYS + 5
-# Joiners in the last year are this much more common than in the first (growing business).
+# Gaps between purchases: Gamma(GAP_SHAPE) truncated to these multiples of the rhythm (and scaled so
+# that their mean is the rhythm, see _gap_scale). The upper end keeps every regular gap below
+# 2 * RHYTHM_MAX_DAYS = 360 days, so only reactivated customers have gaps of a year or more.
+_GAP_RANGE = (0.25, 2.0)
+# Safety margin (days) between a planted stage threshold and the simulated times: purchases keep
+# their day but get a new time of day, which moves them by less than a day.
+_DAY_MARGIN = 1.0
+# Prospects who signed up in the last year are this much more common than in the first.
 _JOIN_GROWTH = 1.0
-# A Poisson rate above this (purchases per day) is not a plausible retail customer.
-_MAX_RATE = 0.5
+# Active customers: most joined recently, their tenure exceeding the minimum by an exponential
+# number of days with this mean; a loyal core (this share of them) joined any time in the window.
+# Together with the rhythms and the dropout probabilities this calibrates the orders per customer
+# (about 2.9 over three years, prospects included). The loyal core's long histories also make
+# dropout visible to BG/NBD (without them its maximum-likelihood fit degenerates).
+_EXTRA_TENURE_DAYS = 30.0
+_LOYAL_CORE_SHARE = 0.1
+# Reactivated customers have made 1 to this many purchases since their return.
+_REACTIVATED_MAX_RECENT = 2
+# Reactivated: the long gap is REACTIVATION_GAP_DAYS plus up to this many days.
+_REACTIVATION_GAP_SPREAD = 365.0
 # Days of browsing before signing up (anonymous sessions with the customer's cookie).
 _PRE_SIGNUP_DAYS = 30.0
 # Anonymous visitors who never identify, per customer of the block.
@@ -93,13 +135,16 @@ def _rng(seed: int, block: int, stream: int) -> np.random.Generator:
 class Buying:
     """How a group buys. Time unit: days; money: pounds.
 
-    ``lam ~ Gamma(rate_shape, rate=rate_rate)`` purchases per day; ``p_drop ~ Beta(dropout_a,
-    dropout_b)``; Gamma-Gamma spend with ``nu ~ Gamma(spend_q, rate=spend_gamma)`` and order value
-    ``~ Gamma(spend_p, rate=nu)`` (mean order value ``spend_p * spend_gamma / (spend_q - 1)``).
+    A buyer's rhythm (mean days between purchases) ``mu ~ Gamma(rhythm_shape, mean=rhythm_mean)``
+    truncated to [:data:`RHYTHM_MIN_DAYS`, :data:`RHYTHM_MAX_DAYS`]; ``p_drop ~ Beta(dropout_a,
+    dropout_b)`` is the chance of dropping out after each purchase (a churned customer made
+    ``Geometric(p_drop)`` purchases); Gamma-Gamma spend with ``nu ~ Gamma(spend_q,
+    rate=spend_gamma)`` and order value ``~ Gamma(spend_p, rate=nu)`` (mean order value
+    ``spend_p * spend_gamma / (spend_q - 1)``).
     """
 
-    rate_shape: float
-    rate_rate: float
+    rhythm_mean: float
+    rhythm_shape: float
     dropout_a: float
     dropout_b: float
     spend_p: float
@@ -114,7 +159,8 @@ class Buying:
 
     @property
     def mean_rate(self) -> float:
-        return self.rate_shape / self.rate_rate
+        """Purchases per day at the group's mean rhythm (before truncation)."""
+        return 1.0 / self.rhythm_mean
 
     @property
     def mean_order_value(self) -> float:
@@ -178,16 +224,19 @@ class Group:
         return tuple(name for name, _ in self.buying.categories)
 
 
-# The rates below are calibrated so that the population (prospects included) averages about 2.9
-# orders per customer over a 3-year window, matching the benchmark references (1M customers ~
-# 2.9M orders); see tests/test_demo_generator.py.
+# The rhythms and dropout probabilities below (with the stage shares and _EXTRA_TENURE_DAYS,
+# _LOYAL_CORE_SHARE) are calibrated so that the population (prospects included) averages about
+# 2.9 orders per customer over a 3-year window, matching the benchmark references (1M customers ~
+# 2.9M orders; about 2.95 is measured); see tests/test_demo_generator.py. Loyal big spenders and
+# bargain hunters buy every 2-3 months on average, occasional gifters every 4 (rhythms are capped
+# at RHYTHM_MAX_DAYS, and at-risk rhythms by what fits the window).
 GROUPS: tuple[Group, ...] = (
     Group(
         "loyal_big_spenders",
         0.15,
         "frequent, high spend, electronics and home; little need for discounts",
         Buying(
-            rate_shape=3.0, rate_rate=290.0, dropout_a=1.0, dropout_b=14.0,
+            rhythm_mean=80.0, rhythm_shape=4.0, dropout_a=4.0, dropout_b=2.0,
             spend_p=6.0, spend_q=4.0, spend_gamma=75.0, extra_lines=0.3,
             categories=(("electronics", 3.0), ("home", 2.0), ("sports", 1.0)),
             channels=(0.45, 0.40, 0.15), season="retail", discount_share=0.05, refund_rate=0.03,
@@ -207,7 +256,7 @@ GROUPS: tuple[Group, ...] = (
         0.25,
         "frequent small baskets of grocery and household goods; click on promotions",
         Buying(
-            rate_shape=2.5, rate_rate=255.0, dropout_a=2.0, dropout_b=12.0,
+            rhythm_mean=70.0, rhythm_shape=4.0, dropout_a=4.0, dropout_b=2.0,
             spend_p=8.0, spend_q=5.0, spend_gamma=12.5, extra_lines=0.55,
             categories=(("grocery", 3.0), ("household", 2.0)),
             channels=(0.60, 0.25, 0.15), season="retail", discount_share=0.35, refund_rate=0.01,
@@ -228,7 +277,7 @@ GROUPS: tuple[Group, ...] = (
         0.25,
         "rare purchases of toys, books and gifts with a strong November-December peak",
         Buying(
-            rate_shape=2.0, rate_rate=1300.0, dropout_a=2.0, dropout_b=4.0,
+            rhythm_mean=170.0, rhythm_shape=6.0, dropout_a=10.0, dropout_b=2.0,
             spend_p=5.0, spend_q=4.0, spend_gamma=36.0, extra_lines=0.2,
             categories=(("toys", 3.0), ("books", 2.0), ("beauty", 0.7)),
             channels=(0.30, 0.60, 0.10), season="gifting", discount_share=0.10, refund_rate=0.04,
@@ -249,7 +298,7 @@ GROUPS: tuple[Group, ...] = (
         0.20,
         "fashion and beauty, app and social heavy, many returns",
         Buying(
-            rate_shape=2.0, rate_rate=380.0, dropout_a=2.0, dropout_b=7.0,
+            rhythm_mean=110.0, rhythm_shape=4.0, dropout_a=6.0, dropout_b=2.0,
             spend_p=6.0, spend_q=4.0, spend_gamma=35.0, extra_lines=0.35,
             categories=(("fashion", 3.0), ("beauty", 2.0)),
             channels=(0.20, 0.30, 0.50), season="retail", discount_share=0.12, refund_rate=0.09,
@@ -269,7 +318,7 @@ GROUPS: tuple[Group, ...] = (
         0.15,
         "home and garden, heavy web browsing, spring peak",
         Buying(
-            rate_shape=2.0, rate_rate=340.0, dropout_a=2.0, dropout_b=9.0,
+            rhythm_mean=130.0, rhythm_shape=4.0, dropout_a=8.0, dropout_b=2.0,
             spend_p=5.0, spend_q=4.0, spend_gamma=54.0, extra_lines=0.3,
             categories=(("garden", 3.0), ("home", 2.0)),
             channels=(0.35, 0.55, 0.10), season="garden", discount_share=0.08, refund_rate=0.03,
@@ -312,19 +361,42 @@ def _category_alpha() -> np.ndarray:
     return alpha
 
 
-def _at_risk_probability() -> float:
-    """P(at-risk | eligible) that makes the at-risk cohort AT_RISK_SHARE of all customers.
+def _stage_shares() -> np.ndarray:
+    """The planted stage shares in :data:`STAGES` order."""
+    shares = {
+        "prospect": PROSPECT_SHARE,
+        "new": NEW_SHARE,
+        "active": ACTIVE_SHARE,
+        "at_risk": AT_RISK_SHARE,
+        "churned": CHURNED_SHARE,
+        "reactivated": REACTIVATED_SHARE,
+    }
+    return np.array([shares[stage] for stage in STAGES])
 
-    Eligible are buyers outside the reactivated cohort whose rate gives at least two purchases in
-    AT_RISK_DAYS; P(lam >= c) of a Gamma(r, rate a) is the regularised upper incomplete gamma
-    function Q(r, a c).
+
+_STAGE_SHARES = _stage_shares()
+if not math.isclose(_STAGE_SHARES.sum(), 1.0):  # pragma: no cover - guards edits of the shares
+    raise AssertionError("stage shares must add up to 1")
+
+
+def _gap_scale() -> float:
+    """Scale of the Gamma(GAP_SHAPE) gap ratios so that, truncated to _GAP_RANGE, they average 1.
+
+    A gap is ``rhythm * x`` with ``x ~ Gamma(GAP_SHAPE, scale)`` conditioned on ``lo <= x <= hi``.
+    Its mean ``k s (P(k + 1, hi / s) - P(k + 1, lo / s)) / (P(k, hi / s) - P(k, lo / s))`` (P the
+    regularised lower incomplete gamma function) grows with ``s``; bisection finds mean 1.
     """
-    threshold = 2.0 / AT_RISK_DAYS
-    p_rate = sum(
-        g.share * special.gammaincc(g.buying.rate_shape, g.buying.rate_rate * threshold) for g in GROUPS
-    )
-    eligible = (1.0 - PROSPECT_SHARE - REACTIVATED_SHARE) * p_rate
-    return min(1.0, AT_RISK_SHARE / eligible)
+    k, (lo, hi) = GAP_SHAPE, _GAP_RANGE
+
+    def mean(s: float) -> float:
+        inside = special.gammainc(k, hi / s) - special.gammainc(k, lo / s)
+        return k * s * (special.gammainc(k + 1, hi / s) - special.gammainc(k + 1, lo / s)) / inside
+
+    low, high = 0.5 / k, 2.0 / k
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if mean(mid) < 1.0 else (low, mid)
+    return 0.5 * (low + high)
 
 
-_AT_RISK_PROBABILITY = _at_risk_probability()
+_GAP_SCALE = _gap_scale()

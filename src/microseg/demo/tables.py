@@ -231,6 +231,7 @@ def _truth_table(ctx: _BlockContext) -> pa.Table:
             "customer_id": ctx.customer_ids,
             "group": _strings(_GROUP_NAMES, pop.group),
             "stage": _strings(STAGES, pop.stage),
+            "rhythm_days": pa.array(pop.rhythm, pa.float64(), mask=prospect),
             "lam": pa.array(pop.lam, pa.float64()),
             "p_drop": pa.array(pop.p_drop, pa.float64(), mask=prospect),
             "alive": pa.array(pop.alive, pa.bool_()),
