@@ -24,7 +24,7 @@ import pyarrow as pa
 from microseg.config import CONFIG_FILE, ProjectConfig, load_config
 from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import ConfigError, MicrosegError
-from microseg.features.profile import category_spend, customer_profile
+from microseg.features.profile import category_browsing, category_spend, customer_profile
 from microseg.features.summary import customer_summary
 from microseg.features.values import rfm_table, value_customers
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS
@@ -248,12 +248,13 @@ class Project:
             events, customers, products, as_of, settings.reactivation_gap_days, settings.page_flags
         ).to_pandas()
         categories = category_spend(events, products, as_of).to_pandas()
+        browsing = category_browsing(events, products, as_of).to_pandas()
         values = wh.fetch_df(
             f"SELECT customer_id, {', '.join(VALUE_COLUMNS)} FROM customer_values WHERE as_of = ?", [as_of]
         )
         frame = profile.set_index("customer_id").join(values.set_index("customer_id"))
         previous, retired = previous_segments(wh, as_of)
-        segmentation = segment_customers(frame, categories, settings, previous, retired)
+        segmentation = segment_customers(frame, categories, settings, previous, retired, browsing)
         store_segmentation(wh, segmentation, categories, as_of)
         result.segments = int((segmentation.segments["kind"] == "micro").sum())
         result.warnings += segmentation.warnings

@@ -1,8 +1,8 @@
 """Feature matrices for the clustering layers, from the customer profile.
 
 * **behavioural**: how much, how often and how a customer buys (orders, order value, rhythm),
-  what they buy (share of spend by category), where (channel shares) and how they engage (web,
-  email, app, social);
+  what they buy and browse (shares of spend and of page views by category), where (channel
+  shares) and how they engage (web, email, app, social, per month known);
 * **demographic / contextual**: age, gender, region and acquisition channel.
 
 Counts are log-scaled, missing values get neutral fills (0 for activity, the median for a
@@ -22,25 +22,42 @@ def _log(profile: pd.DataFrame, column: str) -> pd.Series:
     return np.log1p(pd.to_numeric(profile[column], errors="coerce").fillna(0).clip(lower=0))
 
 
-def category_shares(categories: pd.DataFrame, index: pd.Index, top: int = TOP_VALUES) -> pd.DataFrame:
-    """Share of spend per category for the ``top`` categories by total spend (the rest add up
-    in ``cat_other``), one row per customer of ``index`` (zeros without purchases)."""
-    if categories.empty:
+def category_shares(
+    categories: pd.DataFrame, index: pd.Index, prefix: str = "cat", top: int = TOP_VALUES
+) -> pd.DataFrame:
+    """Each customer's share per category (of spend, or of views) for the ``top`` categories by
+    total weight (the rest add up in ``<prefix>_other``), one row per customer of ``index``
+    (zeros without any)."""
+    if categories is None or categories.empty:
         return pd.DataFrame(index=index)
-    totals = categories.groupby("category")["spend"].sum().sort_values(ascending=False, kind="stable")
-    kept = sorted(totals.index[:top])
+    weight = "spend" if "spend" in categories.columns else "views"
+    totals = categories.groupby("category")[weight].sum().sort_values(ascending=False, kind="stable")
+    kept = set(totals.index[:top])
     names = categories["category"].where(categories["category"].isin(kept), "other")
     wide = (
         categories.assign(category=names)
         .pivot_table(index="customer_id", columns="category", values="share", aggfunc="sum", fill_value=0.0)
         .reindex(index, fill_value=0.0)
     )
-    wide.columns = [f"cat_{c}" for c in wide.columns]
+    wide.columns = [f"{prefix}_{c}" for c in wide.columns]
     return wide.reindex(sorted(wide.columns), axis=1)
 
 
-def behaviour_features(profile: pd.DataFrame, categories: pd.DataFrame) -> pd.DataFrame:
-    """Behavioural features, one row per customer of ``profile`` (indexed by customer_id)."""
+def _per_month(profile: pd.DataFrame, column: str) -> pd.Series:
+    """A count per 30 days the customer has been known, log-scaled: engagement intensity that
+    does not grow with tenure."""
+    days = pd.to_numeric(profile["days_known"], errors="coerce").fillna(1).clip(lower=30)
+    return np.log1p(pd.to_numeric(profile[column], errors="coerce").fillna(0) * 30 / days)
+
+
+def behaviour_features(
+    profile: pd.DataFrame, categories: pd.DataFrame, browsing: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Behavioural features, one row per customer of ``profile`` (indexed by customer_id).
+
+    Who a customer is, not where they are in their lifecycle (that is the stage): lifetime
+    buying, spend and browsing by category, channels, and engagement per month known.
+    """
     rhythm = pd.to_numeric(profile["rhythm_days"], errors="coerce")
     typical = rhythm.median() if rhythm.notna().any() else 0.0
     frame = pd.DataFrame(
@@ -48,9 +65,10 @@ def behaviour_features(profile: pd.DataFrame, categories: pd.DataFrame) -> pd.Da
             "orders": _log(profile, "orders"),
             "order_value": np.log1p(pd.to_numeric(profile["average_order_value"], errors="coerce").fillna(0)),
             "rhythm": np.log1p(rhythm.fillna(typical)),
-            "page_views_90d": _log(profile, "page_views_90d"),
-            "app_events_90d": _log(profile, "app_events_90d"),
+            "page_views": _per_month(profile, "page_views"),
+            "app_events": _per_month(profile, "app_events"),
             "email_open_rate": pd.to_numeric(profile["email_open_rate"], errors="coerce").fillna(0),
+            "email_click_rate": pd.to_numeric(profile["email_click_rate"], errors="coerce").fillna(0),
             "social_follows": _log(profile, "social_follows"),
             "pos_share": pd.to_numeric(profile["pos_share"], errors="coerce").fillna(0),
             "web_share": pd.to_numeric(profile["web_share"], errors="coerce").fillna(0),
@@ -58,7 +76,9 @@ def behaviour_features(profile: pd.DataFrame, categories: pd.DataFrame) -> pd.Da
         },
         index=profile.index,
     )
-    frame = frame.join(category_shares(categories, profile.index))
+    frame = frame.join(category_shares(categories, profile.index, "cat"))
+    if browsing is not None:
+        frame = frame.join(category_shares(browsing, profile.index, "browse"))
     return frame.reindex(sorted(frame.columns), axis=1).astype(float)
 
 

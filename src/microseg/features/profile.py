@@ -80,7 +80,9 @@ def behaviour(
         app_events_90d=count("app_event", 90),
         social_follows=count("social_follow"),
         crm_updates=count("crm_update"),
+        first_event_at=e.ts.min(),
         last_event_at=e.ts.max(),
+        days_known=_days(end, e.ts.min().date()) + 1,
         pos_share=share("pos"),
         web_share=share("web"),
         app_share=share("app"),
@@ -119,6 +121,31 @@ def _rhythm(e: ir.Table, as_of: dt.date, reactivation_gap_days: int) -> ir.Table
         days_since_last_purchase=_days(end, per.last_purchase),
         days_since_return=_days(end, per.last_return_after_gap),
     )
+
+
+def category_browsing(events: ir.Table, products: ir.Table, as_of: dt.date) -> ir.Table:
+    """Page views per customer and product category, with each category's share of the
+    customer's category page views.
+
+    A page belongs to a category when the last segment of its URL path is a product id (the
+    product's category) or a category name (``/category/garden``), or when the page view
+    carries a product id."""
+    e = events_until(events, as_of)
+    views = e.filter(e.event_type == "page_view")
+    last = views.url.re_extract(r"([^/?#]+)/?(?:[?#].*)?$", 1)
+    views = views.mutate(key=views.product_id.fill_null(last))
+    by_product = products.select(key=products.product_id, category=products.category)
+    names = (
+        products.filter(products.category.notnull())
+        .select(key=products.category, category=products.category)
+        .distinct()
+    )
+    lookup = by_product.union(names).distinct()
+    tagged = views.inner_join(lookup, "key")
+    counts = tagged.group_by(["customer_id", "category"]).aggregate(views=tagged.count())
+    counts = counts.filter(counts.customer_id.notnull())
+    total = counts.views.sum().over(ibis.window(group_by="customer_id"))
+    return counts.mutate(share=counts.views.cast("float64") / total)
 
 
 def category_spend(events: ir.Table, products: ir.Table, as_of: dt.date) -> ir.Table:

@@ -2,8 +2,8 @@
 
 The number of clusters is chosen automatically: for each k in ``k_min..k_max`` k-means is fitted
 on a sample of the customers and scored by the mean simplified silhouette (how much closer
-customers are to their own cluster's centre than to the next centre); the k with the best score
-wins (the smaller k on a tie within 0.01). Everything is seeded by ``random_state``, so the same data gives the same
+customers are to their own cluster's centre than to the next centre) minus ``PARSIMONY`` per
+cluster; the k with the best score wins (the smaller k on a tie). Everything is seeded by ``random_state``, so the same data gives the same
 clusters. Cluster numbers are ordered by size (largest first), then by centroid.
 """
 
@@ -16,6 +16,9 @@ from threadpoolctl import threadpool_limits
 
 from microseg.models.base import Estimator, Interval
 
+#: The silhouette a cluster must add to be worth having: with weak structure (customers with a
+#: single purchase, say) the silhouette creeps up with k, and segments should stay few.
+PARSIMONY = 0.01
 #: Fewer customers than this are one cluster: too few to find structure.
 MIN_CUSTOMERS = 30
 
@@ -83,8 +86,9 @@ class SegmentClusterer(Estimator):
                     continue
                 score = simplified_silhouette(zs, model.labels_, model.cluster_centers_)
                 self.scores_[k] = score
-                if best is None or score > best[0] + 0.01:
-                    best = (score, k, model.cluster_centers_)
+                penalised = score - PARSIMONY * k
+                if best is None or penalised > best[0]:
+                    best = (penalised, k, model.cluster_centers_)
             if best is None:
                 centers, self.k_ = zs.mean(axis=0, keepdims=True), 1
             else:

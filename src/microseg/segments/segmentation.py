@@ -31,7 +31,8 @@ from microseg.models.tiers import TIER_LAYERS, assign_tiers, clv_tier, named_com
 from microseg.segments.identity import SegmentState, match_segments
 from microseg.segments.personas import segment_cards
 
-CLUSTER_LAYERS = {"behaviour": ("b", behaviour_features), "demographic": ("d", demographic_features)}
+#: Clustered layers and the letter of their segment ids (``active.b2``, ``active.d0``).
+CLUSTER_LAYERS = {"behaviour": "b", "demographic": "d"}
 #: Layers in which every customer has exactly one segment.
 EXCLUSIVE_KINDS = ("lifecycle", *TIER_LAYERS, "composite_code", "behaviour", "demographic", "micro")
 
@@ -72,6 +73,7 @@ def segment_customers(
     settings: SegmentConfig,
     previous: Mapping[str, Sequence[PreviousSegment]] | None = None,
     retired: Mapping[str, Sequence[str]] | None = None,
+    browsing: pd.DataFrame | None = None,
 ) -> Segmentation:
     """Segment every customer of ``profile`` (profile + values, index customer_id).
 
@@ -104,8 +106,12 @@ def segment_customers(
         )
     )
 
+    features = {
+        "behaviour": behaviour_features(profile, categories, browsing),
+        "demographic": demographic_features(profile),
+    }
     clustered, changes, centroids = _cluster_layers(
-        profile, categories, settings, previous or {}, retired or {}
+        profile, features, settings, previous or {}, retired or {}
     )
     for kind, labels in clustered.items():
         rows.append(_layer(kind, labels))
@@ -155,16 +161,12 @@ def _layer(kind: str, values: pd.Series) -> pd.DataFrame:
     )
 
 
-def _cluster_layers(profile, categories, settings, previous, retired):
+def _cluster_layers(profile, features, settings, previous, retired):
     """Behavioural and demographic clusters within each stage, with stable ids."""
     labels = {kind: pd.Series("", index=profile.index, dtype=object) for kind in CLUSTER_LAYERS}
     changes: list[pd.DataFrame] = []
     centroids: dict[str, dict] = {}
-    features = {
-        kind: build(profile, categories) if kind == "behaviour" else build(profile)
-        for kind, (_, build) in CLUSTER_LAYERS.items()
-    }
-    for kind, (letter, _) in CLUSTER_LAYERS.items():
+    for kind, letter in CLUSTER_LAYERS.items():
         matrix = features[kind]
         for stage in STAGES:
             members = profile.index[profile["stage"].to_numpy() == stage]
