@@ -244,6 +244,67 @@ def values(
 
 
 @app.command()
+def segments(
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="Layer: lifecycle, clv_tier, rfm_tier, tenure_tier, engagement_tier, composite, "
+            "behaviour, demographic, micro, rule (default: a summary of every layer)."
+        ),
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Run date (default: the latest).")] = None,
+) -> None:
+    """List the segments of a layer with their persona label, size and value."""
+    with Project(state.project_dir) as project:
+        frame = project.segments(kind, _parse_date(as_of))
+    if frame.empty:
+        console.print("No segments.")
+        return
+    if kind is None:
+        table = Table(title="Segment layers")
+        for col in ("layer", "segments", "customers"):
+            table.add_column(col, justify="left" if col == "layer" else "right")
+        for layer, rows in frame.groupby("kind", sort=False):
+            table.add_row(layer, f"{len(rows):,}", f"{int(rows['size'].sum()):,}")
+        console.print(table)
+        console.print("Details of a layer: [bold]microseg segments --kind behaviour[/]")
+        return
+    table = Table(title=f"{kind} segments")
+    for col in ("segment", "label", "customers", "share", "revenue", "mean CLV"):
+        table.add_column(col, justify="left" if col in ("segment", "label") else "right")
+    for r in frame.itertuples():
+        table.add_row(
+            r.segment_id,
+            r.label,
+            f"{r.size:,}",
+            f"{r.share:.1%}",
+            "" if r.revenue_share != r.revenue_share else f"{r.revenue_share:.1%}",
+            "" if r.mean_clv != r.mean_clv else f"{r.mean_clv:,.2f}",
+        )
+    console.print(table)
+
+
+@app.command()
+def persona(
+    segment_id: Annotated[str | None, typer.Argument(help="Segment id, e.g. active.b2.")] = None,
+    customer: Annotated[str | None, typer.Option(help="Show this customer's card instead.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Layer of the segment, when ids repeat across layers.")
+    ] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Run date (default: the latest).")] = None,
+) -> None:
+    """Show the persona card of a segment, or the card of one customer (segment of one)."""
+    from microseg.segments.personas import format_card
+
+    if (segment_id is None) == (customer is None):
+        raise MicrosegError("give a segment id or --customer ID (one of them)")
+    with Project(state.project_dir) as project:
+        date = _parse_date(as_of)
+        card = project.customer_card(customer, date) if customer else project.persona(segment_id, kind, date)
+    console.print(format_card(card), highlight=False)
+
+
+@app.command()
 def status() -> None:
     """Row counts of the warehouse tables."""
     with Project(state.project_dir) as project:

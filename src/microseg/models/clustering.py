@@ -75,12 +75,13 @@ class SegmentClusterer(Estimator):
         sample = np.sort(rng.choice(len(z), size=min(len(z), self.sample_size), replace=False))
         zs = z[sample]
         self.scores_: dict[int, float] = {}
-        if len(z) < MIN_CUSTOMERS or self.k_max < 2:
+        distinct = len(np.unique(zs, axis=0)) if len(zs) else 0
+        if len(z) < MIN_CUSTOMERS or self.k_max < 2 or distinct < 2:
             centers = zs.mean(axis=0, keepdims=True) if len(zs) else np.zeros((1, z.shape[1]))
             self.k_ = 1
         else:
             best = None
-            for k in range(max(self.k_min, 2), min(self.k_max, len(zs) - 1) + 1):
+            for k in range(max(self.k_min, 2), min(self.k_max, len(zs) - 1, distinct) + 1):
                 model = self._kmeans(k).fit(zs)
                 if len(np.unique(model.labels_)) < 2:
                     continue

@@ -122,7 +122,10 @@ def segment_customers(
     if settings.rules:
         rows.append(_rule_members(profile, settings.rules))
     memberships = pd.concat(rows, ignore_index=True)
-    segments = _describe(profile.join(micro).assign(**clustered), categories, memberships, centroids)
+    demographic_base = features["demographic"].mean().to_dict()
+    segments = _describe(
+        profile.join(micro).assign(**clustered), categories, memberships, centroids, demographic_base
+    )
     return Segmentation(profile, memberships, segments, changes, warnings)
 
 
@@ -233,6 +236,67 @@ def _rule_members(profile: pd.DataFrame, rules: Mapping[str, str]) -> pd.DataFra
     )
 
 
+def _tier_names(kind: str, tiers) -> dict[str, str] | None:
+    """Readable names of tier segments (tiers are named by what they are, not by persona)."""
+    if kind not in TIER_LAYERS:
+        return None
+    names = {}
+    for tier in tiers:
+        if kind == "clv_tier":
+            name = {"rest": "Other buyers by CLV", "none": "No CLV"}.get(
+                tier, f"Top {tier.removeprefix('top_')}% CLV"
+            )
+        elif kind == "rfm_tier":
+            name = "No purchases" if tier == "none" else tier.replace("_", " ").capitalize()
+        elif kind == "tenure_tier":
+            name = "No purchases" if tier == "none" else f"Tenure {tier}"
+        else:
+            name = "Not engaged (90 days)" if tier == "none" else f"{tier.capitalize()} engagement"
+        names[str(tier)] = name
+    return names
+
+
+ACQUISITION_WORDS = {"paid_search": "from search ads", "organic": "from search", "referral": "by referral"}
+
+
+def _demographic_name(centroid: Mapping[str, float], base: Mapping[str, float]) -> str:
+    """A demographic segment by who sets it apart: gender when one dominates, age band, and the
+    region or acquisition channel most over-represented against all customers."""
+    words = []
+    women, men = centroid.get("gender_F", 0.0), centroid.get("gender_M", 0.0)
+    if max(women, men) >= 0.65:
+        words.append("Women" if women > men else "Men")
+    age = centroid.get("age")
+    if age is not None and np.isfinite(age):
+        words.append(f"{int(age // 10 * 10)}s" if words else f"Customers in their {int(age // 10 * 10)}s")
+    lifts = sorted(
+        (
+            (value - base.get(feature, 0.0), feature)
+            for feature, value in centroid.items()
+            if feature.startswith(("region_", "acquired_"))
+        ),
+        reverse=True,
+    )
+    for lift, feature in lifts[:2]:
+        if lift < 0.2:
+            break
+        if feature.startswith("region_"):
+            words.append(f"in {feature.removeprefix('region_')}")
+        else:
+            channel = feature.removeprefix("acquired_")
+            words.append(ACQUISITION_WORDS.get(channel, f"via {channel.replace('_', ' ')}"))
+    return " ".join(words) if words else "Customers"
+
+
+def _unique(labels: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} {seen[label]}")
+    return out
+
+
 def _plain_cards(profile: pd.DataFrame, membership: pd.Series, kind: str) -> pd.DataFrame:
     """Size, share, revenue share and mean CLV of each segment, labelled by its id."""
     frame = pd.DataFrame(
@@ -257,7 +321,11 @@ def _plain_cards(profile: pd.DataFrame, membership: pd.Series, kind: str) -> pd.
 
 
 def _describe(
-    profile: pd.DataFrame, categories: pd.DataFrame, memberships: pd.DataFrame, centroids: dict
+    profile: pd.DataFrame,
+    categories: pd.DataFrame,
+    memberships: pd.DataFrame,
+    centroids: dict,
+    demographic_base: Mapping[str, float],
 ) -> pd.DataFrame:
     """One row per segment of every layer: sizes, value, persona label and card."""
     frames = []
@@ -281,8 +349,15 @@ def _describe(
             if not cards.empty:
                 cards["share"] = cards["size"] / len(profile)
         else:
-            names = STAGE_NAMES if kind == "lifecycle" else None
+            names = STAGE_NAMES if kind == "lifecycle" else _tier_names(kind, membership.unique())
             cards = segment_cards(profile, categories, membership, kind=kind, names=names)
+            if kind == "demographic":
+                cards["label"] = _unique(
+                    [
+                        _demographic_name(centroids.get(sid, {}), demographic_base)
+                        for sid in cards["segment_id"]
+                    ]
+                )
         frames.append(cards)
     segments = pd.concat(frames, ignore_index=True)
     segments["centroid"] = segments["segment_id"].map(

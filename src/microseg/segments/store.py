@@ -32,12 +32,16 @@ def id_prefix(segment_id: str) -> str:
 def previous_segments(
     wh: DuckDBWarehouse, as_of: dt.date
 ) -> tuple[dict[str, list[PreviousSegment]], dict[str, list[str]]]:
-    """The clustered segments of the latest run on or before ``as_of`` (by id prefix), and the
-    other clustered ids ever used (by id prefix): never to be handed out again."""
+    """The clustered segments of the run to continue (by id prefix), and the other clustered ids
+    ever used (by id prefix): never to be handed out again."""
     retired: dict[str, list[str]] = {}
     for (segment_id,) in wh.fetch("SELECT segment_id FROM segment_registry ORDER BY segment_id"):
         retired.setdefault(id_prefix(segment_id), []).append(segment_id)
-    last = wh.fetch("SELECT max(as_of) FROM segments WHERE as_of <= ?", [as_of])[0][0]
+    # the run of that date when it is redone, else the latest before it, else (back-filling an
+    # earlier date) the earliest after it: ids stay aligned whichever order dates are run in
+    last = wh.fetch(
+        "SELECT coalesce(max(as_of) FILTER (WHERE as_of <= ?), min(as_of)) FROM segments", [as_of]
+    )[0][0]
     if last is None:
         return {}, retired
     kinds = list(CLUSTER_LAYERS)
