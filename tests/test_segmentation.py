@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import shutil
 
-import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
