@@ -140,3 +140,33 @@ def test_config_of_this_test_is_valid(tmp_path):
     data = tomllib.loads(CONFIG.format(path="x.parquet"))
     config = parse_config(data, tmp_path)
     assert config.sources["retail"].classify[0].starts_with == "C"
+
+
+def test_segmentation_adds_up(retail_project):
+    """Stages, tiers, clusters and personas on real data: every customer once per layer."""
+    project, _, _ = retail_project
+    memberships = project.memberships()
+    segments = project.segments()
+    for kind in (
+        "lifecycle",
+        "clv_tier",
+        "rfm_tier",
+        "tenure_tier",
+        "engagement_tier",
+        "behaviour",
+        "demographic",
+        "micro",
+    ):
+        layer = memberships[memberships.kind == kind]
+        assert len(layer) == 4_372 and layer.customer_id.is_unique, kind
+        cards = segments[segments.kind == kind]
+        assert cards["size"].sum() == 4_372, kind
+        assert cards["share"].sum() == pytest.approx(1.0), kind
+        assert cards.label.is_unique, kind
+    stages = segments[segments.kind == "lifecycle"].set_index("segment_id")["size"]
+    assert set(stages.index) <= {"prospect", "new", "active", "at_risk", "churned", "reactivated"}
+    # prospects are the customers who only cancelled: no purchase
+    summary = project.customer_summary()
+    assert stages.get("prospect", 0) == (summary.orders == 0).sum()
+    behaviour = segments[segments.kind == "behaviour"]
+    assert behaviour.revenue_share.sum() == pytest.approx(1.0)

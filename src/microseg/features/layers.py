@@ -28,6 +28,8 @@ def category_shares(
     """Each customer's share per category (of spend, or of views) for the ``top`` categories by
     total weight (the rest add up in ``<prefix>_other``), one row per customer of ``index``
     (zeros without any)."""
+    if categories is not None and not categories.empty:
+        categories = categories[categories["category"] != "unknown"]  # products without a category
     if categories is None or categories.empty:
         return pd.DataFrame(index=index)
     weight = "spend" if "spend" in categories.columns else "views"
@@ -96,7 +98,12 @@ def demographic_features(profile: pd.DataFrame) -> pd.DataFrame:
     age = pd.to_numeric(profile["age"], errors="coerce")
     if age.notna().any():
         parts.append(age.fillna(age.median()).rename("age").to_frame())
-    for column, prefix in (("gender", "gender"), ("region", "region"), ("acquisition_channel", "acquired")):
+    for column, prefix in (
+        ("gender", "gender"),
+        ("region", "region"),
+        ("country", "country"),
+        ("acquisition_channel", "acquired"),
+    ):
         values = profile[column]
         if values.notna().any() and values.nunique() > 1:
             parts.append(_indicators(values.fillna("unknown"), prefix))

@@ -500,7 +500,7 @@ def _effect_sizes(row: Any) -> dict[str, float]:
 
 
 def _noun(category: str | None) -> str:
-    if category is None:
+    if category is None or category.lower() in ("unknown", "other", ""):  # no category to speak of
         return "customers"
     known = CATEGORY_NOUNS.get(category.lower())
     if known:

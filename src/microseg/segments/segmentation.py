@@ -259,33 +259,43 @@ def _tier_names(kind: str, tiers) -> dict[str, str] | None:
 ACQUISITION_WORDS = {"paid_search": "from search ads", "organic": "from search", "referral": "by referral"}
 
 
-def _demographic_name(centroid: Mapping[str, float], base: Mapping[str, float]) -> str:
-    """A demographic segment by who sets it apart: gender when one dominates, age band, and the
-    region or acquisition channel most over-represented against all customers."""
-    words = []
+STAGE_WORDS = {
+    "prospect": "Prospective",
+    "new": "New",
+    "active": "Active",
+    "at_risk": "Lapsing",
+    "churned": "Lost",
+    "reactivated": "Returning",
+}
+
+
+def _demographic_name(segment_id: str, centroid: Mapping[str, float], base: Mapping[str, float]) -> str:
+    """A demographic segment by its people: stage, gender when one dominates, age band, and the
+    place or acquisition channel that sets it apart (over-represented against all customers, or
+    nearly everyone in it)."""
+    words = [STAGE_WORDS.get(segment_id.split(".")[0], "")]
     women, men = centroid.get("gender_F", 0.0), centroid.get("gender_M", 0.0)
-    if max(women, men) >= 0.65:
-        words.append("Women" if women > men else "Men")
+    words.append(("women" if women > men else "men") if max(women, men) >= 0.65 else "customers")
     age = centroid.get("age")
     if age is not None and np.isfinite(age):
-        words.append(f"{int(age // 10 * 10)}s" if words else f"Customers in their {int(age // 10 * 10)}s")
-    lifts = sorted(
+        words.append(f"in their {int(age // 10 * 10)}s")
+    candidates = sorted(
         (
-            (value - base.get(feature, 0.0), feature)
+            (max(value - base.get(feature, 0.0), value - 0.6), feature)
             for feature, value in centroid.items()
-            if feature.startswith(("region_", "acquired_"))
+            if feature.startswith(("region_", "country_", "acquired_"))
         ),
         reverse=True,
     )
-    for lift, feature in lifts[:2]:
-        if lift < 0.2:
+    for strength, feature in candidates[:1]:
+        if strength < 0.2:
             break
-        if feature.startswith("region_"):
-            words.append(f"in {feature.removeprefix('region_')}")
+        if feature.startswith(("region_", "country_")):
+            words.append(f"in {feature.split('_', 1)[1]}")
         else:
             channel = feature.removeprefix("acquired_")
             words.append(ACQUISITION_WORDS.get(channel, f"via {channel.replace('_', ' ')}"))
-    return " ".join(words) if words else "Customers"
+    return " ".join(w for w in words if w)
 
 
 def _unique(labels: list[str]) -> list[str]:
@@ -354,7 +364,7 @@ def _describe(
             if kind == "demographic":
                 cards["label"] = _unique(
                     [
-                        _demographic_name(centroids.get(sid, {}), demographic_base)
+                        _demographic_name(sid, centroids.get(sid, {}), demographic_base)
                         for sid in cards["segment_id"]
                     ]
                 )
