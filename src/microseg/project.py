@@ -29,7 +29,7 @@ from microseg.features.summary import customer_summary
 from microseg.features.values import rfm_table, value_customers
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS
 from microseg.segments.segmentation import segment_customers
-from microseg.segments.store import previous_segments, store_segmentation
+from microseg.segments.store import CustomerNumbers, previous_segments, store_segmentation
 from microseg.sources.files import ImportResult, import_source
 
 #: Value columns the segmentation reads from ``customer_values``.
@@ -244,19 +244,38 @@ class Project:
     def _run_segments(self, events, customers, products, as_of: dt.date, result: RunResult) -> None:
         settings = self.config.segments
         wh = self.warehouse
-        profile = customer_profile(
-            events, customers, products, as_of, settings.reactivation_gap_days, settings.page_flags
-        ).to_pandas()
-        categories = category_spend(events, products, as_of).to_pandas()
-        browsing = category_browsing(events, products, as_of).to_pandas()
-        values = wh.fetch_df(
-            f"SELECT customer_id, {', '.join(VALUE_COLUMNS)} FROM customer_values WHERE as_of = ?", [as_of]
+        profile = (
+            customer_profile(
+                events, customers, products, as_of, settings.reactivation_gap_days, settings.page_flags
+            )
+            .order_by("customer_id")
+            .to_pyarrow()
         )
-        frame = profile.set_index("customer_id").join(values.set_index("customer_id"))
+        # customers are numbered by their sorted ids: pandas then works on integers
+        numbers = CustomerNumbers(wh, profile.column("customer_id"))
+        try:
+            categories = numbers.number(category_spend(events, products, as_of).to_pyarrow())
+            browsing = numbers.number(category_browsing(events, products, as_of).to_pyarrow())
+            values = wh.fetch_df(
+                f"SELECT n.customer, {', '.join('v.' + c for c in VALUE_COLUMNS)} FROM __customer_numbers n "
+                "LEFT JOIN customer_values v ON v.customer_id = n.customer_id AND v.as_of = ? ORDER BY n.customer",
+                [as_of],
+            )
+        finally:
+            numbers.close()
+        frame = profile.drop_columns(["customer_id"]).to_pandas().join(values.drop(columns="customer"))
         previous, retired = previous_segments(wh, as_of)
-        segmentation = segment_customers(frame, categories, settings, previous, retired, browsing)
+        segmentation = segment_customers(
+            frame,
+            categories,
+            settings,
+            previous,
+            retired,
+            browsing,
+            customer_ids=profile.column("customer_id").to_numpy(zero_copy_only=False),
+        )
         store_segmentation(wh, segmentation, categories, as_of)
-        result.segments = int((segmentation.segments["kind"] == "micro").sum())
+        result.segments = len(segmentation.layers["micro"].categories)
         result.warnings += segmentation.warnings
 
     def _store(self, table, expr, as_of: dt.date) -> int:

@@ -64,11 +64,9 @@ def behaviour(
         return ((purchase & (e.channel == channel)).cast("int64").sum() / lines.nullif(0)).cast("float64")
 
     activity = e.group_by("customer_id").aggregate(
-        orders=e.order_id.fill_null(e.event_id).nunique(where=purchase),
         revenue=e.amount.sum(where=purchase).cast("float64").fill_null(0.0),
         returned=(-e.amount.sum(where=kind.isin(["refund", "cancellation"]))).cast("float64").fill_null(0.0),
         items=e.quantity.sum(where=purchase).fill_null(0).cast("int64"),
-        distinct_products=e.product_id.nunique(where=purchase),
         page_views=count("page_view"),
         page_views_30d=count("page_view", 30),
         page_views_90d=count("page_view", 90),
@@ -94,8 +92,23 @@ def behaviour(
             for days in RECENT_WINDOWS
         },
     )
-    return activity.left_join(_rhythm(e, as_of, reactivation_gap_days), "customer_id").drop(
-        "customer_id_right"
+    out = activity
+    for part in (_rhythm(e, as_of, reactivation_gap_days), *_distinct_counts(e)):
+        out = out.left_join(part, "customer_id").drop("customer_id_right")
+    return out
+
+
+def _distinct_counts(e: ir.Table) -> tuple[ir.Table, ir.Table]:
+    """Orders and distinct products per buyer, each by grouping twice: a distinct count inside
+    the big aggregation costs ten times more."""
+    buys = e.filter(e.event_type == "purchase")
+    orders = buys.group_by(
+        [buys.customer_id, buys.order_id.fill_null(buys.event_id).name("order")]
+    ).aggregate()
+    products = buys.filter(buys.product_id.notnull()).group_by(["customer_id", "product_id"]).aggregate()
+    return (
+        orders.group_by("customer_id").aggregate(orders=orders.count()),
+        products.group_by("customer_id").aggregate(distinct_products=products.count()),
     )
 
 

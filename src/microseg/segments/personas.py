@@ -180,17 +180,23 @@ class UnknownCustomerError(MicrosegError, KeyError):
 # --- inputs ---------------------------------------------------------------------------------------
 
 
+def _id_values(values) -> np.ndarray:
+    """Customer ids as given when they are integers (fast), else as strings."""
+    array = np.asarray(values)
+    return array if array.dtype.kind in "iu" else array.astype(str)
+
+
 def _by_customer(profile: pd.DataFrame) -> pd.DataFrame:
-    """The profile indexed by ``customer_id`` (as strings), one row per customer."""
+    """The profile indexed by ``customer_id`` (strings, or integer codes as given), one row per
+    customer."""
     if (
         "customer_id" not in profile.columns
-        and pd.api.types.is_string_dtype(profile.index)
         and profile.index.is_unique
+        and (pd.api.types.is_string_dtype(profile.index) or pd.api.types.is_integer_dtype(profile.index))
     ):
         return profile  # already one row per customer, indexed by id: no copy
     frame = profile.set_index("customer_id") if "customer_id" in profile.columns else profile.copy()
-    frame.index = frame.index.astype(str)
-    frame.index.name = "customer_id"
+    frame.index = pd.Index(_id_values(frame.index), name="customer_id")
     if frame.index.has_duplicates:
         dupes = frame.index[frame.index.duplicated()].unique()[:5].tolist()
         raise ValueError(f"profile has more than one row for customers {dupes}")
@@ -198,13 +204,13 @@ def _by_customer(profile: pd.DataFrame) -> pd.DataFrame:
 
 
 def _long_categories(categories: pd.DataFrame | None) -> pd.DataFrame:
-    """``customer_id, category, spend`` with string ids and categories."""
+    """``customer_id, category, spend`` with ids as in ``_id_values`` and string categories."""
     if categories is None or len(categories) == 0:
         return pd.DataFrame({"customer_id": pd.Series(dtype=str), "category": [], "spend": []})
     value = "spend" if "spend" in categories.columns else "share"
     out = pd.DataFrame(
         {
-            "customer_id": categories["customer_id"].astype(str).to_numpy(),
+            "customer_id": _id_values(categories["customer_id"]),
             "category": categories["category"].fillna("unknown").astype(str).to_numpy(),
             "spend": pd.to_numeric(categories[value], errors="coerce").fillna(0.0).to_numpy(float),
         }
@@ -223,7 +229,7 @@ def _members(membership: pd.Series, profile: pd.DataFrame) -> pd.Series:
     if not isinstance(membership, pd.Series):
         raise TypeError("membership must be a pandas Series of segment ids indexed by customer_id")
     members = membership.dropna()
-    members.index = members.index.astype(str)
+    members.index = pd.Index(_id_values(members.index), name=members.index.name)
     if members.index.has_duplicates:
         dupes = members.index[members.index.duplicated()].unique()[:5].tolist()
         raise ValueError(f"membership lists customers {dupes} more than once; one layer gives one segment")
@@ -237,15 +243,20 @@ def _members(membership: pd.Series, profile: pd.DataFrame) -> pd.Series:
 
 def _share_matrix(long: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
     """Each customer's share of spend per category (NaN rows for customers without spend)."""
-    rows = long[long["customer_id"].isin(ids)]
-    if rows.empty:
+    row = ids.get_indexer(long["customer_id"])
+    keep = row >= 0
+    if not keep.any():
         return pd.DataFrame(index=ids, dtype=float)
-    spend = rows.pivot_table(
-        index="customer_id", columns="category", values="spend", aggfunc="sum", fill_value=0.0
-    )
-    total = spend.sum(axis=1)
-    shares = spend.div(total.where(total > 0), axis=0)
-    return shares.reindex(index=ids, columns=sorted(shares.columns))
+    codes, categories = pd.factorize(long["category"].to_numpy()[keep], sort=True)
+    spend = np.bincount(
+        row[keep] * len(categories) + codes,
+        weights=long["spend"].to_numpy(float)[keep],
+        minlength=len(ids) * len(categories),
+    ).reshape(len(ids), len(categories))
+    total = spend.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(total > 0, spend / total, np.nan)
+    return pd.DataFrame(shares, index=ids, columns=[str(c) for c in categories])
 
 
 def _clean(value: Any) -> Any:
@@ -369,9 +380,8 @@ def segment_cards(
     ids = members.index
     codes, uniques = pd.factorize(members, sort=False)
     k = len(uniques)
-    sub = prof.loc[ids]
+    sub = prof if len(ids) == len(prof) and ids.equals(prof.index) else prof.loc[ids]
     long = _long_categories(categories)
-    long = long[long["customer_id"].isin(ids)]
 
     sizes = np.bincount(codes, minlength=k)
     revenue = _numeric(sub, "revenue").fillna(0.0)
@@ -386,8 +396,8 @@ def segment_cards(
     shares = _share_matrix(long, ids)
     effects = _effects(numbers, shares, codes, k)
 
-    code_of = pd.Series(codes, index=ids)
-    long = long.assign(code=code_of.reindex(long["customer_id"]).to_numpy())
+    position = ids.get_indexer(long["customer_id"])
+    long = long[position >= 0].assign(code=codes[position[position >= 0]])
     spend_by_code = {int(c): g.groupby("category")["spend"].sum() for c, g in long.groupby("code")}
 
     # per-segment summaries by grouping once, not by masking the members once per segment

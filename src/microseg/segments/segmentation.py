@@ -58,13 +58,53 @@ class PreviousSegment:
 
 @dataclass
 class Segmentation:
-    """The result of one run: who is where, what each segment is, and what changed."""
+    """The result of one run: who is where, what each segment is, and what changed.
 
-    profile: pd.DataFrame  # per customer: profile, values, stage and tiers (index customer_id)
-    memberships: pd.DataFrame  # customer_id, kind, segment_id
+    Customers are numbered by their row in ``customer_ids``; ``layers`` gives every exclusive
+    layer as a categorical of segment ids in that order, ``multi`` the layers where a customer
+    can be in several segments (composite, rule) as (customer number, segment id) rows.
+    """
+
+    customer_ids: np.ndarray
+    profile: pd.DataFrame  # per customer number: profile, values, stage and tiers
+    layers: dict[str, pd.Categorical]
+    multi: dict[str, pd.DataFrame]
     segments: pd.DataFrame  # kind, segment_id, label, size, share, ..., card, centroid
     changes: pd.DataFrame  # kind, event, old_id, new_id, basis, shared, overlap (identity across runs)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def memberships(self) -> pd.DataFrame:
+        """customer_id, kind, segment_id: one row per customer per segment."""
+        frames = [
+            pd.DataFrame(
+                {
+                    "customer_id": self.customer_ids,
+                    "kind": kind,
+                    "segment_id": np.asarray(values, dtype=object),
+                }
+            )
+            for kind, values in self.layers.items()
+        ]
+        frames += [
+            pd.DataFrame(
+                {
+                    "customer_id": self.customer_ids[rows["customer"].to_numpy()],
+                    "kind": kind,
+                    "segment_id": rows["segment_id"].to_numpy(dtype=object),
+                }
+            )
+            for kind, rows in self.multi.items()
+        ]
+        return pd.concat(frames, ignore_index=True)
+
+
+def _encode(frame: pd.DataFrame | None, ids: pd.Index) -> pd.DataFrame | None:
+    """Replace ``customer_id`` by the customer's number (rows of unknown customers dropped)."""
+    if frame is None:
+        return None
+    numbers = ids.get_indexer(frame["customer_id"])
+    return frame.assign(customer_id=numbers)[numbers >= 0]
 
 
 def segment_customers(
@@ -74,59 +114,86 @@ def segment_customers(
     previous: Mapping[str, Sequence[PreviousSegment]] | None = None,
     retired: Mapping[str, Sequence[str]] | None = None,
     browsing: pd.DataFrame | None = None,
+    customer_ids: np.ndarray | None = None,
 ) -> Segmentation:
-    """Segment every customer of ``profile`` (profile + values, index customer_id).
+    """Segment every customer of ``profile`` (profile + values).
+
+    Either ``profile`` is indexed by customer id (and ``categories``/``browsing`` carry those
+    ids), or, faster on millions of customers, its rows are numbered 0..n-1, ``customer_ids``
+    gives their ids (sorted) and ``categories``/``browsing`` carry the numbers.
 
     ``previous`` holds the clustered segments of the last run by id prefix (e.g. ``active.b``)
     and ``retired`` every id ever used per prefix, so that a refitted model keeps the ids of
     segments that are essentially the same and never reuses an old id.
     """
-    profile = profile.sort_index()
+    if customer_ids is None:
+        profile = profile.sort_index()
+        customer_ids = profile.index.to_numpy(dtype=object)
+        index = pd.Index(customer_ids)
+        categories, browsing = _encode(categories, index), _encode(browsing, index)
+        profile = profile.reset_index(drop=True)
+    customer_ids = np.asarray(customer_ids, dtype=object)
     stage = _lifecycle(profile, settings)
-    profile = profile.assign(stage=stage)
+    profile = profile.assign(stage=pd.Categorical(stage, categories=list(STAGES)))
     tiers = assign_tiers(profile)
     tiers["clv_tier"] = clv_tier(profile["clv"], settings.clv_tiers) if "clv" in profile else "none"
     tenure_days = profile["days_since_first_purchase"]
     tiers["tenure_tier"] = tenure_tier(tenure_days, settings.tenure_days, _tenure_names(settings.tenure_days))
-    tiers["composite_code"] = _joined(tiers, TIER_LAYERS)
-    profile = profile.join(tiers)
-
-    rows = [_layer("lifecycle", profile["stage"])]
-    rows += [_layer(layer, profile[layer]) for layer in (*TIER_LAYERS, "composite_code")]
+    layers: dict[str, pd.Categorical] = {"lifecycle": profile["stage"].array}
+    for layer in TIER_LAYERS:
+        layers[layer] = pd.Categorical(tiers[layer])
+    layers["composite_code"] = _combined([layers[layer] for layer in TIER_LAYERS], "/")
+    for layer in (*TIER_LAYERS, "composite_code"):
+        profile[layer] = layers[layer]
+    multi = {}
     composites = named_composites(
-        tiers, {n: {f"{k}_tier": v for k, v in d.items()} for n, d in settings.composites.items()}
+        pd.DataFrame({layer: layers[layer] for layer in TIER_LAYERS}),
+        {n: {f"{k}_tier": v for k, v in d.items()} for n, d in settings.composites.items()},
     )
-    rows.append(
-        pd.DataFrame(
-            {
-                "customer_id": composites.index,
-                "kind": "composite",
-                "segment_id": composites["composite"].to_numpy(),
-            }
+    if len(composites):
+        multi["composite"] = pd.DataFrame(
+            {"customer": composites.index.to_numpy(), "segment_id": composites["composite"].to_numpy()}
         )
-    )
 
     features = {
         "behaviour": behaviour_features(profile, categories, browsing),
         "demographic": demographic_features(profile),
     }
     clustered, changes, centroids = _cluster_layers(
-        profile, features, settings, previous or {}, retired or {}
+        profile, features, settings, previous or {}, retired or {}, customer_ids
     )
-    for kind, labels in clustered.items():
-        rows.append(_layer(kind, labels))
-    micro = (clustered["behaviour"] + "." + clustered["demographic"].str.split(".").str[-1]).rename("micro")
-    rows.append(_layer("micro", micro))
+    layers.update(clustered)
+    demographic_suffix = pd.Categorical(
+        np.asarray(clustered["demographic"].categories.str.split(".").str[-1], dtype=object)[
+            clustered["demographic"].codes
+        ]
+    )
+    layers["micro"] = _combined([clustered["behaviour"], demographic_suffix], ".")
 
     warnings: list[str] = []
     if settings.rules:
-        rows.append(_rule_members(profile, settings.rules))
-    memberships = pd.concat(rows, ignore_index=True)
+        multi["rule"] = _rule_members(profile, settings.rules)
     demographic_base = features["demographic"].mean().to_dict()
-    segments = _describe(
-        profile.join(micro).assign(**clustered), categories, memberships, centroids, demographic_base
-    )
-    return Segmentation(profile, memberships, segments, changes, warnings)
+    described = profile.assign(**{k: layers[k] for k in ("behaviour", "demographic", "micro")})
+    segments = _describe(described, categories, layers, multi, centroids, demographic_base)
+    return Segmentation(customer_ids, profile, layers, multi, segments, changes, warnings)
+
+
+def _combined(parts: Sequence[pd.Categorical], separator: str) -> pd.Categorical:
+    """The categorical of joined labels (``a/b/c``), computed on codes: only the distinct
+    combinations are joined as strings."""
+    code = np.zeros(len(parts[0]), dtype=np.int64)
+    for part in parts:
+        code = code * (len(part.categories) + 1) + part.codes
+    values, inverse = np.unique(code, return_inverse=True)
+    names = []
+    for value in values:
+        labels = []
+        for part in reversed(parts):
+            value, c = divmod(int(value), len(part.categories) + 1)
+            labels.append(str(part.categories[c]))
+        names.append(separator.join(reversed(labels)))
+    return pd.Categorical.from_codes(inverse.ravel(), categories=pd.Index(names, dtype=object))
 
 
 def _joined(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
@@ -158,27 +225,22 @@ def _lifecycle(profile: pd.DataFrame, settings: SegmentConfig) -> np.ndarray:
     return model.fit(profile).predict(profile)
 
 
-def _layer(kind: str, values: pd.Series) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"customer_id": values.index, "kind": kind, "segment_id": values.astype(str).to_numpy()}
-    )
-
-
-def _cluster_layers(profile, features, settings, previous, retired):
+def _cluster_layers(profile, features, settings, previous, retired, customer_ids):
     """Behavioural and demographic clusters within each stage, with stable ids."""
-    labels = {kind: pd.Series("", index=profile.index, dtype=object) for kind in CLUSTER_LAYERS}
+    labels = {kind: np.empty(len(profile), dtype=object) for kind in CLUSTER_LAYERS}
     changes: list[pd.DataFrame] = []
     centroids: dict[str, dict] = {}
+    stage = profile["stage"].to_numpy()
     for kind, letter in CLUSTER_LAYERS.items():
         matrix = features[kind]
-        for stage in STAGES:
-            members = profile.index[profile["stage"].to_numpy() == stage]
-            if len(members) == 0:
+        values = matrix.to_numpy(float)
+        for name in STAGES:
+            rows = np.flatnonzero(stage == name)
+            if len(rows) == 0:
                 continue
-            prefix = f"{stage}.{letter}"
-            x = matrix.loc[members]
-            if x.shape[1] == 0:  # no such features in this data: one segment
-                x = pd.DataFrame({"all": np.zeros(len(members))}, index=members)
+            prefix = f"{name}.{letter}"
+            x = values[rows] if values.shape[1] else np.zeros((len(rows), 1))
+            columns = list(matrix.columns) if values.shape[1] else ["all"]
             model = SegmentClusterer(
                 k_min=settings.k_min,
                 k_max=settings.k_max,
@@ -186,12 +248,12 @@ def _cluster_layers(profile, features, settings, previous, retired):
                 random_state=settings.seed,
             ).fit(x)
             raw_centers = _raw_centroids(x, model.labels_, model.k_)
-            mean, scale = x.mean().to_numpy(float), x.std(ddof=0).to_numpy(float)
+            mean, scale = x.mean(axis=0), x.std(axis=0)
             scale = np.where(scale > 1e-12, scale, 1.0)
             states = [
                 SegmentState(
                     segment_id=old.segment_id,
-                    centroid=(np.array([old.centroid.get(c, 0.0) for c in x.columns]) - mean) / scale,
+                    centroid=(np.array([old.centroid.get(c, 0.0) for c in columns]) - mean) / scale,
                     members=old.members,
                     size=len(old.members),
                     name=old.name,
@@ -200,39 +262,41 @@ def _cluster_layers(profile, features, settings, previous, retired):
             ]
             matching = match_segments(
                 states,
-                customer_ids=members.to_numpy(dtype=str),
+                customer_ids=customer_ids[rows].astype(str),
                 labels=model.labels_,
                 centroids=(raw_centers - mean) / scale,
                 prefix=prefix,
                 retired_ids=retired.get(prefix, ()),
             )
             ids = np.asarray(matching.segment_ids, dtype=object)
-            labels[kind].loc[members] = ids[model.labels_]
+            labels[kind][rows] = ids[model.labels_]
             if len(matching.events):
                 changes.append(pd.DataFrame(matching.events).assign(kind=kind))
             for label, segment_id in enumerate(ids):
                 if segment_id is not None:
                     centroids[segment_id] = dict(
-                        zip(x.columns, np.round(raw_centers[label], 6).tolist(), strict=True)
+                        zip(columns, np.round(raw_centers[label], 6).tolist(), strict=True)
                     )
     change_frame = pd.concat(changes, ignore_index=True) if changes else pd.DataFrame(columns=["kind"])
-    return labels, change_frame, centroids
+    return {kind: pd.Categorical(values) for kind, values in labels.items()}, change_frame, centroids
 
 
-def _raw_centroids(x: pd.DataFrame, labels: np.ndarray, k: int) -> np.ndarray:
-    values = x.to_numpy(float)
-    sums = np.zeros((k, values.shape[1]))
-    np.add.at(sums, labels, values)
+def _raw_centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    sums = np.zeros((k, x.shape[1]))
+    np.add.at(sums, labels, x)
     counts = np.bincount(labels, minlength=k)[:, None]
     return sums / np.maximum(counts, 1)
 
 
 def _rule_members(profile: pd.DataFrame, rules: Mapping[str, str]) -> pd.DataFrame:
-    table = ibis.memtable(profile.reset_index())
-    parsed = parse_rules(rules, table.schema())
-    members = evaluate_rules(parsed, table).to_pandas()
+    """(customer number, rule segment) rows: rules run in DuckDB on the columns they read."""
+    schema = ibis.memtable(profile.head(0).reset_index(drop=True)).schema()
+    parsed = parse_rules(rules, schema)
+    used = sorted(set().union(*(rule.columns for rule in parsed)))
+    table = ibis.memtable(profile[used].assign(customer=np.arange(len(profile))))
+    members = evaluate_rules(parsed, table, id_column="customer").to_pandas()
     return pd.DataFrame(
-        {"customer_id": members["customer_id"], "kind": "rule", "segment_id": members["segment"]}
+        {"customer": members["customer_id"].to_numpy(), "segment_id": members["segment"].to_numpy()}
     )
 
 
@@ -333,33 +397,19 @@ def _plain_cards(profile: pd.DataFrame, membership: pd.Series, kind: str) -> pd.
 def _describe(
     profile: pd.DataFrame,
     categories: pd.DataFrame,
-    memberships: pd.DataFrame,
+    layers: Mapping[str, pd.Categorical],
+    multi: Mapping[str, pd.DataFrame],
     centroids: dict,
     demographic_base: Mapping[str, float],
 ) -> pd.DataFrame:
     """One row per segment of every layer: sizes, value, persona label and card."""
     frames = []
-    for kind, rows in memberships.groupby("kind", sort=False):
-        membership = rows.set_index("customer_id")["segment_id"]
+    for kind, values in layers.items():
+        membership = pd.Series(values, index=profile.index)
         if kind == "composite_code":  # hundreds of tier combinations: sizes and value only
             cards = _plain_cards(profile, membership, kind)
-        elif kind in ("composite", "rule"):
-            # customers may be in several: describe each segment on its own members
-            cards = (
-                pd.concat(
-                    [
-                        segment_cards(profile, categories, part, kind=kind)
-                        for _, part in membership.groupby(membership)
-                    ],
-                    ignore_index=True,
-                )
-                if len(membership)
-                else pd.DataFrame()
-            )
-            if not cards.empty:
-                cards["share"] = cards["size"] / len(profile)
         else:
-            names = STAGE_NAMES if kind == "lifecycle" else _tier_names(kind, membership.unique())
+            names = STAGE_NAMES if kind == "lifecycle" else _tier_names(kind, values.categories)
             cards = segment_cards(profile, categories, membership, kind=kind, names=names)
             if kind == "demographic":
                 cards["label"] = _unique(
@@ -369,7 +419,23 @@ def _describe(
                     ]
                 )
         frames.append(cards)
+    for kind, rows in multi.items():
+        # customers may be in several: describe each segment on its own members
+        parts = [
+            segment_cards(
+                profile,
+                categories,
+                pd.Series(part["segment_id"].to_numpy(), index=part["customer"].to_numpy()),
+                kind=kind,
+            )
+            for _, part in rows.groupby("segment_id")
+        ]
+        if parts:
+            cards = pd.concat(parts, ignore_index=True)
+            cards["share"] = cards["size"] / len(profile)
+            frames.append(cards)
     segments = pd.concat(frames, ignore_index=True)
+    segments["segment_id"] = segments["segment_id"].astype(str)
     segments["centroid"] = segments["segment_id"].map(
         lambda s: json.dumps(centroids[s]) if s in centroids else None
     )

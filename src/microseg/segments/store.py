@@ -8,8 +8,9 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from microseg.engine.duckdb import DuckDBWarehouse
+from microseg.engine.duckdb import DuckDBWarehouse, quote_ident
 from microseg.schema import (
     CUSTOMER_CATEGORIES,
     CUSTOMER_PROFILES,
@@ -70,25 +71,90 @@ def previous_segments(
     return previous, retired
 
 
+class CustomerNumbers:
+    """Customers numbered by their sorted ids, registered in the warehouse connection so that
+    other tables can be numbered (and un-numbered) by DuckDB joins rather than by string
+    hashing in pandas."""
+
+    def __init__(self, wh: DuckDBWarehouse, ids: pa.Array) -> None:
+        self.wh = wh
+        self.ids = ids
+        self.table = pa.table({"customer": pa.array(np.arange(len(ids), dtype=np.int64)), "customer_id": ids})
+        wh.con.register("__customer_numbers", self.table)
+
+    def number(self, table: pa.Table) -> pd.DataFrame:
+        """``table`` with its ``customer_id`` replaced by the customer's number."""
+        name = "__to_number"
+        self.wh.con.register(name, table)
+        try:
+            others = ", ".join(f"t.{quote_ident(c)}" for c in table.column_names if c != "customer_id")
+            return self.wh.fetch_df(
+                f"SELECT n.customer AS customer_id, {others} FROM {name} t "
+                "JOIN __customer_numbers n USING (customer_id) ORDER BY n.customer"
+            )
+        finally:
+            self.wh.con.unregister(name)
+
+    def close(self) -> None:
+        self.wh.con.unregister("__customer_numbers")
+
+
 def store_segmentation(
     wh: DuckDBWarehouse, segmentation: Segmentation, categories: pd.DataFrame, as_of: dt.date
 ) -> None:
     """Replace the run of ``as_of``: profiles, categories, memberships, segments and changes;
-    register the clustered ids."""
-    where = f"as_of = DATE '{as_of.isoformat()}'"
-    profile = segmentation.profile.reset_index()
-    profile = profile[[c.name for c in CUSTOMER_PROFILES.columns if c.name != "as_of"]].assign(as_of=as_of)
-    wh.replace_frame(CUSTOMER_PROFILES, profile, where)
-    wh.replace_frame(CUSTOMER_CATEGORIES, categories.assign(as_of=as_of), where)
-    wh.replace_frame(SEGMENT_MEMBERSHIPS, segmentation.memberships.assign(as_of=as_of), where)
+    register the clustered ids. ``categories`` may carry customer numbers (of
+    ``segmentation.customer_ids``) or ids."""
+    where = f"DATE '{as_of.isoformat()}'"
+    ids = pa.table(
+        {
+            "customer": pa.array(np.arange(len(segmentation.customer_ids), dtype=np.int64)),
+            "customer_id": pa.array(segmentation.customer_ids.astype(str)),
+        }
+    )
+    wh.con.register("__ids", ids)
+    try:
+        profile = segmentation.profile.assign(
+            customer_id=ids.column("customer_id").to_numpy(zero_copy_only=False), as_of=as_of
+        )
+        for layer in ("stage", "clv_tier", "rfm_tier", "tenure_tier", "engagement_tier", "composite_code"):
+            profile[layer] = profile[layer].astype(str)
+        wh.replace_frame(
+            CUSTOMER_PROFILES, profile[[c.name for c in CUSTOMER_PROFILES.columns]], f"as_of = {where}"
+        )
+        _replace_numbered(wh, CUSTOMER_CATEGORIES, categories, as_of)
+        wh.sql(f"DELETE FROM {SEGMENT_MEMBERSHIPS.name} WHERE as_of = {where}")
+        for kind, values in segmentation.layers.items():
+            rows = pa.table(
+                {
+                    "customer": pa.array(np.arange(len(values), dtype=np.int64)),
+                    "segment_id": pa.DictionaryArray.from_arrays(
+                        pa.array(values.codes.astype(np.int32)),
+                        pa.array(np.asarray(values.categories, dtype=str)),
+                    ),
+                }
+            )
+            _insert_memberships(wh, rows, kind, as_of)
+        for kind, rows in segmentation.multi.items():
+            table = pa.table(
+                {
+                    "customer": pa.array(rows["customer"].to_numpy(np.int64)),
+                    "segment_id": pa.array(rows["segment_id"].astype(str).to_numpy()),
+                }
+            )
+            _insert_memberships(wh, table, kind, as_of)
+    finally:
+        wh.con.unregister("__ids")
     segments = segmentation.segments.assign(as_of=as_of, card=segmentation.segments.apply(_card_json, axis=1))
-    wh.replace_frame(SEGMENTS, segments[[c.name for c in SEGMENTS.columns]], where)
+    wh.replace_frame(SEGMENTS, segments[[c.name for c in SEGMENTS.columns]], f"as_of = {where}")
     changes = segmentation.changes
     for column in ("event", "old_id", "new_id", "basis", "shared", "overlap"):
         if column not in changes:
             changes = changes.assign(**{column: None})
     wh.replace_frame(
-        SEGMENT_CHANGES, changes.assign(as_of=as_of)[[c.name for c in SEGMENT_CHANGES.columns]], where
+        SEGMENT_CHANGES,
+        changes.assign(as_of=as_of)[[c.name for c in SEGMENT_CHANGES.columns]],
+        f"as_of = {where}",
     )
     clustered = segments[segments["kind"].isin(list(CLUSTER_LAYERS))][["segment_id", "kind"]]
     wh.con.register("__new_ids", clustered)
@@ -105,6 +171,39 @@ def store_segmentation(
         )
     finally:
         wh.con.unregister("__new_ids")
+
+
+def _insert_memberships(wh: DuckDBWarehouse, rows: pa.Table, kind: str, as_of: dt.date) -> None:
+    wh.con.register("__members", rows)
+    try:
+        wh.sql(
+            f"INSERT INTO {SEGMENT_MEMBERSHIPS.name} SELECT i.customer_id, ?, ?, CAST(m.segment_id AS VARCHAR) "
+            "FROM __members m JOIN __ids i USING (customer)",
+            [as_of, kind],
+        )
+    finally:
+        wh.con.unregister("__members")
+
+
+def _replace_numbered(wh: DuckDBWarehouse, table, frame: pd.DataFrame, as_of: dt.date) -> None:
+    """Replace the rows of ``as_of`` from a frame whose customer_id may be a customer number."""
+    numbered = pd.api.types.is_integer_dtype(frame["customer_id"])
+    wh.con.register("__rows", frame)
+    try:
+        wh.sql(f"DELETE FROM {table.name} WHERE as_of = DATE '{as_of.isoformat()}'")
+        columns = [c.name for c in table.columns]
+        select = ", ".join(
+            ("i.customer_id" if numbered else "r.customer_id")
+            if c == "customer_id"
+            else "?"
+            if c == "as_of"
+            else f"r.{quote_ident(c)}"
+            for c in columns
+        )
+        join = "JOIN __ids i ON i.customer = r.customer_id" if numbered else ""
+        wh.sql(f"INSERT INTO {table.name} SELECT {select} FROM __rows r {join}", [as_of])
+    finally:
+        wh.con.unregister("__rows")
 
 
 def _card_json(row: pd.Series) -> str:

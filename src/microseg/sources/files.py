@@ -148,16 +148,23 @@ def _load_events(wh: DuckDBWarehouse, tag: str, source: SourceConfig, result: Im
     first_only = (
         "" if good == distinct else "QUALIFY row_number() OVER (PARTITION BY event_id ORDER BY __row) = 1"
     )
-    result.loaded = wh.changed(
-        f"INSERT INTO events SELECT {values} FROM __stage_{tag} s WHERE __reason = '' "
-        f"AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id) {first_only}"
+    # ids already stored, found by probing the (large) events table with this file's ids, not
+    # by hashing the whole table for every file
+    wh.sql(
+        f"CREATE TEMP TABLE __known_{tag} AS SELECT DISTINCT event_id FROM events "
+        f"WHERE event_id IN (SELECT event_id FROM __stage_{tag} WHERE __reason = '')"
     )
+    fresh = (
+        f"SELECT * FROM __stage_{tag} s WHERE __reason = '' "
+        f"AND event_id NOT IN (SELECT event_id FROM __known_{tag}) {first_only}"
+    )
+    result.loaded = wh.changed(f"INSERT INTO events SELECT {values} FROM ({fresh})")
     result.duplicates = int(good) - result.loaded
     by_type = wh.fetch(
-        "SELECT event_type, count(*), count(*) FILTER (WHERE customer_id IS NULL) FROM events "
-        "WHERE import_id = ? GROUP BY 1 ORDER BY 1",
-        [result.import_id],
+        f"SELECT event_type, count(*), count(*) FILTER (WHERE customer_id IS NULL) FROM ({fresh}) "
+        "GROUP BY 1 ORDER BY 1"
     )
+    wh.sql(f"DROP TABLE __known_{tag}")
     result.details["by_event_type"] = {t: int(n) for t, n, _ in by_type}
     result.details["anonymous"] = sum(int(a) for _, _, a in by_type)
 
