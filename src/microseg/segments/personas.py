@@ -52,6 +52,7 @@ engagement words, a plurality stage over ``PLURALITY_STAGE``), and as a last res
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -241,24 +242,6 @@ def _members(membership: pd.Series, profile: pd.DataFrame) -> pd.Series:
     return members
 
 
-def _share_matrix(long: pd.DataFrame, ids: pd.Index) -> pd.DataFrame:
-    """Each customer's share of spend per category (NaN rows for customers without spend)."""
-    row = ids.get_indexer(long["customer_id"])
-    keep = row >= 0
-    if not keep.any():
-        return pd.DataFrame(index=ids, dtype=float)
-    codes, categories = pd.factorize(long["category"].to_numpy()[keep], sort=True)
-    spend = np.bincount(
-        row[keep] * len(categories) + codes,
-        weights=long["spend"].to_numpy(float)[keep],
-        minlength=len(ids) * len(categories),
-    ).reshape(len(ids), len(categories))
-    total = spend.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shares = np.where(total > 0, spend / total, np.nan)
-    return pd.DataFrame(shares, index=ids, columns=[str(c) for c in categories])
-
-
 def _clean(value: Any) -> Any:
     """Python scalars, with None for missing values."""
     if value is None:
@@ -270,36 +253,6 @@ def _clean(value: Any) -> Any:
     if value is pd.NA or value is pd.NaT:
         return None
     return value
-
-
-def _mix(values: pd.Series, order: tuple[str, ...] = ()) -> dict[str, float]:
-    """Share of each value (missing counted as ``unknown``): known order first, then by share."""
-    if len(values) == 0:
-        return {}
-    counts = values.astype(object).where(values.notna(), "unknown").astype(str).value_counts()
-    known = [k for k in order if k in counts.index]
-    rest = sorted((k for k in counts.index if k not in order), key=lambda k: (-counts[k], k))
-    return {k: float(counts[k] / len(values)) for k in known + rest}
-
-
-def _mixes(
-    values: pd.Series, codes: np.ndarray, k: int, order: tuple[str, ...] = ()
-) -> list[dict[str, float]]:
-    """``_mix`` of every segment at once (one cross-tabulation)."""
-    labels = values.astype(object).where(values.notna(), "unknown").astype(str).to_numpy()
-    table = pd.crosstab(codes, labels)
-    out = []
-    for code in range(k):
-        if code not in table.index:
-            out.append({})
-            continue
-        counts = table.loc[code]
-        counts = counts[counts > 0]
-        total = counts.sum()
-        known = [v for v in order if v in counts.index]
-        rest = sorted((v for v in counts.index if v not in order), key=lambda v: (-counts[v], v))
-        out.append({v: float(counts[v] / total) for v in known + rest})
-    return out
 
 
 def _top(weights: pd.Series, n: int) -> list[tuple[str, float]]:
@@ -315,29 +268,115 @@ def _top(weights: pd.Series, n: int) -> list[tuple[str, float]]:
 # --- segment cards --------------------------------------------------------------------------------
 
 
+@dataclass
+class PersonaContext:
+    """The profile as NumPy arrays, built once and shared by the cards of every layer."""
+
+    index: pd.Index
+    feature_names: list[str]
+    numbers: np.ndarray  # customers x numeric features (NaN: missing)
+    revenue: np.ndarray
+    clv: np.ndarray
+    p_alive: np.ndarray
+    age: np.ndarray
+    channels: dict[str, np.ndarray]
+    codes: dict[str, tuple[np.ndarray, list[str]]]  # stage / gender / region: value code per customer, values
+    category_names: list[str]
+    spend: np.ndarray  # customers x categories
+    shares: np.ndarray  # share of each customer's spend (NaN rows without spend)
+
+
+def persona_context(profile: pd.DataFrame, categories: pd.DataFrame | None) -> PersonaContext:
+    """Everything ``segment_cards`` reads, for all customers of ``profile``."""
+    prof = _by_customer(profile)
+    index = prof.index
+    names = [f for f in NUMERIC_FEATURES if f in prof.columns]
+    numbers = (
+        np.column_stack([_numeric(prof, f).to_numpy(float) for f in names])
+        if names
+        else np.empty((len(prof), 0))
+    )
+    codes = {}
+    for column, missing in (("stage", "unknown"), ("gender", "unknown"), ("region", None)):
+        if column not in prof.columns:
+            continue
+        values = prof[column].astype(object)
+        known = values.notna().to_numpy()
+        if missing is not None:
+            values, known = values.where(known, missing), np.ones(len(values), dtype=bool)
+        code, uniques = pd.factorize(values.astype(str).to_numpy(), sort=True)
+        codes[column] = (np.where(known, code, -1), [str(u) for u in uniques])
+    long = _long_categories(categories)
+    row = index.get_indexer(long["customer_id"])
+    keep = row >= 0
+    cat_code, cat_names = pd.factorize(long["category"].to_numpy()[keep], sort=True)
+    spend = np.bincount(
+        row[keep] * len(cat_names) + cat_code,
+        weights=long["spend"].to_numpy(float)[keep],
+        minlength=len(index) * len(cat_names),
+    ).reshape(len(index), len(cat_names))
+    total = spend.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = np.where(total > 0, spend / np.where(total > 0, total, 1.0), np.nan)
+    return PersonaContext(
+        index=index,
+        feature_names=names,
+        numbers=numbers,
+        revenue=_numeric(prof, "revenue").fillna(0.0).to_numpy(float),
+        clv=_numeric(prof, "clv").to_numpy(float),
+        p_alive=_numeric(prof, "p_alive").to_numpy(float),
+        age=_numeric(prof, "age").to_numpy(float),
+        channels={c: _numeric(prof, f"{c}_share").to_numpy(float) for c in CHANNELS},
+        codes=codes,
+        category_names=[str(c) for c in cat_names],
+        spend=spend,
+        shares=shares,
+    )
+
+
+def _group_means(values: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean of the non-missing values, their count) per code, for each column of ``values``."""
+    values = values.reshape(len(values), -1)
+    known = ~np.isnan(values)
+    filled = np.where(known, values, 0.0)
+    sums = np.stack(
+        [np.bincount(codes, weights=filled[:, j], minlength=k) for j in range(values.shape[1])], axis=1
+    )
+    counts = np.stack(
+        [np.bincount(codes, weights=known[:, j], minlength=k) for j in range(values.shape[1])], axis=1
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.where(counts > 0, counts, 1), np.nan), counts
+
+
 def _effects(
-    numbers: pd.DataFrame, shares: pd.DataFrame, codes: np.ndarray, k: int
+    context: PersonaContext, rows: np.ndarray, codes: np.ndarray, k: int
 ) -> list[tuple[dict[str, float], list[dict[str, Any]]]]:
     """Per segment code: every effect size and the ranked distinguishing features."""
-    base_mean = numbers.mean()
-    base_sd = numbers.std(ddof=1)
-    seg_mean = numbers.groupby(codes).mean().reindex(range(k))
-    seg_n = numbers.groupby(codes).count().reindex(range(k)).fillna(0)
-    p_base = shares.mean()
-    p_seg = shares.groupby(codes).mean().reindex(range(k)) if shares.shape[1] else None
+    numbers = context.numbers[rows]
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns: NaN, skipped below
+        base_mean = np.nanmean(numbers, axis=0) if numbers.size else np.array([])
+        base_sd = np.nanstd(numbers, axis=0, ddof=1) if numbers.size else np.array([])
+        shares = context.shares[rows]
+        p_base = np.nanmean(shares, axis=0) if shares.size else np.array([])
+    seg_mean, seg_n = (
+        _group_means(numbers, codes, k) if numbers.size else (np.empty((k, 0)), np.empty((k, 0)))
+    )
+    p_seg, _ = _group_means(shares, codes, k) if shares.shape[1] else (None, None)
 
     out = []
     for code in range(k):
         candidates: list[tuple[float, str, float, float, float, str]] = []
-        for feature in numbers.columns:
-            sd, mean, seg = base_sd[feature], base_mean[feature], seg_mean.at[code, feature]
-            if seg_n.at[code, feature] == 0 or not np.isfinite(sd) or sd <= 1e-12 * max(1.0, abs(mean)):
+        for j, feature in enumerate(context.feature_names):
+            sd, mean, seg = base_sd[j], base_mean[j], seg_mean[code, j]
+            if seg_n[code, j] == 0 or not np.isfinite(sd) or sd <= 1e-12 * max(1.0, abs(mean)):
                 continue
             d = float((seg - mean) / sd)
             candidates.append((abs(d), feature, float(seg), float(mean), d, "numeric"))
         if p_seg is not None:
-            for category in shares.columns:
-                p1, p0 = p_seg.at[code, category], p_base[category]
+            for j, category in enumerate(context.category_names):
+                p1, p0 = p_seg[code, j], p_base[j]
                 if not (np.isfinite(p1) and np.isfinite(p0)):
                     continue
                 h = 2 * math.asin(math.sqrt(min(max(p1, 0.0), 1.0))) - 2 * math.asin(
@@ -357,6 +396,29 @@ def _effects(
     return out
 
 
+def _mix_table(context: PersonaContext, column: str, rows: np.ndarray, codes: np.ndarray, k: int):
+    """(segments x values) counts of a categorical column, and the value names."""
+    if column not in context.codes:
+        return None, []
+    values, names = context.codes[column]
+    values = values[rows]
+    known = values >= 0
+    table = np.bincount(codes[known] * len(names) + values[known], minlength=k * len(names)).reshape(
+        k, len(names)
+    )
+    return table, names
+
+
+def _mix_of(counts: np.ndarray, names: list[str], order: tuple[str, ...] = ()) -> dict[str, float]:
+    total = counts.sum()
+    if total <= 0:
+        return {}
+    present = {names[i]: counts[i] for i in np.flatnonzero(counts)}
+    known = [v for v in order if v in present]
+    rest = sorted((v for v in present if v not in order), key=lambda v: (-present[v], v))
+    return {v: float(present[v] / total) for v in known + rest}
+
+
 def segment_cards(
     profile: pd.DataFrame,
     categories: pd.DataFrame,
@@ -364,6 +426,7 @@ def segment_cards(
     *,
     kind: str,
     names: Mapping[str, str] | None = None,
+    context: PersonaContext | None = None,
 ) -> pd.DataFrame:
     """One card per segment of one layer (columns ``CARD_COLUMNS``), largest segment first.
 
@@ -372,63 +435,56 @@ def segment_cards(
     number of members and ``share`` to 1; ``revenue_share`` is the share of the members' total
     revenue (NaN when they have none). ``names`` (segment id as a string -> name) replaces the
     generated label of those segments; generated labels are unique within the layer.
+    ``context`` (from :func:`persona_context` on the same profile and categories) saves building
+    it again when several layers are described.
     """
-    prof = _by_customer(profile)
-    members = _members(membership, prof)
+    context = context or persona_context(profile, categories)
+    members = _members(membership, pd.DataFrame(index=context.index))
     if members.empty:
         return pd.DataFrame(columns=list(CARD_COLUMNS))
     ids = members.index
+    rows = np.arange(len(ids)) if ids.equals(context.index) else context.index.get_indexer(ids)
     codes, uniques = pd.factorize(members, sort=False)
     k = len(uniques)
-    sub = prof if len(ids) == len(prof) and ids.equals(prof.index) else prof.loc[ids]
-    long = _long_categories(categories)
 
     sizes = np.bincount(codes, minlength=k)
-    revenue = _numeric(sub, "revenue").fillna(0.0)
-    seg_revenue = revenue.groupby(codes).sum().reindex(range(k), fill_value=0.0)
+    revenue = context.revenue[rows]
+    seg_revenue = np.bincount(codes, weights=revenue, minlength=k)
     total_revenue = float(revenue.sum())
-    clv = _numeric(sub, "clv").groupby(codes)
-    p_alive = _numeric(sub, "p_alive").groupby(codes).mean().reindex(range(k))
-    mean_clv = clv.mean().reindex(range(k))
-    median_clv = clv.median().reindex(range(k))
-
-    numbers = pd.DataFrame({f: _numeric(sub, f) for f in NUMERIC_FEATURES if f in sub.columns}, index=ids)
-    shares = _share_matrix(long, ids)
-    effects = _effects(numbers, shares, codes, k)
-
-    position = ids.get_indexer(long["customer_id"])
-    long = long[position >= 0].assign(code=codes[position[position >= 0]])
-    spend_by_code = {int(c): g.groupby("category")["spend"].sum() for c, g in long.groupby("code")}
-
-    # per-segment summaries by grouping once, not by masking the members once per segment
-    channel_means = {c: _numeric(sub, f"{c}_share").groupby(codes).mean().reindex(range(k)) for c in CHANNELS}
-    age_means = _numeric(sub, "age").groupby(codes).mean().reindex(range(k))
-    stage_mix = _mixes(sub["stage"], codes, k, STAGES) if "stage" in sub.columns else [{}] * k
-    gender_mix = _mixes(sub["gender"], codes, k) if "gender" in sub.columns else [{}] * k
-    if "region" in sub.columns:
-        regions = sub["region"]
-        known = regions.notna().to_numpy()
-        region_counts = (
-            pd.crosstab(codes[known], regions[known].astype(str).to_numpy()) if known.any() else None
+    mean_clv = _group_means(context.clv[rows], codes, k)[0][:, 0]
+    median_clv = _group_medians(context.clv[rows], codes, k)
+    p_alive = _group_means(context.p_alive[rows], codes, k)[0][:, 0]
+    age_means = _group_means(context.age[rows], codes, k)[0][:, 0]
+    channel_means = {c: _group_means(context.channels[c][rows], codes, k)[0][:, 0] for c in CHANNELS}
+    effects = _effects(context, rows, codes, k)
+    spend = (
+        np.stack(
+            [
+                np.bincount(codes, weights=context.spend[rows, j], minlength=k)
+                for j in range(len(context.category_names))
+            ],
+            axis=1,
         )
-    else:
-        region_counts = None
+        if context.category_names
+        else np.zeros((k, 0))
+    )
+    stage_table, stage_names = _mix_table(context, "stage", rows, codes, k)
+    gender_table, gender_names = _mix_table(context, "gender", rows, codes, k)
+    region_table, region_names = _mix_table(context, "region", rows, codes, k)
 
-    rows = []
+    cards_rows = []
     for code in range(k):
-        spend = spend_by_code.get(code, pd.Series(dtype=float))
-        channels = {c: _clean(channel_means[c][code]) for c in CHANNELS}
         top_regions = []
-        if region_counts is not None and code in region_counts.index:
-            counts = region_counts.loc[code]
-            counts = counts[counts > 0]
-            top_regions = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_REGIONS]
+        if region_table is not None:
+            counts = region_table[code]
+            present = [(region_names[i], counts[i]) for i in np.flatnonzero(counts)]
+            top_regions = sorted(present, key=lambda kv: (-kv[1], kv[0]))[:TOP_REGIONS]
         demographics = {
             "mean_age": _clean(age_means[code]),
-            "gender": gender_mix[code],
+            "gender": _mix_of(gender_table[code], gender_names) if gender_table is not None else {},
             "top_regions": [(r, float(n / sizes[code])) for r, n in top_regions],
         }
-        rows.append(
+        cards_rows.append(
             {
                 "segment_id": uniques[code],
                 "kind": kind,
@@ -441,19 +497,27 @@ def segment_cards(
                 "mean_clv": float(mean_clv[code]),
                 "median_clv": float(median_clv[code]),
                 "mean_p_alive": float(p_alive[code]),
-                "stage_mix": stage_mix[code],
-                "top_categories": _top(spend, TOP_CATEGORIES),
-                "channels": channels,
+                "stage_mix": _mix_of(stage_table[code], stage_names, STAGES)
+                if stage_table is not None
+                else {},
+                "top_categories": _top(pd.Series(spend[code], index=context.category_names), TOP_CATEGORIES),
+                "channels": {c: _clean(channel_means[c][code]) for c in CHANNELS},
                 "demographics": demographics,
                 "distinguishing": effects[code][1],
                 "effects": effects[code][0],
             }
         )
-    cards = pd.DataFrame(rows, columns=list(CARD_COLUMNS))
+    cards = pd.DataFrame(cards_rows, columns=list(CARD_COLUMNS))
     order = sorted(range(k), key=lambda i: (-cards.at[i, "size"], str(cards.at[i, "segment_id"])))
     cards = cards.iloc[order].reset_index(drop=True)
     cards["label"] = _unique_labels(cards, names or {})
     return cards
+
+
+def _group_medians(values: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
+    """Median of the non-missing values per code (NaN for a code without any)."""
+    known = ~np.isnan(values)
+    return pd.Series(values[known]).groupby(codes[known]).median().reindex(range(k)).to_numpy(float)
 
 
 # --- labels ---------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from microseg.models.lifecycle import STAGES, LifecycleModel
 from microseg.models.rules import evaluate_rules, parse_rules
 from microseg.models.tiers import TIER_LAYERS, assign_tiers, clv_tier, named_composites, tenure_tier
 from microseg.segments.identity import SegmentState, match_segments
-from microseg.segments.personas import segment_cards
+from microseg.segments.personas import persona_context, segment_cards
 
 #: Clustered layers and the letter of their segment ids (``active.b2``, ``active.d0``).
 CLUSTER_LAYERS = {"behaviour": "b", "demographic": "d"}
@@ -404,13 +404,14 @@ def _describe(
 ) -> pd.DataFrame:
     """One row per segment of every layer: sizes, value, persona label and card."""
     frames = []
+    context = persona_context(profile, categories)
     for kind, values in layers.items():
         membership = pd.Series(values, index=profile.index)
         if kind == "composite_code":  # hundreds of tier combinations: sizes and value only
             cards = _plain_cards(profile, membership, kind)
         else:
             names = STAGE_NAMES if kind == "lifecycle" else _tier_names(kind, values.categories)
-            cards = segment_cards(profile, categories, membership, kind=kind, names=names)
+            cards = segment_cards(profile, categories, membership, kind=kind, names=names, context=context)
             if kind == "demographic":
                 cards["label"] = _unique(
                     [
@@ -427,6 +428,7 @@ def _describe(
                 categories,
                 pd.Series(part["segment_id"].to_numpy(), index=part["customer"].to_numpy()),
                 kind=kind,
+                context=context,
             )
             for _, part in rows.groupby("segment_id")
         ]
