@@ -35,13 +35,19 @@ def category_shares(
     weight = "spend" if "spend" in categories.columns else "views"
     totals = categories.groupby("category")[weight].sum().sort_values(ascending=False, kind="stable")
     kept = set(totals.index[:top])
-    names = categories["category"].where(categories["category"].isin(kept), "other")
-    wide = (
-        categories.assign(category=names)
-        .pivot_table(index="customer_id", columns="category", values="share", aggfunc="sum", fill_value=0.0)
-        .reindex(index, fill_value=0.0)
-    )
-    wide.columns = [f"{prefix}_{c}" for c in wide.columns]
+    names = sorted(kept | {"other"})  # the rest are folded into "other"
+    column = np.array([f"{prefix}_{c}" for c in names], dtype=object)
+    code = pd.Categorical(categories["category"], categories=names).codes.astype(np.int64)
+    code[code < 0] = names.index("other")
+    row = index.get_indexer(categories["customer_id"])
+    inside = row >= 0
+    matrix = np.bincount(
+        row[inside] * len(column) + code[inside],
+        weights=pd.to_numeric(categories["share"], errors="coerce").fillna(0.0).to_numpy(float)[inside],
+        minlength=len(index) * len(column),
+    ).reshape(len(index), len(column))
+    used = np.flatnonzero(matrix.any(axis=0))  # "other" only when some category was folded into it
+    wide = pd.DataFrame(matrix[:, used], index=index, columns=list(column[used]))
     return wide.reindex(sorted(wide.columns), axis=1)
 
 

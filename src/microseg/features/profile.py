@@ -21,6 +21,8 @@ from microseg.schema import PROFILE_FEATURES
 
 #: Days of the recent-activity windows.
 RECENT_WINDOWS = (30, 90)
+#: Purchase channels whose share of purchase lines is profiled.
+CHANNELS = ("pos", "web", "app")
 
 _IBIS_TYPES = {
     "VARCHAR": "string",
@@ -49,47 +51,64 @@ def behaviour(
     30 and 90 days (``visited_<name>_30d``, ``visited_<name>_90d``)."""
     e = events_until(events, as_of)
     end = ibis.literal(as_of, type="date")
-    day = e.ts.date()
-    kind = e.event_type
+    flags = page_flags or {}
+
+    def since(days: int) -> ir.BooleanValue:  # on one of the last ``days`` days up to as_of
+        first_day = as_of - dt.timedelta(days=days - 1)
+        return e.ts >= ibis.literal(dt.datetime.combine(first_day, dt.time()), type="timestamp")
+
+    # Two steps: per customer and event type (one hash key; the type compared once per event),
+    # then per customer over those few rows.
+    by_type = e.group_by(["customer_id", "event_type"]).aggregate(
+        n=e.count(),
+        **{f"n{days}": since(days).cast("int64").sum() for days in RECENT_WINDOWS},
+        amount=e.amount.sum(),
+        quantity=e.quantity.sum(),
+        first_at=e.ts.min(),
+        last_at=e.ts.max(),
+        **{f"on_{c}": (e.channel == c).cast("int64").sum() for c in CHANNELS},
+        **{
+            f"visited_{name}_{days}d": (e.url.contains(fragment) & since(days)).any()
+            for name, fragment in flags.items()
+            for days in RECENT_WINDOWS
+        },
+    )
+    kind = by_type.event_type
     purchase = kind == "purchase"
 
-    def count(event_type: str, within: int | None = None) -> ir.IntegerScalar:
-        hit = kind == event_type
-        if within is not None:
-            hit = hit & (day > end - ibis.interval(days=within))
-        return hit.cast("int64").sum()
+    def count(event_type: str, column: str = "n") -> ir.IntegerScalar:
+        return by_type[column].sum(where=kind == event_type).fill_null(0).cast("int64")
 
     def share(channel: str) -> ir.FloatingScalar:
-        lines = purchase.cast("int64").sum()
-        return ((purchase & (e.channel == channel)).cast("int64").sum() / lines.nullif(0)).cast("float64")
+        lines = by_type.n.sum(where=purchase)
+        return (by_type[f"on_{channel}"].sum(where=purchase) / lines.nullif(0)).cast("float64")
 
-    activity = e.group_by("customer_id").aggregate(
-        revenue=e.amount.sum(where=purchase).cast("float64").fill_null(0.0),
-        returned=(-e.amount.sum(where=kind.isin(["refund", "cancellation"]))).cast("float64").fill_null(0.0),
-        items=e.quantity.sum(where=purchase).fill_null(0).cast("int64"),
+    activity = by_type.group_by("customer_id").aggregate(
+        revenue=by_type.amount.sum(where=purchase).cast("float64").fill_null(0.0),
+        returned=(-by_type.amount.sum(where=kind.isin(["refund", "cancellation"])))
+        .cast("float64")
+        .fill_null(0.0),
+        items=by_type.quantity.sum(where=purchase).fill_null(0).cast("int64"),
         page_views=count("page_view"),
-        page_views_30d=count("page_view", 30),
-        page_views_90d=count("page_view", 90),
+        page_views_30d=count("page_view", "n30"),
+        page_views_90d=count("page_view", "n90"),
         emails_sent=count("email_sent"),
         email_opens=count("email_open"),
         email_clicks=count("email_click"),
-        email_opens_90d=count("email_open", 90),
+        email_opens_90d=count("email_open", "n90"),
         app_events=count("app_event"),
-        app_events_90d=count("app_event", 90),
+        app_events_90d=count("app_event", "n90"),
         social_follows=count("social_follow"),
         crm_updates=count("crm_update"),
-        first_event_at=e.ts.min(),
-        last_event_at=e.ts.max(),
-        days_known=_days(end, e.ts.min().date()) + 1,
+        first_event_at=by_type.first_at.min(),
+        last_event_at=by_type.last_at.max(),
+        days_known=_days(end, by_type.first_at.min().date()) + 1,
         pos_share=share("pos"),
         web_share=share("web"),
         app_share=share("app"),
         **{
-            f"visited_{name}_{days}d": (
-                (kind == "page_view") & e.url.contains(fragment) & (day > end - ibis.interval(days=days))
-            ).any()
-            for name, fragment in (page_flags or {}).items()
-            for days in RECENT_WINDOWS
+            name: by_type[name].any(where=kind == "page_view").fill_null(False)
+            for name in (f"visited_{n}_{d}d" for n in flags for d in RECENT_WINDOWS)
         },
     )
     out = activity

@@ -52,13 +52,13 @@ engagement words, a plurality stage over ``PLURALITY_STAGE``), and as a last res
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import sparse
 
 from microseg.errors import MicrosegError
 
@@ -222,7 +222,10 @@ def _long_categories(categories: pd.DataFrame | None) -> pd.DataFrame:
 def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
     if column not in frame.columns:
         return pd.Series(np.nan, index=frame.index, dtype=float)
-    return pd.to_numeric(frame[column], errors="coerce").astype(float)
+    values = frame[column]
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return pd.Series(values.to_numpy(dtype=float, na_value=np.nan), index=frame.index)
+    return pd.to_numeric(values, errors="coerce").astype(float)
 
 
 def _members(membership: pd.Series, profile: pd.DataFrame) -> pd.Series:
@@ -270,20 +273,25 @@ def _top(weights: pd.Series, n: int) -> list[tuple[str, float]]:
 
 @dataclass
 class PersonaContext:
-    """The profile as NumPy arrays, built once and shared by the cards of every layer."""
+    """The profile as NumPy arrays, built once and shared by the cards of every layer.
+
+    The averaged columns (numeric features, the extra card columns and the category shares) are
+    kept centred on their overall mean with missing values as 0 (``filled``) next to a 0/1 matrix
+    of which values are known (``known``): one sparse product then gives every segment's sums,
+    sums of squares and counts.
+    """
 
     index: pd.Index
     feature_names: list[str]
-    numbers: np.ndarray  # customers x numeric features (NaN: missing)
+    category_names: list[str]
+    columns: dict[str, int]  # averaged column -> position in filled / known
+    center: np.ndarray
+    filled: np.ndarray  # customers x columns: value - center, 0 where missing
+    known: np.ndarray  # customers x columns: 1.0 where the value is known
     revenue: np.ndarray
     clv: np.ndarray
-    p_alive: np.ndarray
-    age: np.ndarray
-    channels: dict[str, np.ndarray]
-    codes: dict[str, tuple[np.ndarray, list[str]]]  # stage / gender / region: value code per customer, values
-    category_names: list[str]
     spend: np.ndarray  # customers x categories
-    shares: np.ndarray  # share of each customer's spend (NaN rows without spend)
+    codes: dict[str, tuple[np.ndarray, list[str]]]  # stage / gender / region: value code per customer, values
 
 
 def persona_context(profile: pd.DataFrame, categories: pd.DataFrame | None) -> PersonaContext:
@@ -291,21 +299,24 @@ def persona_context(profile: pd.DataFrame, categories: pd.DataFrame | None) -> P
     prof = _by_customer(profile)
     index = prof.index
     names = [f for f in NUMERIC_FEATURES if f in prof.columns]
-    numbers = (
-        np.column_stack([_numeric(prof, f).to_numpy(float) for f in names])
-        if names
-        else np.empty((len(prof), 0))
-    )
     codes = {}
     for column, missing in (("stage", "unknown"), ("gender", "unknown"), ("region", None)):
         if column not in prof.columns:
             continue
-        values = prof[column].astype(object)
-        known = values.notna().to_numpy()
-        if missing is not None:
-            values, known = values.where(known, missing), np.ones(len(values), dtype=bool)
-        code, uniques = pd.factorize(values.astype(str).to_numpy(), sort=True)
-        codes[column] = (np.where(known, code, -1), [str(u) for u in uniques])
+        values = pd.Categorical(prof[column])  # a no-op for categorical columns
+        code, uniques = np.asarray(values.codes), [str(c) for c in values.categories]
+        if missing is not None and (code < 0).any():
+            if missing not in uniques:
+                uniques.append(missing)
+            code = np.where(code < 0, uniques.index(missing), code)
+        if not uniques:  # nothing known
+            codes[column] = (code, [])
+            continue
+        order = np.argsort(uniques, kind="stable")  # values by name
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        codes[column] = (np.where(code >= 0, rank[np.maximum(code, 0)], -1), [uniques[i] for i in order])
+
     long = _long_categories(categories)
     row = index.get_indexer(long["customer_id"])
     keep = row >= 0
@@ -316,75 +327,88 @@ def persona_context(profile: pd.DataFrame, categories: pd.DataFrame | None) -> P
         minlength=len(index) * len(cat_names),
     ).reshape(len(index), len(cat_names))
     total = spend.sum(axis=1, keepdims=True)
+
+    extra = ["clv", "p_alive", "age", *(f"{c}_share" for c in CHANNELS)]
+    numeric = names + [c for c in extra if c not in names]
+    category_columns = [CATEGORY_PREFIX + str(c) for c in cat_names]
+    values = np.empty((len(index), len(numeric) + len(category_columns)))
+    for j, column in enumerate(numeric):
+        values[:, j] = _numeric(prof, column).to_numpy(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        shares = np.where(total > 0, spend / np.where(total > 0, total, 1.0), np.nan)
+        values[:, len(numeric) :] = np.where(total > 0, spend / np.where(total > 0, total, 1.0), np.nan)
+    known = ~np.isnan(values)
+    counts = known.sum(axis=0)
+    sums = np.where(known, values, 0.0).sum(axis=0)
+    center = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+    values -= center
+    values[~known] = 0.0
     return PersonaContext(
         index=index,
         feature_names=names,
-        numbers=numbers,
+        category_names=[str(c) for c in cat_names],
+        columns={c: j for j, c in enumerate(numeric + category_columns)},
+        center=center,
+        filled=values,
+        known=known.astype(float),
         revenue=_numeric(prof, "revenue").fillna(0.0).to_numpy(float),
         clv=_numeric(prof, "clv").to_numpy(float),
-        p_alive=_numeric(prof, "p_alive").to_numpy(float),
-        age=_numeric(prof, "age").to_numpy(float),
-        channels={c: _numeric(prof, f"{c}_share").to_numpy(float) for c in CHANNELS},
-        codes=codes,
-        category_names=[str(c) for c in cat_names],
         spend=spend,
-        shares=shares,
+        codes=codes,
     )
 
 
-def _group_means(values: np.ndarray, codes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(mean of the non-missing values, their count) per code, for each column of ``values``."""
-    values = values.reshape(len(values), -1)
-    known = ~np.isnan(values)
-    filled = np.where(known, values, 0.0)
-    sums = np.stack(
-        [np.bincount(codes, weights=filled[:, j], minlength=k) for j in range(values.shape[1])], axis=1
-    )
-    counts = np.stack(
-        [np.bincount(codes, weights=known[:, j], minlength=k) for j in range(values.shape[1])], axis=1
-    )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.where(counts > 0, counts, 1), np.nan), counts
+@dataclass
+class _Stats:
+    """Mean, count and spread of every averaged column, per segment and over all members."""
+
+    mean: np.ndarray  # segments x columns (NaN: no known value)
+    count: np.ndarray  # segments x columns
+    base_mean: np.ndarray
+    base_sd: np.ndarray
+
+    @classmethod
+    def of(cls, context: PersonaContext, rows: slice | np.ndarray, groups: sparse.csr_matrix) -> _Stats:
+        filled = context.filled[rows]
+        sums = groups @ filled
+        squares = groups @ np.square(filled)
+        count = groups @ context.known[rows]
+        total, total_squares, n = sums.sum(axis=0), squares.sum(axis=0), count.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(count > 0, context.center + sums / np.where(count > 0, count, 1), np.nan)
+            base_mean = np.where(n > 0, context.center + total / np.where(n > 0, n, 1), np.nan)
+            variance = (total_squares - total * total / np.where(n > 0, n, 1)) / np.where(n > 1, n - 1, 1)
+            base_sd = np.where(n > 1, np.sqrt(np.maximum(variance, 0.0)), np.nan)
+        return cls(mean, count, base_mean, base_sd)
+
+    def column(self, context: PersonaContext, name: str) -> np.ndarray:
+        return self.mean[:, context.columns[name]]
 
 
 def _effects(
-    context: PersonaContext, rows: np.ndarray, codes: np.ndarray, k: int
+    context: PersonaContext, stats: _Stats, k: int
 ) -> list[tuple[dict[str, float], list[dict[str, Any]]]]:
     """Per segment code: every effect size and the ranked distinguishing features."""
-    numbers = context.numbers[rows]
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns: NaN, skipped below
-        base_mean = np.nanmean(numbers, axis=0) if numbers.size else np.array([])
-        base_sd = np.nanstd(numbers, axis=0, ddof=1) if numbers.size else np.array([])
-        shares = context.shares[rows]
-        p_base = np.nanmean(shares, axis=0) if shares.size else np.array([])
-    seg_mean, seg_n = (
-        _group_means(numbers, codes, k) if numbers.size else (np.empty((k, 0)), np.empty((k, 0)))
-    )
-    p_seg, _ = _group_means(shares, codes, k) if shares.shape[1] else (None, None)
-
     out = []
     for code in range(k):
         candidates: list[tuple[float, str, float, float, float, str]] = []
-        for j, feature in enumerate(context.feature_names):
-            sd, mean, seg = base_sd[j], base_mean[j], seg_mean[code, j]
-            if seg_n[code, j] == 0 or not np.isfinite(sd) or sd <= 1e-12 * max(1.0, abs(mean)):
+        for feature in context.feature_names:
+            j = context.columns[feature]
+            sd, mean, seg = stats.base_sd[j], stats.base_mean[j], stats.mean[code, j]
+            if stats.count[code, j] == 0 or not np.isfinite(sd) or sd <= 1e-12 * max(1.0, abs(mean)):
                 continue
             d = float((seg - mean) / sd)
             candidates.append((abs(d), feature, float(seg), float(mean), d, "numeric"))
-        if p_seg is not None:
-            for j, category in enumerate(context.category_names):
-                p1, p0 = p_seg[code, j], p_base[j]
-                if not (np.isfinite(p1) and np.isfinite(p0)):
-                    continue
-                h = 2 * math.asin(math.sqrt(min(max(p1, 0.0), 1.0))) - 2 * math.asin(
-                    math.sqrt(min(max(p0, 0.0), 1.0))
-                )
-                candidates.append(
-                    (abs(h), CATEGORY_PREFIX + category, float(p1), float(p0), float(p1 - p0), "category")
-                )
+        for category in context.category_names:
+            j = context.columns[CATEGORY_PREFIX + category]
+            p1, p0 = stats.mean[code, j], stats.base_mean[j]
+            if not (np.isfinite(p1) and np.isfinite(p0)):
+                continue
+            h = 2 * math.asin(math.sqrt(min(max(p1, 0.0), 1.0))) - 2 * math.asin(
+                math.sqrt(min(max(p0, 0.0), 1.0))
+            )
+            candidates.append(
+                (abs(h), CATEGORY_PREFIX + category, float(p1), float(p0), float(p1 - p0), "category")
+            )
         candidates.sort(key=lambda c: (-c[0], c[1]))
         effects = {c[1]: c[4] for c in candidates}
         distinguishing = [
@@ -443,31 +467,23 @@ def segment_cards(
     if members.empty:
         return pd.DataFrame(columns=list(CARD_COLUMNS))
     ids = members.index
-    rows = np.arange(len(ids)) if ids.equals(context.index) else context.index.get_indexer(ids)
+    rows = slice(None) if ids.equals(context.index) else context.index.get_indexer(ids)
     codes, uniques = pd.factorize(members, sort=False)
     k = len(uniques)
 
+    groups = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(k, len(codes)))
     sizes = np.bincount(codes, minlength=k)
     revenue = context.revenue[rows]
-    seg_revenue = np.bincount(codes, weights=revenue, minlength=k)
+    seg_revenue = groups @ revenue
     total_revenue = float(revenue.sum())
-    mean_clv = _group_means(context.clv[rows], codes, k)[0][:, 0]
+    stats = _Stats.of(context, rows, groups)
+    mean_clv = stats.column(context, "clv")
     median_clv = _group_medians(context.clv[rows], codes, k)
-    p_alive = _group_means(context.p_alive[rows], codes, k)[0][:, 0]
-    age_means = _group_means(context.age[rows], codes, k)[0][:, 0]
-    channel_means = {c: _group_means(context.channels[c][rows], codes, k)[0][:, 0] for c in CHANNELS}
-    effects = _effects(context, rows, codes, k)
-    spend = (
-        np.stack(
-            [
-                np.bincount(codes, weights=context.spend[rows, j], minlength=k)
-                for j in range(len(context.category_names))
-            ],
-            axis=1,
-        )
-        if context.category_names
-        else np.zeros((k, 0))
-    )
+    p_alive = stats.column(context, "p_alive")
+    age_means = stats.column(context, "age")
+    channel_means = {c: stats.column(context, f"{c}_share") for c in CHANNELS}
+    effects = _effects(context, stats, k)
+    spend = groups @ context.spend[rows]
     stage_table, stage_names = _mix_table(context, "stage", rows, codes, k)
     gender_table, gender_names = _mix_table(context, "gender", rows, codes, k)
     region_table, region_names = _mix_table(context, "region", rows, codes, k)

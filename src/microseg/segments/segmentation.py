@@ -230,12 +230,13 @@ def _cluster_layers(profile, features, settings, previous, retired, customer_ids
     labels = {kind: np.empty(len(profile), dtype=object) for kind in CLUSTER_LAYERS}
     changes: list[pd.DataFrame] = []
     centroids: dict[str, dict] = {}
-    stage = profile["stage"].to_numpy()
+    stage = np.asarray(profile["stage"].cat.codes)
+    id_strings = np.asarray(customer_ids).astype(str)  # once: matching compares them with old members
     for kind, letter in CLUSTER_LAYERS.items():
         matrix = features[kind]
         values = matrix.to_numpy(float)
-        for name in STAGES:
-            rows = np.flatnonzero(stage == name)
+        for code, name in enumerate(profile["stage"].cat.categories):
+            rows = np.flatnonzero(stage == code)
             if len(rows) == 0:
                 continue
             prefix = f"{name}.{letter}"
@@ -262,7 +263,7 @@ def _cluster_layers(profile, features, settings, previous, retired, customer_ids
             ]
             matching = match_segments(
                 states,
-                customer_ids=customer_ids[rows].astype(str),
+                customer_ids=id_strings[rows],
                 labels=model.labels_,
                 centroids=(raw_centers - mean) / scale,
                 prefix=prefix,
