@@ -1,6 +1,6 @@
 """The per-customer summary: totals of everything a customer did up to an as-of date.
 
-Written as one Ibis aggregation so that DuckDB and Spark compute it identically (money is a
+Written as Ibis aggregations so that DuckDB and Spark compute it identically (money is a
 DECIMAL, so sums are exact on both). Only events on or before the as-of date count, which makes
 the summary point-in-time correct for any past date.
 """
@@ -21,6 +21,14 @@ def events_until(events: ir.Table, as_of: dt.date) -> ir.Table:
     """Events of known customers up to the end of the ``as_of`` day."""
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     return events.filter(events.customer_id.notnull(), events.ts < ibis.literal(cutoff))
+
+
+def distinct_count(rows: ir.Table, key: ir.Value, name: str) -> ir.Table:
+    """``customer_id, <name>``: the number of distinct non-null ``key`` values per customer of
+    ``rows``, by grouping twice."""
+    pairs = rows.group_by([rows.customer_id, key.name("key")]).aggregate()
+    pairs = pairs.filter(pairs.key.notnull())
+    return pairs.group_by("customer_id").aggregate(**{name: pairs.count()})
 
 
 def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | None = None) -> ir.Table:
@@ -45,26 +53,31 @@ def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | Non
     (1, 1, 10.0)
     """
     e = events_until(events, as_of)
-    kind = e.event_type
-    purchase = kind == "purchase"
-    returned = kind.isin(list(NEGATIVE_TYPES))
-    order_key = e.order_id.fill_null(e.event_id)
     zero = ibis.literal(0, type=_MONEY)
+    # per customer and event type first (one hash key, the type compared once per event), then
+    # per customer over those few rows; distinct counts by grouping twice (ten times cheaper
+    # than a distinct count inside the big aggregation)
+    by_type = e.group_by(["customer_id", "event_type"]).aggregate(
+        n=e.count(),
+        first_at=e.ts.min(),
+        last_at=e.ts.max(),
+        quantity=e.quantity.sum(),
+        amount=e.amount.sum(),
+    )
+    kind = by_type.event_type
+    purchase = kind == "purchase"
 
     def count(event_type: str) -> ir.IntegerScalar:
-        return (kind == event_type).cast("int64").sum()
+        return by_type.n.sum(where=kind == event_type).fill_null(0).cast("int64")
 
-    summary = e.group_by("customer_id").aggregate(
-        first_event_at=e.ts.min(),
-        last_event_at=e.ts.max(),
-        first_purchase_at=e.ts.min(where=purchase),
-        last_purchase_at=e.ts.max(where=purchase),
-        orders=order_key.nunique(where=purchase),
-        purchase_days=e.ts.date().nunique(where=purchase),
-        items=e.quantity.sum(where=purchase).fill_null(0).cast("int64"),
-        distinct_products=e.product_id.nunique(where=purchase),
-        revenue=e.amount.sum(where=purchase).cast(_MONEY).fill_null(zero),
-        returned=e.amount.sum(where=returned).cast(_MONEY).fill_null(zero),
+    summary = by_type.group_by("customer_id").aggregate(
+        first_event_at=by_type.first_at.min(),
+        last_event_at=by_type.last_at.max(),
+        first_purchase_at=by_type.first_at.min(where=purchase),
+        last_purchase_at=by_type.last_at.max(where=purchase),
+        items=by_type.quantity.sum(where=purchase).fill_null(0).cast("int64"),
+        revenue=by_type.amount.sum(where=purchase).cast(_MONEY).fill_null(zero),
+        returned=by_type.amount.sum(where=kind.isin(list(NEGATIVE_TYPES))).cast(_MONEY).fill_null(zero),
         page_views=count("page_view"),
         emails_sent=count("email_sent"),
         email_opens=count("email_open"),
@@ -72,6 +85,35 @@ def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | Non
         social_follows=count("social_follow"),
         crm_updates=count("crm_update"),
         app_events=count("app_event"),
+    )
+    buys = e.filter(e.event_type == "purchase")
+    for name, key in (
+        ("orders", buys.order_id.fill_null(buys.event_id)),
+        ("purchase_days", buys.ts.date()),
+        ("distinct_products", buys.product_id),
+    ):
+        summary = summary.left_join(distinct_count(buys, key, name), "customer_id").drop("customer_id_right")
+    summary = summary.mutate(
+        **{name: summary[name].fill_null(0) for name in ("orders", "purchase_days", "distinct_products")}
+    ).select(
+        "customer_id",
+        "first_event_at",
+        "last_event_at",
+        "first_purchase_at",
+        "last_purchase_at",
+        "orders",
+        "purchase_days",
+        "items",
+        "distinct_products",
+        "revenue",
+        "returned",
+        "page_views",
+        "emails_sent",
+        "email_opens",
+        "email_clicks",
+        "social_follows",
+        "crm_updates",
+        "app_events",
     )
     if customers is not None:
         summary = _with_customers_without_events(summary, customers, as_of)
