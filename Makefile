@@ -32,6 +32,7 @@ bench: install-dev
 	$(BIN)/pip install --quiet lifetimes==0.11.3
 	$(BIN)/python benchmarks/import_speed.py
 	$(BIN)/python benchmarks/clv_speed.py
+	$(BIN)/python benchmarks/segment_speed.py
 
 clean:
 	rm -rf $(VENV) microseg-demo .pytest_cache build *.egg-info

@@ -121,6 +121,11 @@ def test_tiers_composites_and_rules(demo):
     assert rule == set(profile.index[(profile.clv > 150) & (profile.stage == "at_risk")]) and rule
     fans = set(m[(m.kind == "rule") & (m.segment_id == "young_app_fans")].customer_id)
     assert fans == set(profile.index[(profile.age < 35) & (profile.app_events_90d >= 3)]) and fans
+    # rule segments overlap: their shares are of all customers and of all revenue
+    card = demo.segments("rule").set_index("segment_id").loc["vip_at_risk"]
+    assert card["size"] == len(rule)
+    assert card["share"] == pytest.approx(len(rule) / len(profile))
+    assert card["revenue_share"] == pytest.approx(profile.revenue[list(rule)].sum() / profile.revenue.sum())
 
 
 def test_personas_describe_what_sets_segments_apart(demo, truth):

@@ -435,7 +435,17 @@ def _describe(
         ]
         if parts:
             cards = pd.concat(parts, ignore_index=True)
+            # shares of all customers and of all revenue (members overlap: they need not add up)
+            revenue = pd.to_numeric(profile["revenue"], errors="coerce").fillna(0.0).to_numpy(float)
+            total = revenue.sum()
+            by_segment = {
+                segment: revenue[part["customer"].to_numpy()].sum()
+                for segment, part in rows.groupby("segment_id")
+            }
             cards["share"] = cards["size"] / len(profile)
+            cards["revenue_share"] = [
+                by_segment[s] / total if total > 0 else np.nan for s in cards["segment_id"]
+            ]
             frames.append(cards)
     segments = pd.concat(frames, ignore_index=True)
     segments["segment_id"] = segments["segment_id"].astype(str)
