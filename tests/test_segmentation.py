@@ -143,6 +143,15 @@ def test_personas_describe_what_sets_segments_apart(demo, truth):
     assert "grocery" in label.lower() or "bargain" in label.lower(), label
     card = demo.customer_card(members.index[0])
     assert card["stage"] and card["segments"]
+    # clustered segments are compared with their own stage: the base mean is the stage's mean
+    profile = demo.warehouse.fetch_df("SELECT * FROM customer_profiles").set_index("customer_id")
+    card = json.loads(segments.set_index("segment_id").loc[bargain, "card"])
+    assert card["base"] == "all active customers"
+    numeric = [d for d in card["distinguishing"] if d["kind"] == "numeric" and d["feature"] in profile]
+    assert numeric
+    for d in numeric:
+        stage_mean = profile.loc[profile.stage == "active", d["feature"]].astype(float).mean()
+        assert d["base_mean"] == pytest.approx(stage_mean), d["feature"]
 
 
 def test_refit_with_another_seed_keeps_segment_ids(demo, tmp_path):

@@ -119,6 +119,7 @@ CARD_COLUMNS = (
     "demographics",
     "distinguishing",
     "effects",
+    "base",
 )
 
 TOP_DISTINGUISHING = 5
@@ -451,6 +452,7 @@ def segment_cards(
     kind: str,
     names: Mapping[str, str] | None = None,
     context: PersonaContext | None = None,
+    base: str = "the layer",
 ) -> pd.DataFrame:
     """One card per segment of one layer (columns ``CARD_COLUMNS``), largest segment first.
 
@@ -460,7 +462,8 @@ def segment_cards(
     revenue (NaN when they have none). ``names`` (segment id as a string -> name) replaces the
     generated label of those segments; generated labels are unique within the layer.
     ``context`` (from :func:`persona_context` on the same profile and categories) saves building
-    it again when several layers are described.
+    it again when several layers are described; ``base`` names the customers the segments are
+    compared with (the members of ``membership``), for the card.
     """
     context = context or persona_context(profile, categories)
     members = _members(membership, pd.DataFrame(index=context.index))
@@ -521,6 +524,7 @@ def segment_cards(
                 "demographics": demographics,
                 "distinguishing": effects[code][1],
                 "effects": effects[code][0],
+                "base": base,
             }
         )
     cards = pd.DataFrame(cards_rows, columns=list(CARD_COLUMNS))
@@ -832,7 +836,7 @@ def _format_segment(card: Mapping[str, Any]) -> str:
         f"  channels: {_pairs(card.get('channels') or {})}",
         f"  demographics: mean age {'-' if age is None else f'{age:.1f}'}; "
         f"gender {_pairs(demo.get('gender') or {})}; regions {_pairs(demo.get('top_regions') or [])}",
-        "  what sets them apart:",
+        f"  what sets them apart from {card.get('base') or 'the layer'}:",
     ]
     distinguishing = card.get("distinguishing") or []
     for d in distinguishing:
@@ -847,7 +851,7 @@ def _format_segment(card: Mapping[str, Any]) -> str:
                 f"({d['effect_size']:+.2f} sd)"
             )
     if not distinguishing:
-        lines.append("    nothing stands out from the layer")
+        lines.append("    nothing stands out")
     return "\n".join(lines)
 
 

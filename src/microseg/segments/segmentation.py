@@ -395,6 +395,44 @@ def _plain_cards(profile: pd.DataFrame, membership: pd.Series, kind: str) -> pd.
     )
 
 
+#: Layers clustered within each stage: their segments are described against their stage.
+CLUSTERED = ("behaviour", "demographic", "micro")
+
+
+def _cards_within_stages(
+    profile: pd.DataFrame, categories: pd.DataFrame, membership: pd.Series, kind: str, context
+) -> pd.DataFrame:
+    """Cards of a layer clustered within stages: each segment against the other customers of
+    its stage (what sets these active customers apart from the active ones), with sizes and
+    revenue as shares of the whole layer."""
+    stage = profile["stage"]
+    revenue = pd.to_numeric(profile["revenue"], errors="coerce").fillna(0.0).to_numpy(float)
+    total = revenue.sum()
+    parts = []
+    for name in stage.cat.categories:
+        rows = (stage == name).to_numpy()
+        if not rows.any():
+            continue
+        members = membership[rows]
+        cards = segment_cards(
+            profile,
+            categories,
+            members,
+            kind=kind,
+            context=context,
+            base=f"all {STAGE_NAMES.get(name, name).lower()}",
+        )
+        by_segment = pd.Series(revenue[rows]).groupby(members.to_numpy()).sum()
+        cards["revenue_share"] = (
+            cards["segment_id"].map(by_segment).to_numpy(float) / total if total > 0 else np.nan
+        )
+        parts.append(cards)
+    cards = pd.concat(parts, ignore_index=True)
+    cards["share"] = cards["size"] / cards["size"].sum()
+    cards["label"] = _unique(list(cards["label"]))
+    return cards.sort_values(["size", "segment_id"], ascending=[False, True], ignore_index=True)
+
+
 def _describe(
     profile: pd.DataFrame,
     categories: pd.DataFrame,
@@ -411,8 +449,13 @@ def _describe(
         if kind == "composite_code":  # hundreds of tier combinations: sizes and value only
             cards = _plain_cards(profile, membership, kind)
         else:
-            names = STAGE_NAMES if kind == "lifecycle" else _tier_names(kind, values.categories)
-            cards = segment_cards(profile, categories, membership, kind=kind, names=names, context=context)
+            if kind in CLUSTERED:
+                cards = _cards_within_stages(profile, categories, membership, kind, context)
+            else:
+                names = STAGE_NAMES if kind == "lifecycle" else _tier_names(kind, values.categories)
+                cards = segment_cards(
+                    profile, categories, membership, kind=kind, names=names, context=context
+                )
             if kind == "demographic":
                 cards["label"] = _unique(
                     [
