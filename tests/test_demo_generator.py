@@ -15,10 +15,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from microseg import schema
-from microseg.demo import GROUPS, DemoManifest, generate_demo
+from microseg.demo import GROUPS, DemoManifest, Shock, generate_demo
 from microseg.demo import generator as gen
 from microseg.demo.events import _APP_EVENTS, _CRM_STATES
 from microseg.demo.groups import _CRM_SHARE, _KIND_LETTER
+from microseg.demo.tables import _scramble
 
 AS_OF = dt.date(2025, 12, 31)
 WINDOW_END = pd.Timestamp(AS_OF) + pd.Timedelta(days=1)
@@ -216,7 +217,7 @@ def test_bad_arguments_raise_clear_errors(tmp_path, kwargs, message):
 def test_public_names_stay_importable():
     import microseg.demo
 
-    assert set(microseg.demo.__all__) == {"GROUPS", "DemoManifest", "generate_demo"}
+    assert set(microseg.demo.__all__) == {"GROUPS", "DemoManifest", "Shock", "generate_demo"}
     for name in gen.__all__:
         assert getattr(gen, name) is not None, name
     assert gen.generate_demo is generate_demo and gen.DemoManifest is DemoManifest and gen.GROUPS is GROUPS
@@ -318,12 +319,14 @@ def test_truth_reads_back_in_every_format(formats):
     required = {
         "customer_id", "group", "stage", "rhythm_days", "lam", "p_drop", "alive", "dropout_at",
         "first_purchase_at", "n_orders", "spend_mean", "base_response", "uplift_email",
-        "uplift_discount",
+        "uplift_discount", "shocked",
     }  # fmt: skip
     assert required <= set(expected.columns)
+    assert list(expected.columns)[-1] == "shocked"  # added last, after the columns it joined
     for fmt in ("csv", "jsonl"):
         truth = formats[fmt].truth()
         assert len(truth) == len(expected)
+        assert truth.shocked.dtype == bool and not truth.shocked.any()  # no shock, nobody shocked
         assert (truth.stage == expected.stage).all() and np.allclose(truth.lam, expected.lam)
         pairs = formats[fmt].truth_pairs()
         assert list(pairs.columns) == ["product_a", "product_b", "strength"]
@@ -636,3 +639,127 @@ def test_short_history_shrinks_gracefully(tmp_path):
     month = generate_demo(tmp_path / "month", 500, seed=2, years=1 / 12, kinds=["purchases"]).truth()
     assert set(month.stage) == {"prospect", "new"}
     assert (month.first_purchase_at.dropna() >= WINDOW_END - pd.Timedelta(days=30)).all()
+
+
+# --- the planted shock ---------------------------------------------------------------------------
+
+SHOCK_START = dt.date(2025, 7, 1)
+SHOCK = Shock(SHOCK_START, share=0.5)
+
+
+@pytest.fixture(scope="module")
+def shock_runs(tmp_path_factory) -> tuple[DemoManifest, DemoManifest]:
+    """The same 3,000 customers without and with a shock on 1 July 2025."""
+    root = tmp_path_factory.mktemp("shock")
+    plain = generate_demo(root / "plain", 3_000, seed=13, as_of=AS_OF)
+    shocked = generate_demo(root / "shocked", 3_000, seed=13, as_of=AS_OF, shock=SHOCK)
+    return plain, shocked
+
+
+@pytest.fixture(scope="module")
+def cohort(shock_runs) -> set[str]:
+    truth = shock_runs[1].truth()
+    return set(truth.customer_id[truth.shocked])
+
+
+def test_shock_cohort_stops_buying_from_its_start(shock_runs, cohort):
+    plain, shocked = shock_runs
+    start = pd.Timestamp(SHOCK_START)
+    truth = shocked.truth().set_index("customer_id")
+    assert truth.shocked.dtype == bool and 50 < len(cohort) < 300
+    # Frequent buyers: a planted rate of at least min_orders_per_month orders per 30 days.
+    assert (30 * truth.lam[truth.shocked] >= SHOCK.min_orders_per_month).all()
+
+    purchases = read(shocked.files["purchases"])
+    members = purchases[purchases.customer_id.isin(cohort)]
+    assert not (members.ts >= start).any()  # no purchase, refund or cancellation from the start on
+    lines = members[members.event_type == "purchase"]
+    just_before = lines[lines.ts.between(start - 60 * DAY, start, inclusive="left")]
+    assert just_before.customer_id.nunique() / len(cohort) > 0.9
+    # ... and, without the shock, they would have bought again.
+    before = read(plain.files["purchases"])
+    assert set(before.customer_id[(before.ts >= start) & before.customer_id.isin(cohort)]) == cohort
+
+    # Their web visits from the start on drop to about a quarter.
+    def member_page_views_after_start(manifest: DemoManifest) -> int:
+        web = read(manifest.files["web"])
+        return (web.customer_id.isin(cohort) & (web.ts >= start)).sum()
+
+    ratio = member_page_views_after_start(shocked) / member_page_views_after_start(plain)
+    assert 0.1 < ratio < 0.4
+
+
+def test_shock_changes_nothing_for_anybody_else(shock_runs, cohort):
+    plain, shocked = shock_runs
+    plain_bytes, shocked_bytes = _file_bytes(plain), _file_bytes(shocked)
+    changed = {name for name, data in shocked_bytes.items() if plain_bytes[name] != data}
+    assert changed == {"purchases-00000.parquet", "web-00000.parquet", "truth.parquet"}
+    pd.testing.assert_frame_equal(plain.truth(), shocked.truth().assign(shocked=False))
+
+    # Every event row of the shocked run, event id included, is a row of the plain run; the rows
+    # that went are the cohort's (web: their logged-in or anonymous page views) from the start on
+    # (checkout pages of orders that are gone may come minutes before it).
+    start = pd.Timestamp(SHOCK_START)
+    for kind in ("purchases", "web"):
+        before, after = read(plain.files[kind]), read(shocked.files[kind])
+        kept = before[before.event_id.isin(after.event_id)].reset_index(drop=True)
+        pd.testing.assert_frame_equal(kept, after, obj=kind)
+        gone = before[~before.event_id.isin(after.event_id)]
+        assert len(gone) > 0
+        if kind == "web":
+            numbers = np.array(sorted(int(c[1:]) for c in cohort))
+            cookies = {f"A{n:010d}" for n in _scramble(numbers, 0)}  # the cohort's web cookies
+            assert gone.anonymous_id.isin(cookies).all()
+            assert (gone.ts >= start - pd.Timedelta(hours=1)).all()
+        else:
+            assert gone.customer_id.isin(cohort).all() and (gone.ts >= start).all()
+
+
+def test_no_shock_leaves_the_data_as_it_was(tmp_path, truth):
+    assert truth.shocked.dtype == bool and not truth.shocked.any()
+    default = generate_demo(tmp_path / "default", 1_500, seed=4)
+    none = generate_demo(tmp_path / "none", 1_500, seed=4, shock=None)
+    empty = generate_demo(tmp_path / "empty", 1_500, seed=4, shock=Shock(SHOCK_START, share=0.0))
+    assert _file_bytes(default) == _file_bytes(none) == _file_bytes(empty)
+    assert "shock" not in json.loads((default.out_dir / DemoManifest.MANIFEST_FILE).read_text())
+    assert DemoManifest.load(default.out_dir).shock is None
+
+
+def test_shock_is_deterministic_and_recorded(tmp_path, shock_runs, cohort):
+    again = generate_demo(tmp_path / "again", 3_000, seed=13, as_of=AS_OF, shock=SHOCK)
+    assert _file_bytes(again) == _file_bytes(shock_runs[1])
+    loaded = DemoManifest.load(again.out_dir)
+    assert loaded == again and loaded.shock == SHOCK
+
+    # A smaller share keeps part of the same cohort; another seed picks other customers.
+    def cohort_of(shock: Shock, seed: int = 13) -> set[str]:
+        run = generate_demo(tmp_path / f"{seed}-{shock.share}", 3_000, seed=seed, shock=shock, kinds=[])
+        truth = run.truth()
+        return set(truth.customer_id[truth.shocked])
+
+    smaller = cohort_of(Shock(SHOCK_START, share=0.25))
+    assert smaller < cohort and len(smaller) == pytest.approx(len(cohort) / 2, abs=2)
+    assert cohort_of(SHOCK, seed=14) != cohort
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Shock("2025-07-01"), r"shock start must be a datetime.date, got '2025-07-01'"),
+        (lambda: Shock(SHOCK_START, share=1.5), r"shock share .* got 1.5"),
+        (lambda: Shock(SHOCK_START, share=True), r"shock share .* got True"),
+        (lambda: Shock(SHOCK_START, min_orders_per_month=0), r"min_orders_per_month .* got 0"),
+    ],
+)
+def test_bad_shocks_raise_clear_errors(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+@pytest.mark.parametrize("start", [dt.date(2026, 1, 1), dt.date(2023, 1, 1)])
+def test_shock_must_start_inside_the_history(tmp_path, start):
+    with pytest.raises(ValueError, match=rf"shock start must lie after .* got {start}$"):
+        generate_demo(tmp_path, 10, shock=Shock(start))
+    with pytest.raises(ValueError, match="shock must be a Shock or None"):
+        generate_demo(tmp_path, 10, shock={"start": SHOCK_START})
+    assert not list(tmp_path.iterdir())  # nothing written

@@ -335,13 +335,227 @@ def quarantine(
     console.print(table)
 
 
-def _parse_date(value: str | None) -> dt.date | None:
+# -- dynamics ---------------------------------------------------------------------------------
+
+
+def _table(title: str, frame, formats: dict[str, str] | None = None, left: tuple[str, ...] = ()) -> Table:
+    """A Rich table of a frame; ``formats`` maps columns to format specs (e.g. ``",.2f"``)."""
+    formats = formats or {}
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col), justify="left" if col in left else "right")
+    for row in frame.itertuples(index=False):
+        cells = []
+        for col, value in zip(frame.columns, row, strict=True):
+            if value is None or (isinstance(value, float) and value != value):
+                cells.append("")
+            elif col in formats:
+                cells.append(format(value, formats[col]))
+            elif isinstance(value, float):
+                cells.append(f"{value:,.2f}")
+            elif isinstance(value, int):
+                cells.append(f"{value:,}")
+            else:
+                cells.append(str(value))
+        table.add_row(*cells)
+    return table
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--from", help="First date YYYY-MM-DD.")],
+    end: Annotated[
+        str | None, typer.Option("--to", help="Last date YYYY-MM-DD (default: the analysis date).")
+    ] = None,
+    every: Annotated[str | None, typer.Option(help="month or week (default from config).")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute snapshots that are up to date.")] = False,
+) -> None:
+    """Compute a snapshot for every month (or week) end between two dates, each from the events up
+    to its date only; snapshots whose inputs did not change are kept."""
+    with Project(state.project_dir) as project, _progress() as progress:
+        task = progress.add_task("snapshots", total=1)
+
+        def on_snapshot(date: dt.date, i: int, n: int) -> None:
+            progress.update(task, description=f"snapshot {date}", completed=i, total=n)
+
+        result = project.backfill(
+            _parse_date(start, "--from"),
+            _parse_date(end, "--to"),
+            every=every,
+            force=force,
+            on_snapshot=on_snapshot,
+        )
+    console.print(
+        f"{len(result.runs)} snapshots ({result.runs[0].as_of} to {result.runs[-1].as_of}): "
+        f"{len(result.computed)} computed, {len(result.reused)} up to date, in {result.seconds:.1f} s"
+    )
+
+
+@app.command()
+def snapshots() -> None:
+    """List the stored snapshots."""
+    with Project(state.project_dir) as project:
+        frame = project.snapshots()
+    if frame.empty:
+        console.print("No snapshots yet: run `microseg run` or `microseg backfill`.")
+        return
+    frame = frame.assign(computed_at=frame["computed_at"].dt.strftime("%Y-%m-%d %H:%M"))
+    console.print(_table("Snapshots", frame, {"seconds": ".1f"}, left=("as_of", "computed_at")))
+
+
+@app.command()
+def migration(
+    kind: Annotated[str, typer.Option(help="Layer: lifecycle, clv_tier, behaviour, rule, ...")] = "lifecycle",
+    start: Annotated[
+        str | None, typer.Option("--from", help="Earlier snapshot (default: second last).")
+    ] = None,
+    end: Annotated[str | None, typer.Option("--to", help="Later snapshot (default: the last).")] = None,
+    value: Annotated[str, typer.Option(help="customers, rate, clv_from, clv_to or revenue.")] = "customers",
+) -> None:
+    """Transition matrix of a layer between two snapshots (rows: where customers were)."""
+    with Project(state.project_dir) as project:
+        a, b = project._pair(kind, _parse_date(start, "--from"), _parse_date(end, "--to"))
+        matrix = project.transition_matrix(kind, a, b, value)
+    frame = matrix.reset_index()
+    frame.columns = [str(c) for c in frame.columns]
+    spec = ".1%" if value == "rate" else (",.0f" if value == "customers" else ",.2f")
+    formats = {c: spec for c in map(str, matrix.columns)}
+    console.print(
+        _table(f"{kind}: {a} (rows) -> {b} (columns), {value}", frame, formats, left=("segment", "source"))
+    )
+
+
+@app.command()
+def journey(
+    customer: Annotated[str, typer.Argument(help="Customer id.")],
+    kind: Annotated[str | None, typer.Option(help="Layer (default: every layer).")] = None,
+) -> None:
+    """When a customer entered and left each segment."""
+    with Project(state.project_dir) as project:
+        frame = project.customer_history(customer, kind)
+    if frame.empty:
+        raise MicrosegError(f"no segment history for customer {customer!r}")
+    console.print(_table(f"Segment history of {customer}", frame, left=("kind", "segment_id")))
+
+
+@app.command()
+def paths(
+    kind: Annotated[str, typer.Option(help="Layer with one segment per customer.")] = "lifecycle",
+    top: Annotated[int, typer.Option(help="Paths to show.")] = 10,
+) -> None:
+    """The most common paths customers took through a layer."""
+    with Project(state.project_dir) as project:
+        frame = project.typical_paths(kind, top)
+    console.print(_table(f"Typical {kind} paths", frame, {"share": ".1%"}, left=("path",)))
+
+
+@app.command()
+def members(
+    segment_id: Annotated[str, typer.Argument(help="Segment id, e.g. at_risk.")],
+    on: Annotated[str, typer.Option("--on", help="Date YYYY-MM-DD.")],
+    kind: Annotated[str | None, typer.Option(help="Layer, when ids repeat across layers.")] = None,
+    limit: Annotated[int, typer.Option(help="Customers to show (0: only the count).")] = 20,
+    out: Annotated[Path | None, typer.Option(help="Write every member to this CSV file.")] = None,
+) -> None:
+    """Who was in a segment on a date."""
+    date = _parse_date(on, "--on")
+    with Project(state.project_dir) as project:
+        frame = project.members_on(segment_id, date, kind)
+    if out is not None:
+        frame.to_csv(out, index=False)
+        console.print(f"Wrote {len(frame):,} members to {out}")
+    console.print(f"{len(frame):,} customers were in {segment_id} on {date}")
+    if limit and not frame.empty:
+        console.print(
+            _table(f"{segment_id} on {date}", frame.head(limit), left=tuple(map(str, frame.columns)))
+        )
+
+
+@app.command()
+def forecast(
+    kind: Annotated[str, typer.Option(help="Layer with one segment per customer.")] = "lifecycle",
+    by: Annotated[
+        str | None, typer.Option(help="Condition the transitions on this layer ('none': pooled).")
+    ] = "clv_tier",
+    periods: Annotated[int, typer.Option(help="Periods ahead.")] = 1,
+    top: Annotated[int, typer.Option(help="Customers most likely to move to at_risk/churned, by CLV.")] = 10,
+    backtest: Annotated[bool, typer.Option(help="Show one-period-ahead errors on past snapshots.")] = False,
+) -> None:
+    """Expected segment sizes next period (Markov model of past transitions) and the customers
+    whose move to at_risk or churned puts the most CLV at stake."""
+    group = None if by in (None, "none") else by
+    with Project(state.project_dir) as project:
+        sizes = project.forecast(kind, group, periods)
+        risky = project.at_risk(kind, group).head(top) if kind == "lifecycle" and top else None
+        errors = project.forecast_backtest(kind, group) if backtest else None
+    console.print(
+        _table(
+            f"{kind} in {periods} period{'s' if periods != 1 else ''}",
+            sizes,
+            {"current": ",d", "forecast": ",.1f", "change": "+,.1f"},
+            left=("segment",),
+        )
+    )
+    if risky is not None and not risky.empty:
+        frame = risky.reset_index()
+        console.print(_table("Most CLV at stake", frame, {"p_move": ".1%"}, left=("customer_id", "state")))
+    if errors is not None:
+        if errors.empty:
+            console.print("Not enough snapshots for a backtest.")
+        else:
+            console.print(
+                _table(
+                    "Backtest: mean absolute error of segment shares",
+                    errors,
+                    {"mae_model": ".4f", "mae_naive": ".4f"},
+                    left=("as_of", "target"),
+                )
+            )
+            console.print(
+                f"Mean: model {errors['mae_model'].mean():.4f}, same as last period {errors['mae_naive'].mean():.4f}"
+            )
+
+
+@app.command()
+def alerts(
+    kind: Annotated[str, typer.Option(help="Layer with one segment per customer.")] = "lifecycle",
+    by: Annotated[
+        str | None, typer.Option(help="Also test within each segment of this layer ('none').")
+    ] = "clv_tier",
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="End of the period tested (default: latest).")
+    ] = None,
+) -> None:
+    """Transitions whose rate in a period departs significantly from the earlier periods."""
+    with Project(state.project_dir) as project:
+        frame = project.alerts(kind, None if by in (None, "none") else by, _parse_date(as_of))
+    if frame.empty:
+        console.print("No alerts: every transition moved at its usual rate.")
+        return
+    for row in frame.itertuples():
+        console.print(f"[bold red]Alert[/] {row.as_of}: {row.message}", highlight=False)
+        console.print(f"  test: {row.test}", highlight=False)
+
+
+@app.command()
+def report(
+    out: Annotated[Path | None, typer.Option(help="HTML file (default: reports/report-<date>.html).")] = None,
+    kind: Annotated[str, typer.Option(help="Layer whose movements are shown.")] = "lifecycle",
+) -> None:
+    """Write a self-contained HTML report: stage sizes over time, migration Sankey, transition
+    heatmap, persona cards, alerts and the forecast."""
+    with Project(state.project_dir) as project:
+        path = project.report(out, kind=kind)
+    console.print(f"Wrote {path}")
+
+
+def _parse_date(value: str | None, option: str = "--as-of") -> dt.date | None:
     if value is None:
         return None
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise MicrosegError(f"--as-of: {value!r} is not a date (YYYY-MM-DD)") from None
+        raise MicrosegError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def main(argv: list[str] | None = None) -> int:

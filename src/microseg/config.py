@@ -95,6 +95,28 @@ CLV_SETTINGS: tuple[Setting, ...] = (
     _s("penalizer", float, 0.0, "L2 penalty on the model parameters (0: plain maximum likelihood)."),
 )
 
+#: ``[dynamics]`` settings: snapshots over time, forecasts and alerts.
+DYNAMICS_SETTINGS: tuple[Setting, ...] = (
+    _s(
+        "every",
+        str,
+        "month",
+        "Spacing of backfilled snapshots: month ends, or weeks ending on the last date.",
+        ("month", "week"),
+    ),
+    _s("alert_alpha", float, 0.01, "Family-wise significance level of transition alerts (Holm-adjusted)."),
+    _s(
+        "alert_min_ratio",
+        float,
+        1.5,
+        "Smallest change of a transition rate (ratio to history) worth an alert.",
+    ),
+    _s("alert_min_moved", int, 10, "Fewest customers making a transition for it to alert."),
+    _s("alert_min_history", int, 3, "Periods of history a transition needs before it can alert."),
+    _s("forecast_smoothing", float, 0.5, "Pseudo-count added to every transition of the Markov forecast."),
+    _s("report_periods", int, 6, "Periods shown in the report's migration Sankey."),
+)
+
 #: ``[segments]`` settings: lifecycle rules, tiers, clustering, composites and rule segments.
 SEGMENT_SETTINGS: tuple[Setting, ...] = (
     _s("seed", int, 0, "Random seed of the clustering: the same data and seed give the same segments."),
@@ -271,6 +293,17 @@ class SegmentConfig:
 
 
 @dataclass(frozen=True)
+class DynamicsConfig:
+    every: str = "month"
+    alert_alpha: float = 0.01
+    alert_min_ratio: float = 1.5
+    alert_min_moved: int = 10
+    alert_min_history: int = 3
+    forecast_smoothing: float = 0.5
+    report_periods: int = 6
+
+
+@dataclass(frozen=True)
 class ProjectConfig:
     root: Path
     name: str
@@ -283,6 +316,7 @@ class ProjectConfig:
     sources: dict[str, SourceConfig]
     clv: ClvConfig = field(default_factory=ClvConfig)
     segments: SegmentConfig = field(default_factory=SegmentConfig)
+    dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     file: Path | None = None
 
 
@@ -482,6 +516,7 @@ SECTIONS = {
     "engine": ENGINE_SETTINGS,
     "clv": CLV_SETTINGS,
     "segments": SEGMENT_SETTINGS,
+    "dynamics": DYNAMICS_SETTINGS,
     "sources": None,
 }
 
@@ -512,6 +547,7 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
         if clv[name] < 0:
             raise ConfigError("must be 0 or more", key=f"clv.{name}", file=file)
     segments = _parse_segments(data.get("segments", {}), file)
+    dynamics = _parse_dynamics(data.get("dynamics", {}), file)
     return ProjectConfig(
         root=root,
         name=project["name"] or root.name,
@@ -524,6 +560,7 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
         sources=sources,
         clv=ClvConfig(**clv),
         segments=segments,
+        dynamics=dynamics,
         file=Path(file) if file else None,
     )
 
@@ -600,6 +637,22 @@ def _parse_segments(data: Any, file: str | None) -> SegmentConfig:
     return SegmentConfig(**v)
 
 
+def _parse_dynamics(data: Any, file: str | None) -> DynamicsConfig:
+    v = _read_section(data, DYNAMICS_SETTINGS, "dynamics", file)
+    for name in ("alert_alpha", "alert_min_ratio", "forecast_smoothing"):
+        v[name] = float(v[name])
+    if not 0 < v["alert_alpha"] < 1:
+        raise ConfigError("must be between 0 and 1", key="dynamics.alert_alpha", file=file)
+    if v["alert_min_ratio"] < 1:
+        raise ConfigError("must be 1 or more", key="dynamics.alert_min_ratio", file=file)
+    if v["forecast_smoothing"] < 0:
+        raise ConfigError("must be 0 or more", key="dynamics.forecast_smoothing", file=file)
+    for name in ("alert_min_moved", "alert_min_history", "report_periods"):
+        if v[name] < 1:
+            raise ConfigError("must be 1 or more", key=f"dynamics.{name}", file=file)
+    return DynamicsConfig(**v)
+
+
 def load_config(project_dir: str | Path = ".") -> ProjectConfig:
     """Read and validate ``microseg.toml`` in ``project_dir``.
 
@@ -626,6 +679,7 @@ def all_settings() -> list[tuple[str, Setting]]:
     out += [(f"engine.{s.name}", s) for s in ENGINE_SETTINGS]
     out += [(f"clv.{s.name}", s) for s in CLV_SETTINGS]
     out += [(f"segments.{s.name}", s) for s in SEGMENT_SETTINGS]
+    out += [(f"dynamics.{s.name}", s) for s in DYNAMICS_SETTINGS]
     out += [(f"sources.<name>.{s.name}", s) for s in SOURCE_SETTINGS]
     return out
 

@@ -17,11 +17,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 
 from microseg.config import CONFIG_FILE, ProjectConfig, load_config
+from microseg.dynamics import migration
+from microseg.dynamics.history import customer_history, members_on, update_history
+from microseg.dynamics.snapshots import fingerprint, snapshot_dates
 from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import ConfigError, MicrosegError
 from microseg.features.profile import category_browsing, category_spend, customer_profile
@@ -31,6 +35,9 @@ from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS
 from microseg.segments.segmentation import segment_customers
 from microseg.segments.store import CustomerNumbers, previous_segments, store_segmentation
 from microseg.sources.files import ImportResult, import_source
+
+if TYPE_CHECKING:
+    from microseg.demo.shock import Shock
 
 #: Value columns the segmentation reads from ``customer_values``.
 VALUE_COLUMNS = (
@@ -76,6 +83,23 @@ class RunResult:
     segments: int = 0  # micro-segments
     steps: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    reused: bool = False  # the stored snapshot was up to date: nothing was computed
+
+
+@dataclass
+class BackfillResult:
+    """What ``Project.backfill`` did: one ``RunResult`` per snapshot date, oldest first."""
+
+    runs: list[RunResult]
+    seconds: float
+
+    @property
+    def computed(self) -> list[dt.date]:
+        return [r.as_of for r in self.runs if not r.reused]
+
+    @property
+    def reused(self) -> list[dt.date]:
+        return [r.as_of for r in self.runs if r.reused]
 
 
 class Project:
@@ -109,8 +133,10 @@ class Project:
         fmt: str = "parquet",
         force: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        shock: Shock | None = None,
     ) -> Project:
-        """Create a project with generated demo data (see ``microseg.demo``) configured as sources."""
+        """Create a project with generated demo data (see ``microseg.demo``) configured as sources;
+        ``shock`` plants a cohort of frequent buyers who stop buying on a date."""
         from microseg.demo import generate_demo
 
         root = Path(path).resolve()
@@ -119,7 +145,7 @@ class Project:
         if force:
             for stale in (root / "warehouse.duckdb", root / "warehouse.duckdb.wal"):
                 stale.unlink(missing_ok=True)
-        manifest = generate_demo(root / "data", customers, seed=seed, fmt=fmt, progress=progress)
+        manifest = generate_demo(root / "data", customers, seed=seed, fmt=fmt, progress=progress, shock=shock)
         lines = [
             "# microseg demo project: generated data with planted truth (data/truth.*)",
             "[project]",
@@ -215,16 +241,77 @@ class Project:
             ("customer values", lambda: self._run_values(events, as_of, result)),
             ("segments", lambda: self._run_segments(events, customers, products, as_of, result)),
         ]
+        recomputed = bool(
+            self.warehouse.fetch("SELECT count(*) FROM snapshots WHERE as_of = ?", [as_of])[0][0]
+        )
         for i, (name, work) in enumerate(steps):
             if on_step:
                 on_step(name, i, len(steps))
             t = time.perf_counter()
             work()
             result.steps[name] = time.perf_counter() - t
+        t = time.perf_counter()
+        update_history(self.warehouse, as_of, recomputed=recomputed)
+        result.steps["history"] = time.perf_counter() - t
         if on_step:
             on_step("done", len(steps), len(steps))
         result.seconds = time.perf_counter() - started
+        self._record_snapshot(result)
         return result
+
+    def _record_snapshot(self, result: RunResult) -> None:
+        digest, events = fingerprint(self.warehouse, result.as_of, self.config)
+        with self.warehouse.transaction():
+            self.warehouse.sql("DELETE FROM snapshots WHERE as_of = ?", [result.as_of])
+            self.warehouse.sql(
+                "INSERT INTO snapshots VALUES (?, now()::TIMESTAMP, ?, ?, ?, ?)",
+                [result.as_of, result.seconds, result.customers, events, digest],
+            )
+
+    def snapshot(
+        self, as_of: dt.date, *, force: bool = False, on_step: StepCallback | None = None
+    ) -> RunResult:
+        """The snapshot of ``as_of``: computed, unless one is stored whose inputs have not changed
+        since (then ``reused`` is true); ``force`` computes it anyway."""
+        if not force:
+            stored = self.warehouse.fetch(
+                "SELECT fingerprint, customers, seconds FROM snapshots WHERE as_of = ?", [as_of]
+            )
+            if stored and stored[0][0] == fingerprint(self.warehouse, as_of, self.config)[0]:
+                return RunResult(as_of, self.config.backend, int(stored[0][1]), 0.0, reused=True)
+        return self.run(as_of, on_step=on_step)
+
+    def backfill(
+        self,
+        start: dt.date,
+        end: dt.date | None = None,
+        *,
+        every: str | None = None,
+        force: bool = False,
+        on_snapshot: Callable[[dt.date, int, int], None] | None = None,
+    ) -> BackfillResult:
+        """Snapshots of every ``every`` (``month``: month ends; ``week``: weeks ending on ``end``)
+        from ``start`` to ``end`` (default: the analysis date), oldest first, each from the events
+        up to its date only. Snapshots whose inputs did not change are kept as they are."""
+        started = time.perf_counter()
+        end = end or self.analysis_date()
+        dates = snapshot_dates(start, end, every or self.config.dynamics.every)
+        if not dates:
+            raise MicrosegError(f"no {every or self.config.dynamics.every} end between {start} and {end}")
+        runs = []
+        for i, date in enumerate(dates):
+            if on_snapshot:
+                on_snapshot(date, i, len(dates))
+            runs.append(self.snapshot(date, force=force))
+        if on_snapshot:
+            on_snapshot(dates[-1], len(dates), len(dates))
+        return BackfillResult(runs, time.perf_counter() - started)
+
+    def snapshots(self) -> pd.DataFrame:
+        """Every stored snapshot: ``as_of, computed_at, seconds, customers, events``."""
+        return self.warehouse.fetch_df(
+            "SELECT as_of, computed_at, seconds, customers, events FROM snapshots ORDER BY as_of"
+        )
 
     def _run_summary(self, events, customers, as_of: dt.date, result: RunResult) -> None:
         result.customers = self._store(CUSTOMER_SUMMARY, customer_summary(events, as_of, customers), as_of)
@@ -393,6 +480,178 @@ class Project:
         if latest is None:
             raise MicrosegError("no pipeline run is stored yet; run `microseg run` first")
         return latest
+
+    # -- dynamics -----------------------------------------------------------------------------
+    def _pair(self, kind: str, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
+        """The two snapshots compared: by default the last two."""
+        dates = migration.snapshot_dates(self.warehouse, kind)
+        if end is None:
+            end = dates[-1] if dates else None
+        if start is None:
+            earlier = [d for d in dates if end is not None and d < end]
+            start = earlier[-1] if earlier else None
+        if start is None or end is None:
+            raise MicrosegError(
+                "migration needs two snapshots; run `microseg backfill` (or `microseg run` on two dates)"
+            )
+        return start, end
+
+    def transitions(
+        self, kind: str = "lifecycle", start: dt.date | None = None, end: dt.date | None = None
+    ) -> pd.DataFrame:
+        """How customers moved between the segments of a layer from ``start`` to ``end`` (default:
+        the last two snapshots): ``source, target, customers, clv_from, clv_to, revenue``."""
+        return migration.transitions(self.warehouse, kind, *self._pair(kind, start, end))
+
+    def transition_matrix(
+        self,
+        kind: str = "lifecycle",
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        value: str = "customers",
+    ) -> pd.DataFrame:
+        """Sources x targets of ``customers``, ``rate``, ``clv_from``, ``clv_to`` or ``revenue``."""
+        return migration.transition_matrix(self.warehouse, kind, *self._pair(kind, start, end), value)
+
+    def flows(self, kind: str = "lifecycle", dates: Iterable[dt.date] | None = None) -> pd.DataFrame:
+        """Transitions between consecutive snapshots (all of them, or of ``dates``)."""
+        return migration.flows(self.warehouse, kind, list(dates) if dates is not None else None)
+
+    def journey(self, customer_id: str, kind: str = "lifecycle") -> pd.DataFrame:
+        """A customer's stays in the segments of a layer, with their dates, oldest first."""
+        return migration.journey(self.warehouse, customer_id, kind)
+
+    def typical_paths(self, kind: str = "lifecycle", top: int = 10) -> pd.DataFrame:
+        """The most common sequences of segments customers went through."""
+        return migration.typical_paths(self.warehouse, kind, top)
+
+    def members_on(self, segment_id: str, on: dt.date, kind: str | None = None) -> pd.DataFrame:
+        """Who was in a segment on a date (by the latest snapshot on or before it)."""
+        return members_on(self.warehouse, segment_id, on, kind)
+
+    def customer_history(self, customer_id: str, kind: str | None = None) -> pd.DataFrame:
+        """When a customer entered and left each segment."""
+        return customer_history(self.warehouse, customer_id, kind)
+
+    def stage_sizes(self, kind: str = "lifecycle") -> pd.DataFrame:
+        """Segment sizes at every snapshot: ``as_of, segment, customers``."""
+        return migration.stage_sizes(self.warehouse, kind)
+
+    def _forecaster(self, kind: str, group_kind: str | None):
+        from microseg.dynamics.forecast import MarkovForecaster
+
+        states = migration.states_over_time(self.warehouse, kind, group_kind)
+        if states["as_of"].nunique() < 2:
+            raise MicrosegError("a forecast needs at least two snapshots; run `microseg backfill` first")
+        model = MarkovForecaster(
+            smoothing=self.config.dynamics.forecast_smoothing, condition_on_group=group_kind is not None
+        ).fit(states)
+        latest = states[states["as_of"] == states["as_of"].max()]
+        return model, states, latest
+
+    def forecast(
+        self, kind: str = "lifecycle", group_kind: str | None = "clv_tier", periods: int = 1
+    ) -> pd.DataFrame:
+        """Segment sizes now and expected after ``periods`` periods (Markov model of the
+        transitions between stored snapshots): ``segment, current, forecast, change``."""
+        model, _, latest = self._forecaster(kind, group_kind)
+        expected = model.predict_sizes(latest, periods=periods)
+        current = latest["state"].value_counts()
+        frame = pd.DataFrame({"current": current, "forecast": expected}).fillna(0.0)
+        frame.index.name = "segment"
+        frame["current"] = frame["current"].astype("int64")
+        frame["change"] = frame["forecast"] - frame["current"]
+        return frame.reset_index()
+
+    def at_risk(
+        self, kind: str = "lifecycle", group_kind: str | None = "clv_tier", to_states=("at_risk", "churned")
+    ) -> pd.DataFrame:
+        """Each customer's probability of moving into ``to_states`` next period and the CLV at
+        stake (probability x CLV), largest stake first."""
+        model, _, latest = self._forecaster(kind, group_kind)
+        return model.at_risk(latest, to_states=tuple(to_states))
+
+    def forecast_backtest(self, kind: str = "lifecycle", group_kind: str | None = "clv_tier") -> pd.DataFrame:
+        """One-period-ahead errors of the forecast on past snapshots, against "same as last period"."""
+        from microseg.dynamics.forecast import backtest
+
+        states = migration.states_over_time(self.warehouse, kind, group_kind)
+        return backtest(
+            states,
+            smoothing=self.config.dynamics.forecast_smoothing,
+            condition_on_group=group_kind is not None,
+        )
+
+    def alerts(
+        self, kind: str = "lifecycle", group_kind: str | None = "clv_tier", as_of: dt.date | None = None
+    ) -> pd.DataFrame:
+        """Transitions of the period ending ``as_of`` (default: the latest) whose rate departs
+        significantly from the earlier periods, overall and within each ``group_kind`` segment."""
+        from microseg.dynamics.alerts import transition_alerts
+
+        counts = migration.period_counts(self.warehouse, kind, group_kind)
+        if counts.empty:
+            raise MicrosegError("alerts need at least two snapshots; run `microseg backfill` first")
+        settings = self.config.dynamics
+        return transition_alerts(
+            counts,
+            as_of=as_of,
+            alpha=settings.alert_alpha,
+            min_ratio=settings.alert_min_ratio,
+            min_moved=settings.alert_min_moved,
+            min_history=settings.alert_min_history,
+        )
+
+    def report(
+        self,
+        path: str | Path | None = None,
+        *,
+        kind: str = "lifecycle",
+        persona_kind: str = "behaviour",
+        group_kind: str | None = "clv_tier",
+    ) -> Path:
+        """Write the migration report (one self-contained HTML file, default
+        ``reports/report-<date>.html`` in the project) and return its path: stage sizes over time,
+        flows of the last ``report_periods`` periods, the latest transition matrix, persona cards,
+        alerts and the forecast for the next period."""
+        from microseg.dynamics.report import write_report
+
+        dates = migration.snapshot_dates(self.warehouse, kind)
+        if len(dates) < 2:
+            raise MicrosegError(
+                "a report needs at least two snapshots; run `microseg backfill` (or `microseg run` on two dates)"
+            )
+        settings = self.config.dynamics
+        as_of = dates[-1]
+        notes = []
+        periods = len(dates) - 1
+        alerts = self.alerts(kind, group_kind)
+        if periods <= settings.alert_min_history:
+            notes.append(
+                f"Alerts need {settings.alert_min_history} earlier periods to compare with; "
+                f"{periods} period{'s' if periods != 1 else ''} stored, so none was tested."
+            )
+        forecast = self.forecast(kind, group_kind)
+        stake = self.at_risk(kind, group_kind).groupby("state")["clv_at_stake"].sum()
+        forecast["at_stake_clv"] = forecast["segment"].map(stake)
+        notes.append(
+            "Forecast: a Markov chain of the stage transitions between snapshots"
+            + (f", per {group_kind} segment" if group_kind else "")
+            + "; CLV at stake is the expected CLV of the customers who move to at_risk or churned."
+        )
+        target = Path(path) if path else self.root / "reports" / f"report-{as_of.isoformat()}.html"
+        return write_report(
+            target,
+            title=f"{self.config.name}: how customers move",
+            as_of=as_of,
+            stage_sizes=self.stage_sizes(kind),
+            flows=self.flows(kind, dates[-(settings.report_periods + 1) :]),
+            matrix=self.transition_matrix(kind, dates[-2], as_of),
+            personas=self.segments(persona_kind, as_of),
+            alerts=alerts,
+            forecast=forecast,
+            notes=notes,
+        )
 
     def model_fits(self, as_of: dt.date | None = None) -> pd.DataFrame:
         """Fitted model parameters with standard errors (the latest run when None)."""

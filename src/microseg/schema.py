@@ -412,6 +412,46 @@ SEGMENT_REGISTRY = Table(
     key=("segment_id",),
 )
 
+SNAPSHOTS = Table(
+    "snapshots",
+    (
+        Column("as_of", "DATE", True, "the date of the snapshot: only events up to its end count"),
+        Column("computed_at", "TIMESTAMP", True, "when the pipeline last ran for this date (UTC)"),
+        Column("seconds", "DOUBLE", True, "how long that run took"),
+        Column("customers", "BIGINT", True, "customers in the snapshot"),
+        Column("events", "BIGINT", True, "events up to the snapshot date"),
+        Column(
+            "fingerprint",
+            "VARCHAR",
+            True,
+            "digest of the inputs (events up to the date, customers, products, settings): "
+            "a snapshot whose fingerprint is unchanged is not computed again",
+        ),
+    ),
+    "Every date the pipeline has run for.",
+    key=("as_of",),
+)
+
+SEGMENT_HISTORY = Table(
+    "segment_history",
+    (
+        Column("customer_id", "VARCHAR", True, ""),
+        Column("kind", "VARCHAR", True, "layer, as in segment_memberships"),
+        Column("segment_id", "VARCHAR", True, ""),
+        Column("valid_from", "DATE", True, "first snapshot of this stay in the segment"),
+        Column(
+            "valid_to",
+            "DATE",
+            False,
+            "first snapshot after it the customer was no longer in the segment; empty while still in it",
+        ),
+    ),
+    "Membership history: each stay of a customer in a segment as an interval of snapshot dates "
+    "[valid_from, valid_to). A customer was in the segment on date D when valid_from <= D and "
+    "D < valid_to (or valid_to is empty), judged by the latest snapshot on or before D.",
+    key=("customer_id", "kind", "segment_id", "valid_from"),
+)
+
 TABLES: dict[str, Table] = {
     t.name: t
     for t in (
@@ -429,6 +469,8 @@ TABLES: dict[str, Table] = {
         SEGMENTS,
         SEGMENT_CHANGES,
         SEGMENT_REGISTRY,
+        SNAPSHOTS,
+        SEGMENT_HISTORY,
     )
 }
 

@@ -139,7 +139,9 @@ def _purchases_table(ctx: _BlockContext) -> pa.Table:
         "unit_price": _money(unit_cents[src]),
         "currency": _constant(CURRENCY, len(src)),
     }
-    return _event_table(ctx, "purchases", ts, columns)
+    # The planted shock: cohort members buy nothing (nor return anything) from its start on.
+    keep = None if ctx.cohort is None else ctx.cohort.keeps(owner, ts)
+    return _event_table(ctx, "purchases", ts, columns, keep)
 
 
 # --- web -----------------------------------------------------------------------------------------
@@ -228,6 +230,13 @@ def _web_table(ctx: _BlockContext) -> pa.Table:
     sort = np.flatnonzero(keep)[_event_order(window, page_owner[keep], ts[keep])]
     ts, page_owner, cust_idx, url = ts[sort], page_owner[sort], cust_idx[sort], url[sort]
     known = s_known[session[sort]]
+    # The planted shock: cohort members browse less from its start on and no longer check out.
+    keep = None
+    if ctx.cohort is not None:
+        order_ts = pop.order_ts[web_orders]
+        decision_ts = np.concatenate((s_ts[: sizes[0]], order_ts, s_ts[sizes[0] + sizes[1] :]))
+        kept = ctx.cohort.keeps_sessions(ctx.rng("shock_web"), s_owner, decision_ts, ~s_checkout)
+        keep = kept[session[sort]]
     vocab = (
         _STATIC_PAGES
         + tuple(f"/category/{c}" for c in cat.CATEGORY_NAMES)
@@ -247,7 +256,7 @@ def _web_table(ctx: _BlockContext) -> pa.Table:
         "channel": _constant("web", len(ts)),
         "url": _strings(vocab, url),
     }
-    return _event_table(ctx, "web", ts, columns)
+    return _event_table(ctx, "web", ts, columns, keep)
 
 
 # --- email ---------------------------------------------------------------------------------------

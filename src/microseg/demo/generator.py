@@ -125,6 +125,17 @@ pre-Christmas season, 15 Nov - 24 Dec) or a discount. They vary by group (bargai
 them, occasional gifters respond to email before Christmas) with customer-level noise; a share of
 :data:`SLEEPING_DOG_SHARE` of buyers are "sleeping dogs" whose email uplift is negative.
 
+Planted shock (optional)
+------------------------
+``generate_demo(..., shock=Shock(start))`` plants a churn wave for tests of migration tracking and
+alerts (:mod:`microseg.demo.shock`): ``share`` of the frequent buyers who are buying at ``start``
+(planted rate of at least ``min_orders_per_month`` orders per 30 days, last purchase before
+``start`` less than one rhythm earlier, more purchases planted after it) lose every purchase event
+from ``start`` on, and their web browsing from then on thins to a quarter. The cohort comes from a
+random stream of its own (``spawn_key=(b + 1, 8)``; the web thinning from stream 9) and removed
+rows keep their event ids, so everybody else's rows are unchanged, and without a shock every file
+is what it was before shocks existed, the truth's all-false ``shocked`` column apart.
+
 Files
 -----
 See :func:`generate_demo`. Column names are the canonical ones of :mod:`microseg.schema`, so
@@ -190,6 +201,8 @@ from microseg.demo.groups import Engagement as Engagement
 from microseg.demo.groups import Response as Response
 from microseg.demo.manifest import DemoManifest
 from microseg.demo.population import _Campaigns, _simulate_population, _Window
+from microseg.demo.shock import SHOCK_WEB_SHARE as SHOCK_WEB_SHARE
+from microseg.demo.shock import Shock, _check_shock_fits, _Cohort
 from microseg.demo.tables import _BlockContext, _customers_table, _pairs_table, _products_table, _truth_table
 from microseg.demo.writers import _StreamWriter, _write_table
 
@@ -207,6 +220,7 @@ __all__ = [
     "STAGES",
     "DemoManifest",
     "Group",
+    "Shock",
     "generate_demo",
 ]
 
@@ -229,6 +243,7 @@ def generate_demo(
     fmt: str = "parquet",
     kinds: Sequence[str] = KINDS,
     progress: Callable[[int, int], None] | None = None,
+    shock: Shock | None = None,
 ) -> DemoManifest:
     """Generate a seeded demo data set with planted truth into ``out_dir``.
 
@@ -241,7 +256,8 @@ def generate_demo(
       ``email`` (sent / open / click), ``social`` (follows), ``crm`` (lead and opportunity
       updates), ``app`` (app and IoT events);
     * ``truth.<ext>``: the planted truth per customer (group, stage, buying rhythm and rate,
-      dropout, Gamma-Gamma spend, campaign response) and ``truth_pairs.<ext>``: the planted co-purchase pairs;
+      dropout, Gamma-Gamma spend, campaign response, ``shocked``) and ``truth_pairs.<ext>``: the
+      planted co-purchase pairs;
     * ``manifest.json``: the returned manifest, readable with :meth:`DemoManifest.load`.
 
     Files of an earlier run with the same names (and stale part files) are replaced. Every event
@@ -256,11 +272,17 @@ def generate_demo(
         fmt: ``"parquet"``, ``"csv"`` (with a header row) or ``"jsonl"`` (one JSON object a line).
         kinds: event kinds to generate, a subset of :data:`KINDS`.
         progress: called with ``(customers_done, customers_total)`` after each block.
+        shock: an optional planted churn wave (:class:`Shock`): a cohort of frequent buyers
+            stops buying from ``shock.start`` on and browses a quarter as much; truth column
+            ``shocked`` marks them. Without it (the default) the files are those the generator
+            wrote before shocks existed, but for the all-false ``shocked`` column.
 
     Returns:
         A :class:`DemoManifest` describing what was written.
     """
     customers, seed, as_of, years, fmt, kinds = _validate(customers, seed, as_of, years, fmt, kinds)
+    window = _Window.build(as_of, years)
+    _check_shock_fits(shock, window, as_of)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir must be a folder, got the file {str(out)!r}")
@@ -268,10 +290,9 @@ def generate_demo(
     _remove_previous_output(out)
 
     ext = FORMATS[fmt]
-    window = _Window.build(as_of, years)
     products = cat.build_catalog(_rng(seed, 0, _CATALOG_STREAM))
     campaigns = _Campaigns.build(_rng(seed, 0, _CAMPAIGN_STREAM), window)
-    manifest = DemoManifest(out, as_of, seed, customers, fmt, years, kinds)
+    manifest = DemoManifest(out, as_of, seed, customers, fmt, years, kinds, shock=shock)
 
     def record(kind: str, path: Path, rows: int) -> None:
         manifest.files.setdefault(kind, []).append(path)
@@ -293,7 +314,10 @@ def generate_demo(
             pop = _simulate_population(
                 _rng(seed, block + 1, _STREAM["population"]), window, offset, size, block
             )
-            ctx = _BlockContext(seed, block, pop, window, products, campaigns)
+            cohort = None
+            if shock is not None:
+                cohort = _Cohort.choose(shock, _rng(seed, block + 1, _STREAM["shock"]), pop)
+            ctx = _BlockContext(seed, block, pop, window, products, campaigns, cohort)
             customers_out.write(_customers_table(ctx))
             truth_out.write(_truth_table(ctx))
             for kind in kinds:

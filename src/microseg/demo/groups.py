@@ -112,8 +112,15 @@ _ORDER_SEQ_DIGITS = 8
 
 #: Event-id letter of each kind: ids look like ``EP000030000012345`` (kind, block, sequence).
 _KIND_LETTER = {"purchases": "P", "web": "W", "email": "M", "social": "S", "crm": "C", "app": "A"}
-#: Random stream number of each part of a block (see the module docstring).
-_STREAM = {"population": 0, "customers": 1, **{k: 2 + i for i, k in enumerate(KINDS)}}
+#: Random stream number of each part of a block (see the module docstring). The planted shock's
+#: streams come last, so that data without a shock is what it was before shocks existed.
+_STREAM = {
+    "population": 0,
+    "customers": 1,
+    **{k: 2 + i for i, k in enumerate(KINDS)},
+    "shock": 2 + len(KINDS),
+    "shock_web": 3 + len(KINDS),
+}
 _CATALOG_STREAM, _CAMPAIGN_STREAM = 0, 1
 
 CHANNELS: tuple[str, ...] = ("pos", "web", "app")

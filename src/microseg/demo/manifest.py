@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from microseg.demo.groups import FORMATS, KINDS
+from microseg.demo.shock import Shock
 from microseg.demo.writers import _read_files
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ class DemoManifest:
     """What :func:`generate_demo` wrote: where, with which settings, which files and how many rows.
 
     ``files`` and ``counts`` are keyed by kind: ``customers``, ``products``, the event kinds that
-    were generated, ``truth`` and ``truth_pairs``.
+    were generated, ``truth`` and ``truth_pairs``. ``shock`` is the planted shock, if any.
     """
 
     out_dir: Path
@@ -32,6 +33,7 @@ class DemoManifest:
     kinds: tuple[str, ...] = KINDS
     files: dict[str, list[Path]] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
+    shock: Shock | None = None
 
     MANIFEST_FILE: ClassVar[str] = "manifest.json"
 
@@ -61,19 +63,20 @@ class DemoManifest:
         return _read_files(self.files["truth_pairs"], self.fmt).to_pandas()
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "as_of": self.as_of.isoformat(),
-                "seed": self.seed,
-                "customers": self.customers,
-                "fmt": self.fmt,
-                "years": self.years,
-                "kinds": list(self.kinds),
-                "files": {k: [p.name for p in v] for k, v in self.files.items()},
-                "counts": self.counts,
-            },
-            indent=2,
-        )
+        data = {
+            "as_of": self.as_of.isoformat(),
+            "seed": self.seed,
+            "customers": self.customers,
+            "fmt": self.fmt,
+            "years": self.years,
+            "kinds": list(self.kinds),
+            "files": {k: [p.name for p in v] for k, v in self.files.items()},
+            "counts": self.counts,
+        }
+        # Only with a shock, so that manifests without one stay as they were.
+        if self.shock is not None:
+            data["shock"] = self.shock.to_dict()
+        return json.dumps(data, indent=2)
 
     @classmethod
     def load(cls, out_dir: str | Path) -> DemoManifest:
@@ -90,4 +93,5 @@ class DemoManifest:
             kinds=tuple(data["kinds"]),
             files={k: [out / name for name in v] for k, v in data["files"].items()},
             counts=data["counts"],
+            shock=Shock.from_dict(data["shock"]) if "shock" in data else None,
         )

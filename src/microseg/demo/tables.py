@@ -23,6 +23,7 @@ from microseg.demo.groups import (
     _rng,
 )
 from microseg.demo.population import _Campaigns, _Population, _Window
+from microseg.demo.shock import _Cohort
 
 # --- building the output tables ------------------------------------------------------------------
 
@@ -37,6 +38,7 @@ class _BlockContext:
     window: _Window
     products: cat.Catalog
     campaigns: _Campaigns
+    cohort: _Cohort | None = None  # the planted shock's cohort, if there is a shock
 
     def rng(self, stream: str) -> np.random.Generator:
         return _rng(self.seed, self.block + 1, _STREAM[stream])
@@ -248,6 +250,9 @@ def _truth_table(ctx: _BlockContext) -> pa.Table:
             "uplift_email": pa.array(pop.uplift_email, pa.float64()),
             "uplift_email_xmas": pa.array(pop.uplift_email_xmas, pa.float64()),
             "uplift_discount": pa.array(pop.uplift_discount, pa.float64()),
+            "shocked": pa.array(
+                np.zeros(pop.size, dtype=bool) if ctx.cohort is None else ctx.cohort.member, pa.bool_()
+            ),
         }
     )
 
@@ -262,12 +267,23 @@ def _event_order(window: _Window, owner_key: np.ndarray, ts: np.ndarray) -> np.n
     return np.argsort(key, kind="stable")
 
 
-def _event_table(ctx: _BlockContext, kind: str, ts: np.ndarray, columns: dict[str, pa.Array]) -> pa.Table:
-    """An event table from rows already in file order: ids, type, time, then ``columns``."""
+def _event_table(
+    ctx: _BlockContext,
+    kind: str,
+    ts: np.ndarray,
+    columns: dict[str, pa.Array],
+    keep: np.ndarray | None = None,
+) -> pa.Table:
+    """An event table from rows already in file order: ids, type, time, then ``columns``.
+
+    Rows where ``keep`` is False are left out after the ids are given, so leaving rows out (the
+    planted shock) never changes the ids of the others.
+    """
     data = {
         "event_id": ctx.event_ids(kind, len(ts)),
         "event_type": columns.pop("event_type"),
         "ts": _timestamps(ts),
     }
     data.update(columns)
-    return pa.table(data)
+    table = pa.table(data)
+    return table if keep is None else table.filter(pa.array(keep))

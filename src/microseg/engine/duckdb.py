@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,17 @@ class DuckDBWarehouse:
             return self.replace_rows(table, self.ibis.table(name), where)
         finally:
             self.con.unregister(name)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Statements inside run as one transaction: all of them, or none on an error."""
+        self.sql("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self.sql("ROLLBACK")
+            raise
+        self.sql("COMMIT")
 
     # -- raw SQL -----------------------------------------------------------------------------
     def sql(self, statement: str, params: list[Any] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Segments over time: snapshots, membership history, migration, forecasts, alerts and reports."""

@@ -1,0 +1,102 @@
+"""Membership history: every stay of a customer in a segment, as an interval of snapshots.
+
+``segment_memberships`` holds who was in which segment at each snapshot. ``segment_history``
+condenses it: a customer who is in a segment at consecutive snapshots has one row
+``(valid_from, valid_to)``, from the first of those snapshots to the first snapshot after them
+at which the customer was no longer in the segment (empty while still in it). A customer was in
+a segment on a date D when ``valid_from <= D < valid_to``: membership between two snapshots is
+that of the earlier one.
+
+A new snapshot later than every earlier one updates the history in place (stays that ended are
+closed, new stays opened); a snapshot inserted between others, or computed again, rebuilds it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from microseg.engine.duckdb import DuckDBWarehouse
+from microseg.schema import SEGMENT_HISTORY, SEGMENT_MEMBERSHIPS
+
+HISTORY = SEGMENT_HISTORY.name
+MEMBERS = SEGMENT_MEMBERSHIPS.name
+
+
+def update_history(wh: DuckDBWarehouse, as_of: dt.date, *, recomputed: bool = False) -> str:
+    """Bring ``segment_history`` up to date after the snapshot of ``as_of`` was stored.
+
+    Returns ``"appended"`` when the snapshot extended the history in place, ``"rebuilt"`` when
+    the history was rebuilt from every snapshot."""
+    latest_before = wh.fetch(f"SELECT max(as_of) FROM {MEMBERS} WHERE as_of < ?", [as_of])[0][0]
+    later = wh.fetch(f"SELECT count(*) FROM {MEMBERS} WHERE as_of > ?", [as_of])[0][0]
+    covered = wh.fetch(f"SELECT greatest(max(valid_from), max(valid_to)) FROM {HISTORY}")[0][0]
+    if recomputed or later or covered != latest_before:
+        rebuild_history(wh)
+        return "rebuilt"
+    with wh.transaction():
+        # stays that did not continue into this snapshot end here
+        wh.sql(
+            f"UPDATE {HISTORY} h SET valid_to = ? WHERE h.valid_to IS NULL AND NOT EXISTS ("
+            f"SELECT 1 FROM {MEMBERS} m WHERE m.as_of = ? AND m.customer_id = h.customer_id "
+            "AND m.kind = h.kind AND m.segment_id = h.segment_id)",
+            [as_of, as_of],
+        )
+        # memberships without an open stay start one
+        wh.sql(
+            f"INSERT INTO {HISTORY} SELECT m.customer_id, m.kind, m.segment_id, m.as_of, NULL "
+            f"FROM {MEMBERS} m WHERE m.as_of = ? AND NOT EXISTS (SELECT 1 FROM {HISTORY} h "
+            "WHERE h.valid_to IS NULL AND h.customer_id = m.customer_id AND h.kind = m.kind "
+            "AND h.segment_id = m.segment_id)",
+            [as_of],
+        )
+    return "appended"
+
+
+def rebuild_history(wh: DuckDBWarehouse) -> None:
+    """Recompute ``segment_history`` from every stored snapshot (gaps and islands)."""
+    with wh.transaction():
+        wh.sql(f"DELETE FROM {HISTORY}")
+        wh.sql(
+            f"""
+            INSERT INTO {HISTORY}
+            WITH dates AS (
+                SELECT as_of, row_number() OVER (ORDER BY as_of) AS k,
+                       lead(as_of) OVER (ORDER BY as_of) AS next_as_of
+                FROM (SELECT DISTINCT as_of FROM {MEMBERS})
+            ),
+            numbered AS (
+                SELECT m.customer_id, m.kind, m.segment_id, d.as_of, d.next_as_of,
+                       d.k - row_number() OVER (
+                           PARTITION BY m.customer_id, m.kind, m.segment_id ORDER BY d.k
+                       ) AS island
+                FROM {MEMBERS} m JOIN dates d USING (as_of)
+            )
+            -- an island that reaches the latest snapshot is still open (valid_to NULL)
+            SELECT customer_id, kind, segment_id, min(as_of),
+                   CASE WHEN count(next_as_of) = count(*) THEN max(next_as_of) END
+            FROM numbered GROUP BY customer_id, kind, segment_id, island
+            """
+        )
+
+
+def members_on(wh: DuckDBWarehouse, segment_id: str, on: dt.date, kind: str | None = None) -> pd.DataFrame:
+    """Customers in a segment on a date: ``customer_id, kind, segment_id, valid_from, valid_to``."""
+    where, params = ("AND kind = ?", [kind]) if kind else ("", [])
+    return wh.fetch_df(
+        f"SELECT customer_id, kind, segment_id, valid_from, valid_to FROM {HISTORY} "
+        f"WHERE segment_id = ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?) {where} "
+        "ORDER BY customer_id",
+        [segment_id, on, on, *params],
+    )
+
+
+def customer_history(wh: DuckDBWarehouse, customer_id: str, kind: str | None = None) -> pd.DataFrame:
+    """Every stay of one customer: ``kind, segment_id, valid_from, valid_to``, oldest first."""
+    where, params = ("AND kind = ?", [kind]) if kind else ("", [])
+    return wh.fetch_df(
+        f"SELECT kind, segment_id, valid_from, valid_to FROM {HISTORY} WHERE customer_id = ? {where} "
+        "ORDER BY kind, valid_from, segment_id",
+        [customer_id, *params],
+    )

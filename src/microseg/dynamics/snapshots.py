@@ -1,0 +1,92 @@
+"""Snapshot dates and input fingerprints.
+
+A *snapshot* is one pipeline run as of a date: summary, values, profile and every segment layer,
+computed from the events up to the end of that day only (every feature query filters on
+``events_until``), so a snapshot of a past date is what the pipeline would have said that day.
+
+Backfilling runs a series of dates in order, oldest first, so that each run's segment ids are
+matched with the run before it. A snapshot is recomputed only when its inputs changed: the
+*fingerprint* digests the events up to the date (their number and an order-free hash of their
+ids: imports only ever add events, never change one), the customers and products tables, and
+the settings that shape the results. Events after the date do not enter it, so importing new
+events leaves the fingerprints of earlier snapshots, and the snapshots, as they are.
+"""
+
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+
+from microseg.config import ProjectConfig
+from microseg.engine.duckdb import DuckDBWarehouse
+
+EVERY = ("month", "week")
+
+
+def snapshot_dates(start: dt.date, end: dt.date, every: str = "month") -> list[dt.date]:
+    """The snapshot dates from ``start`` to ``end`` (both included when they are snapshot dates).
+
+    ``month``: the last day of every month from ``start``'s month on, up to ``end``;
+    ``week``: ``end`` and every 7 days before it, back to ``start``.
+
+    >>> snapshot_dates(dt.date(2025, 1, 15), dt.date(2025, 4, 30))
+    [datetime.date(2025, 1, 31), datetime.date(2025, 2, 28), datetime.date(2025, 3, 31), datetime.date(2025, 4, 30)]
+    >>> snapshot_dates(dt.date(2025, 3, 1), dt.date(2025, 3, 31), "week")
+    [datetime.date(2025, 3, 3), datetime.date(2025, 3, 10), datetime.date(2025, 3, 17), datetime.date(2025, 3, 24), datetime.date(2025, 3, 31)]
+    """
+    if every not in EVERY:
+        raise ValueError(f"every must be one of {', '.join(EVERY)}, got {every!r}")
+    if end < start:
+        raise ValueError(f"the end date {end} is before the start date {start}")
+    dates: list[dt.date] = []
+    if every == "week":
+        day = end
+        while day >= start:
+            dates.append(day)
+            day -= dt.timedelta(days=7)
+        return sorted(dates)
+    year, month = start.year, start.month
+    while True:
+        day = dt.date(year, month, calendar.monthrange(year, month)[1])
+        if day > end:
+            break
+        if day >= start:
+            dates.append(day)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return dates
+
+
+def settings_digest(config: ProjectConfig) -> str:
+    """A digest of the settings that change a snapshot's results."""
+    relevant = {
+        "clv": dataclasses.asdict(config.clv),
+        "segments": dataclasses.asdict(config.segments),
+        "backend": config.backend,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def fingerprint(wh: DuckDBWarehouse, as_of: dt.date, config: ProjectConfig) -> tuple[str, int]:
+    """(fingerprint, number of events) of the inputs of the snapshot of ``as_of``."""
+    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    events, event_hash = wh.fetch(
+        "SELECT count(*), coalesce(bit_xor(hash(event_id)), 0) FROM events WHERE ts < ?", [cutoff]
+    )[0]
+    # customers and products the snapshot can see: later sign-ups and products first sold later
+    # do not make an old snapshot stale
+    seen = "SELECT DISTINCT {column} FROM events WHERE ts < ? AND {column} IS NOT NULL"
+    customers = wh.fetch(
+        "SELECT count(*), coalesce(bit_xor(hash(c)), 0) FROM customers c WHERE c.signup_date IS NULL "
+        f"OR c.signup_date <= ? OR c.customer_id IN ({seen.format(column='customer_id')})",
+        [as_of, cutoff],
+    )[0]
+    products = wh.fetch(
+        "SELECT count(*), coalesce(bit_xor(hash(p)), 0), string_agg(DISTINCT category ORDER BY category) "
+        f"FROM products p WHERE p.product_id IN ({seen.format(column='product_id')})",
+        [cutoff],
+    )[0]
+    parts = [str(events), str(event_hash), *map(str, customers), *map(str, products), settings_digest(config)]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32], int(events)
