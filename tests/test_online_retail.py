@@ -170,3 +170,58 @@ def test_segmentation_adds_up(retail_project):
     assert stages.get("prospect", 0) == (summary.orders == 0).sum()
     behaviour = segments[segments.kind == "behaviour"]
     assert behaviour.revenue_share.sum() == pytest.approx(1.0)
+
+
+RETAIL_MONTHS = [
+    pd.Timestamp(y, m, 1) + pd.offsets.MonthEnd(0)
+    for y, m in [(2010, 12)] + [(2011, m) for m in range(1, 12)]
+]
+
+
+@pytest.fixture(scope="module")
+def retail_history(retail_project):
+    """Twelve monthly snapshots, 31 December 2010 to 30 November 2011."""
+    project, _, _ = retail_project
+    result = project.backfill(RETAIL_MONTHS[0].date(), RETAIL_MONTHS[-1].date(), every="month")
+    return project, result
+
+
+def test_twelve_monthly_snapshots_of_online_retail(retail_history):
+    project, result = retail_history
+    dates = [d.date() for d in RETAIL_MONTHS]
+    assert [run.as_of for run in result.runs] == dates and result.computed == dates
+    events = project.warehouse.fetch_df(
+        "SELECT customer_id, min(ts) AS first FROM events WHERE customer_id IS NOT NULL GROUP BY ALL"
+    )
+    for date in dates:
+        stages = project.memberships("lifecycle", date)
+        # each snapshot holds the customers seen by its date, every one once
+        seen = (events["first"] < pd.Timestamp(date) + pd.Timedelta(days=1)).sum()
+        assert len(stages) == seen and stages.customer_id.is_unique, date
+
+
+@pytest.mark.parametrize("kind", ["lifecycle", "clv_tier", "rfm_tier", "behaviour"])
+def test_online_retail_migration_rows_sum_to_source_sizes(retail_history, kind):
+    project, _ = retail_history
+    dates = [d.date() for d in RETAIL_MONTHS]
+    for start, end in zip(dates[:-1], dates[1:], strict=True):
+        matrix = project.transition_matrix(kind, start, end)
+        sizes = project.memberships(kind, start)["segment_id"].value_counts()
+        new = len(
+            set(project.memberships(kind, end).customer_id)
+            - set(project.memberships(kind, start).customer_id)
+        )
+        if new:
+            sizes["(new)"] = new
+        assert matrix.sum(axis=1).to_dict() == sizes.to_dict(), (kind, start)
+        # columns sum to the sizes at the end (nobody disappears from a later snapshot)
+        ends = project.memberships(kind, end)["segment_id"].value_counts()
+        assert matrix.sum(axis=0).to_dict() == ends.to_dict(), (kind, end)
+
+
+def test_online_retail_forecast_backtest(retail_history):
+    project, _ = retail_history
+    errors = project.forecast_backtest()
+    assert len(errors) >= 9
+    print(errors.to_string())
+    assert errors["mae_model"].mean() < errors["mae_naive"].mean()

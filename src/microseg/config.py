@@ -114,6 +114,12 @@ DYNAMICS_SETTINGS: tuple[Setting, ...] = (
     _s("alert_min_moved", int, 10, "Fewest customers making a transition for it to alert."),
     _s("alert_min_history", int, 3, "Periods of history a transition needs before it can alert."),
     _s("forecast_smoothing", float, 0.5, "Pseudo-count added to every transition of the Markov forecast."),
+    _s(
+        "forecast_window",
+        int,
+        3,
+        "Periods the Markov forecast learns from, the latest ones (0: all stored periods).",
+    ),
     _s("report_periods", int, 6, "Periods shown in the report's migration Sankey."),
 )
 
@@ -300,6 +306,7 @@ class DynamicsConfig:
     alert_min_moved: int = 10
     alert_min_history: int = 3
     forecast_smoothing: float = 0.5
+    forecast_window: int = 3
     report_periods: int = 6
 
 
@@ -647,9 +654,13 @@ def _parse_dynamics(data: Any, file: str | None) -> DynamicsConfig:
         raise ConfigError("must be 1 or more", key="dynamics.alert_min_ratio", file=file)
     if v["forecast_smoothing"] < 0:
         raise ConfigError("must be 0 or more", key="dynamics.forecast_smoothing", file=file)
-    for name in ("alert_min_moved", "alert_min_history", "report_periods"):
+    for name in ("alert_min_moved", "report_periods"):
         if v[name] < 1:
             raise ConfigError("must be 1 or more", key=f"dynamics.{name}", file=file)
+    if v["alert_min_history"] < 2:  # one period leaves no degree of freedom for the dispersion
+        raise ConfigError("must be 2 or more", key="dynamics.alert_min_history", file=file)
+    if v["forecast_window"] < 0:
+        raise ConfigError("must be 0 or more", key="dynamics.forecast_window", file=file)
     return DynamicsConfig(**v)
 
 

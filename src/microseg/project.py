@@ -133,10 +133,13 @@ class Project:
         fmt: str = "parquet",
         force: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        as_of: dt.date | None = None,
+        years: float = 3.0,
         shock: Shock | None = None,
     ) -> Project:
-        """Create a project with generated demo data (see ``microseg.demo``) configured as sources;
-        ``shock`` plants a cohort of frequent buyers who stop buying on a date."""
+        """Create a project with generated demo data (see ``microseg.demo``) configured as sources:
+        ``years`` of history up to ``as_of`` (default 31 December 2025); ``shock`` plants a cohort
+        of frequent buyers who stop buying on a date."""
         from microseg.demo import generate_demo
 
         root = Path(path).resolve()
@@ -145,7 +148,16 @@ class Project:
         if force:
             for stale in (root / "warehouse.duckdb", root / "warehouse.duckdb.wal"):
                 stale.unlink(missing_ok=True)
-        manifest = generate_demo(root / "data", customers, seed=seed, fmt=fmt, progress=progress, shock=shock)
+        manifest = generate_demo(
+            root / "data",
+            customers,
+            seed=seed,
+            fmt=fmt,
+            progress=progress,
+            shock=shock,
+            years=years,
+            **({"as_of": as_of} if as_of else {}),
+        )
         lines = [
             "# microseg demo project: generated data with planted truth (data/truth.*)",
             "[project]",
@@ -544,7 +556,9 @@ class Project:
         if states["as_of"].nunique() < 2:
             raise MicrosegError("a forecast needs at least two snapshots; run `microseg backfill` first")
         model = MarkovForecaster(
-            smoothing=self.config.dynamics.forecast_smoothing, condition_on_group=group_kind is not None
+            smoothing=self.config.dynamics.forecast_smoothing,
+            condition_on_group=group_kind is not None,
+            window=self.config.dynamics.forecast_window,
         ).fit(states)
         latest = states[states["as_of"] == states["as_of"].max()]
         return model, states, latest
@@ -580,6 +594,7 @@ class Project:
             states,
             smoothing=self.config.dynamics.forecast_smoothing,
             condition_on_group=group_kind is not None,
+            window=self.config.dynamics.forecast_window,
         )
 
     def alerts(

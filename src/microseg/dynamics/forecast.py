@@ -105,12 +105,20 @@ class MarkovForecaster(Estimator):
         "smoothing": Interval(0, None),
         "condition_on_group": Options((True, False)),
         "min_group_size": Interval(0, None, integer=True),
+        "window": Interval(0, None, integer=True),
     }
 
-    def __init__(self, smoothing: float = 0.5, condition_on_group: bool = False, min_group_size: int = 50):
+    def __init__(
+        self,
+        smoothing: float = 0.5,
+        condition_on_group: bool = False,
+        min_group_size: int = 50,
+        window: int = 0,
+    ):
         self.smoothing = smoothing
         self.condition_on_group = condition_on_group
         self.min_group_size = min_group_size
+        self.window = window
 
     # -- learning ----------------------------------------------------------------------------
 
@@ -127,7 +135,8 @@ class MarkovForecaster(Estimator):
                 f"MarkovForecaster.fit needs snapshots on at least 2 dates (one period), "
                 f"got {n_dates}: {seen}"
             )
-        source, target = panel.state[:-1], panel.state[1:]
+        first = max(0, n_dates - 1 - self.window) if self.window else 0  # learn from the last periods
+        source, target = panel.state[first:-1], panel.state[first + 1 :]
         present = source >= 0
         left = present & (target < 0)
         states = list(panel.states) + ([GONE] if left.any() else [])
@@ -138,12 +147,12 @@ class MarkovForecaster(Estimator):
         pooled = _smoothed(counts, self.smoothing)
 
         arrived = (source < 0) & (target >= 0)
-        periods = n_dates - 1
+        periods = n_dates - 1 - first
         inflow = np.bincount(target[arrived], minlength=k) / periods
 
         group_matrices = np.empty((0, k, k))
         if self.condition_on_group:
-            group = panel.group[:-1][present]
+            group = panel.group[first:-1][present]
             known = group >= 0
             n_groups = len(panel.groups)
             key = (group[known] * k + moved_from[known]) * k + moved_to[known]
@@ -161,7 +170,7 @@ class MarkovForecaster(Estimator):
         }
         self.inflow_ = pd.Series(inflow, index=pd.Index(states, name="state"), name="inflow")
         self.periods_ = periods
-        self.snapshot_dates_ = panel.dates
+        self.snapshot_dates_ = panel.dates[first:]
         # the matrices to predict with: one per group, then the pooled one (also for "no group")
         self._groups = pd.Index(panel.groups if self.condition_on_group else [])
         self._matrices = np.concatenate([group_matrices, pooled[None, :, :]])

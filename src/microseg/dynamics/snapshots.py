@@ -78,9 +78,11 @@ def fingerprint(wh: DuckDBWarehouse, as_of: dt.date, config: ProjectConfig) -> t
     # customers and products the snapshot can see: later sign-ups and products first sold later
     # do not make an old snapshot stale
     seen = "SELECT DISTINCT {column} FROM events WHERE ts < ? AND {column} IS NOT NULL"
+    # (as the summary: signed up by then, seen by then, or undated and never seen)
     customers = wh.fetch(
-        "SELECT count(*), coalesce(bit_xor(hash(c)), 0) FROM customers c WHERE c.signup_date IS NULL "
-        f"OR c.signup_date <= ? OR c.customer_id IN ({seen.format(column='customer_id')})",
+        "SELECT count(*), coalesce(bit_xor(hash(c)), 0) FROM customers c WHERE c.signup_date <= ? "
+        f"OR c.customer_id IN ({seen.format(column='customer_id')}) OR (c.signup_date IS NULL AND "
+        "c.customer_id NOT IN (SELECT customer_id FROM events WHERE customer_id IS NOT NULL))",
         [as_of, cutoff],
     )[0]
     products = wh.fetch(

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import ibis
 import ibis.expr.types as ir
 
-from microseg.features.summary import distinct_count, events_until
+from microseg.features.summary import distinct_count, events_until, known_without_events
 from microseg.schema import PROFILE_FEATURES
 
 #: Days of the recent-activity windows.
@@ -203,9 +203,9 @@ def customer_profile(
     page_flags: Mapping[str, str] | None = None,
 ) -> ir.Table:
     """One row per customer known on ``as_of`` (see ``profile_columns``)."""
-    known = customers.filter(customers.signup_date.isnull() | (customers.signup_date <= as_of))
     active = behaviour(events, as_of, reactivation_gap_days, page_flags)
-    ids = known.select("customer_id").union(active.select("customer_id")).distinct()
+    known = known_without_events(customers, events, as_of)
+    ids = known.union(active.select("customer_id")).distinct()
     traits = customers.select(
         "customer_id", "gender", "birth_year", "region", "country", "acquisition_channel", "signup_date"
     )

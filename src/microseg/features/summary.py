@@ -35,8 +35,10 @@ def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | Non
     """One row per customer with activity totals as of ``as_of`` (see ``schema.CUSTOMER_SUMMARY``).
 
     An order is an ``order_id``; purchase lines without one are orders of their own. With the
-    ``customers`` table, customers without events yet (signed up on or before ``as_of``, or
-    with no signup date) are included with zero totals.
+    ``customers`` table, customers without events yet are included with zero totals when they
+    signed up on or before ``as_of``, or have no signup date and no event at any time (nothing
+    says when they became known). A customer without a signup date whose first event comes after
+    ``as_of`` is not known yet and is left out.
 
     >>> import ibis, datetime as dt
     >>> from microseg.schema import EVENTS
@@ -116,16 +118,27 @@ def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | Non
         "app_events",
     )
     if customers is not None:
-        summary = _with_customers_without_events(summary, customers, as_of)
+        summary = _with_customers_without_events(summary, customers, events, as_of)
     return summary.mutate(
         as_of=ibis.literal(as_of, type="date"),
         net_revenue=(summary.revenue + summary.returned).cast(_MONEY),
     )
 
 
-def _with_customers_without_events(summary: ir.Table, customers: ir.Table, as_of: dt.date) -> ir.Table:
-    known = customers.filter(customers.signup_date.isnull() | (customers.signup_date <= as_of))
-    silent = known.select("customer_id").anti_join(summary, "customer_id")
+def known_without_events(customers: ir.Table, events: ir.Table, as_of: dt.date) -> ir.Table:
+    """``customer_id`` of the customers known on ``as_of`` from the customers table alone: signed
+    up by then, or with no signup date and no event ever (customers with events are known from
+    their first event on)."""
+    signed_up = customers.filter(customers.signup_date <= as_of).select("customer_id")
+    undated = customers.filter(customers.signup_date.isnull()).select("customer_id")
+    ever_active = events.filter(events.customer_id.notnull()).select("customer_id").distinct()
+    return signed_up.union(undated.anti_join(ever_active, "customer_id"))
+
+
+def _with_customers_without_events(
+    summary: ir.Table, customers: ir.Table, events: ir.Table, as_of: dt.date
+) -> ir.Table:
+    silent = known_without_events(customers, events, as_of).anti_join(summary, "customer_id")
     zero = ibis.literal(0, type=_MONEY)
     fill = {
         name: (
