@@ -1,0 +1,139 @@
+"""The dynamics commands end to end: backfill, migration, journeys, forecast, alerts and report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from microseg.cli import main, state
+from microseg.project import Project
+
+START, END = dt.date(2025, 5, 1), dt.date(2025, 12, 31)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report") / "demo"
+    Project.create_demo(root, customers=1_500, seed=5)
+    project = Project(root)
+    project.import_sources()
+    yield project
+    project.close()
+
+
+def cli(project: Project, capsys, *args: str) -> str:
+    state.debug = False
+    code = main(["--project", str(project.root), *args])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    return out.out
+
+
+@pytest.fixture(scope="module")
+def backfilled(project):
+    state.debug = False
+    assert main(["--project", str(project.root), "backfill", "--from", str(START), "--to", str(END)]) == 0
+    return project
+
+
+def test_cli_backfill_and_snapshots(backfilled, capsys):
+    out = cli(backfilled, capsys, "backfill", "--from", str(START), "--to", str(END))
+    assert "8 snapshots (2025-05-31 to 2025-12-31): 0 computed, 8 up to date" in out
+    out = cli(backfilled, capsys, "snapshots")
+    assert out.count("2025-") >= 8 and "2025-08-31" in out
+
+
+def test_cli_migration_matrix_matches_the_api(backfilled, capsys):
+    out = cli(backfilled, capsys, "migration", "--from", "2025-11-30", "--to", "2025-12-31")
+    matrix = backfilled.transition_matrix("lifecycle", dt.date(2025, 11, 30), dt.date(2025, 12, 31))
+    row = next(line for line in out.splitlines() if re.search(r"\bactive\b", line) and "│" in line)
+    cells = [c.strip().replace(",", "") for c in row.split("│") if c.strip()]
+    assert cells[0] == "active"
+    assert [int(c) for c in cells[1:]] == [int(v) for v in matrix.loc["active"]]
+    out = cli(backfilled, capsys, "migration", "--value", "rate")
+    assert "%" in out
+
+
+def test_cli_journey_members_and_paths(backfilled, capsys):
+    members = backfilled.memberships("lifecycle", dt.date(2025, 9, 30))
+    customer = members.loc[members.segment_id == "at_risk", "customer_id"].iloc[0]
+    out = cli(backfilled, capsys, "journey", customer, "--kind", "lifecycle")
+    assert customer in out and "at_risk" in out
+    out = cli(
+        backfilled, capsys, "members", "at_risk", "--on", "2025-10-15", "--kind", "lifecycle", "--limit", "0"
+    )
+    expected = (members.segment_id == "at_risk").sum()
+    assert f"{expected:,} customers were in at_risk on 2025-10-15" in out
+    out = cli(backfilled, capsys, "paths", "--top", "3")
+    assert "->" in out or "active" in out
+
+
+def test_cli_forecast_and_alerts(backfilled, capsys):
+    out = cli(backfilled, capsys, "forecast", "--backtest")
+    assert "Most CLV at stake" in out and "Backtest" in out and "same as last period" in out
+    out = cli(backfilled, capsys, "alerts")
+    assert "No alerts" in out or "Alert" in out
+
+
+def test_forecast_sizes_keep_the_customers(backfilled):
+    sizes = backfilled.forecast()
+    latest = backfilled.memberships("lifecycle", END)
+    assert sizes["current"].sum() == len(latest)
+    # every current customer is somewhere next period ("(gone)" included), plus the new arrivals
+    model, _, _ = backfilled._forecaster("lifecycle", "clv_tier")
+    assert sizes["forecast"].sum() == pytest.approx(len(latest) + model.inflow_.sum())
+    assert model.periods_ == backfilled.config.dynamics.forecast_window
+    risky = backfilled.at_risk()
+    assert (risky["p_move"].between(0, 1)).all()
+    assert risky["clv_at_stake"].dropna().is_monotonic_decreasing
+
+
+def test_project_report_file(backfilled, tmp_path, capsys):
+    out = cli(backfilled, capsys, "report", "--out", str(tmp_path / "r.html"))
+    assert "Wrote" in out
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    for heading in ("Stage sizes over time", "Migration between stages", "Transition matrix", "Personas"):
+        assert heading in html
+    assert "Alerts" in html and "Forecast for next period" in html
+    # one file: no script, style sheet or image is loaded from anywhere
+    assert re.search(r"<script[^>]*\bsrc=", html) is None
+    assert re.search(r"<(link|img)\b", html) is None
+    default = backfilled.report()
+    assert default == backfilled.root / "reports" / "report-2025-12-31.html" and default.exists()
+
+
+@pytest.mark.browser
+def test_project_report_opens_offline_in_chromium(backfilled, chromium, tmp_path):
+    path = backfilled.report(tmp_path / "report.html")
+    url = path.as_uri()
+    outside, errors = [], []
+
+    def only_the_file(route):
+        if route.request.url == url or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.route("**/*", only_the_file)
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(url)
+        page.wait_for_function(
+            "() => { const plots = document.querySelectorAll('.plotly-graph-div');"
+            " return plots.length === 3 && [...plots].every(p => p.querySelector('.main-svg')); }"
+        )
+        labels = [t.text_content() for t in page.locator("#microseg-migration .node-label").all()]
+        assert any(label.startswith("active · 2025-12-31") for label in labels)
+        assert page.locator(".card h3").count() == len(backfilled.segments("behaviour", END))
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+    finally:
+        context.close()
+    assert outside == [] and errors == []
+    assert shot.stat().st_size > 50_000
