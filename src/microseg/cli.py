@@ -340,6 +340,8 @@ def quarantine(
 
 def _table(title: str, frame, formats: dict[str, str] | None = None, left: tuple[str, ...] = ()) -> Table:
     """A Rich table of a frame; ``formats`` maps columns to format specs (e.g. ``",.2f"``)."""
+    import pandas as pd
+
     formats = formats or {}
     table = Table(title=title)
     for col in frame.columns:
@@ -347,8 +349,10 @@ def _table(title: str, frame, formats: dict[str, str] | None = None, left: tuple
     for row in frame.itertuples(index=False):
         cells = []
         for col, value in zip(frame.columns, row, strict=True):
-            if value is None or (isinstance(value, float) and value != value):
-                cells.append("")
+            if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+                cells.append("")  # missing, or an open end (still in the segment)
+            elif isinstance(value, dt.datetime) and value == dt.datetime.combine(value.date(), dt.time()):
+                cells.append(value.date().isoformat())  # snapshot dates come back as midnight timestamps
             elif col in formats:
                 cells.append(format(value, formats[col]))
             elif isinstance(value, float):
