@@ -169,6 +169,7 @@ def test_win_back_wave_fires_its_alert_and_no_other(win_back):
     everyone = alerts[alerts["group"] == "all"]
     assert set(zip(everyone.source, everyone.target, strict=True)) == {("churned", "reactivated")}
     row = everyone.iloc[0]
+    print(f"Alert {row.as_of}: {row.message}\n  test: {row.test}")
     assert row.moved >= len(cohort) and row.p_adjusted < project.config.dynamics.alert_alpha
     assert "z-test" in row.test and "Holm" in row.test
     # the periods before the wave are quiet
