@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from microseg.dynamics.history import rebuild_history
+from microseg.dynamics.history import rebuild_history, update_history
 from microseg.dynamics.snapshots import snapshot_dates
 from microseg.errors import MicrosegError
 from microseg.project import Project
@@ -100,6 +100,10 @@ def test_history_intervals_agree_with_every_snapshot(history):
     rebuild_history(wh)
     rebuilt = wh.fetch_df("SELECT * FROM segment_history ORDER BY ALL")
     pd.testing.assert_frame_equal(appended, rebuilt)
+    # the latest snapshot computed again takes back what it wrote and appends it anew
+    assert update_history(wh, END, recomputed=True) == "appended"
+    pd.testing.assert_frame_equal(wh.fetch_df("SELECT * FROM segment_history ORDER BY ALL"), rebuilt)
+    assert update_history(wh, dates[-2], recomputed=True) == "rebuilt"
 
 
 def test_customer_history_and_journey(history):

@@ -8,7 +8,8 @@ a segment on a date D when ``valid_from <= D < valid_to``: membership between tw
 that of the earlier one.
 
 A new snapshot later than every earlier one updates the history in place (stays that ended are
-closed, new stays opened); a snapshot inserted between others, or computed again, rebuilds it.
+closed, new stays opened), and so does the latest snapshot computed again (what it wrote is taken
+back first); a snapshot inserted between others, or an earlier one computed again, rebuilds it.
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ def update_history(wh: DuckDBWarehouse, as_of: dt.date, *, recomputed: bool = Fa
     latest_before = wh.fetch(f"SELECT max(as_of) FROM {MEMBERS} WHERE as_of < ?", [as_of])[0][0]
     later = wh.fetch(f"SELECT count(*) FROM {MEMBERS} WHERE as_of > ?", [as_of])[0][0]
     covered = wh.fetch(f"SELECT greatest(max(valid_from), max(valid_to)) FROM {HISTORY}")[0][0]
-    if recomputed or later or covered != latest_before:
+    if later or (covered != latest_before and not (recomputed and covered == as_of)):
         rebuild_history(wh)
         return "rebuilt"
     with wh.transaction():
+        if recomputed and covered == as_of:
+            # the latest snapshot computed again: take back what it wrote, then append it anew
+            wh.sql(f"DELETE FROM {HISTORY} WHERE valid_from = ?", [as_of])
+            wh.sql(f"UPDATE {HISTORY} SET valid_to = NULL WHERE valid_to = ?", [as_of])
         # stays that did not continue into this snapshot end here
         wh.sql(
             f"UPDATE {HISTORY} h SET valid_to = ? WHERE h.valid_to IS NULL AND NOT EXISTS ("
