@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from microseg.cli import main, state
+from microseg.project import Project
 
 EVENTS_CSV = (
     "order,customer,when,sku,qty,price\n"
@@ -97,3 +98,17 @@ def test_init_refuses_to_overwrite(project_dir, capsys):
 def test_usage_errors_exit_2(capsys):
     code, _, err = run_cli(["frobnicate"], capsys)
     assert code == 2 and "No such command" in err
+
+
+def test_demo_runs_snapshots_and_writes_the_report(tmp_path, capsys):
+    code, out, err = run_cli(["demo", str(tmp_path / "demo"), "--customers", "1000", "--months", "3"], capsys)
+    assert code == 0, err
+    assert "3 monthly snapshots (2025-10-31 to 2025-12-31)" in out
+    report = tmp_path / "demo" / "reports" / "report-2025-12-31.html"
+    assert f"Migration report: {report}" in out.replace("\n", "") and report.exists()
+    with Project(tmp_path / "demo") as project:
+        assert [d.isoformat() for d in project.snapshots()["as_of"].dt.date] == [
+            "2025-10-31",
+            "2025-11-30",
+            "2025-12-31",
+        ]

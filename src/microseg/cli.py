@@ -182,8 +182,12 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     fmt: Annotated[str, typer.Option("--format", help="parquet, csv or jsonl.")] = "parquet",
     force: Annotated[bool, typer.Option(help="Replace an existing demo project.")] = False,
+    months: Annotated[
+        int, typer.Option(help="Monthly snapshots up to the analysis date, for the report (0: none).")
+    ] = 6,
 ) -> None:
-    """Generate demo data, import it and run the pipeline."""
+    """Generate demo data, import it, run the pipeline, and snapshot the last months for the
+    migration report."""
     started = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("generating demo data", total=customers)
@@ -200,10 +204,32 @@ def demo(
         _run_imports(project, None)
         _run_pipeline(project, None)
         summary = project.customer_summary()
+        report = _demo_history(project, months) if months > 0 else None
     console.print(
         f"Demo finished in {time.perf_counter() - started:.1f} s: {len(summary):,} customers with "
         f"{int(summary['orders'].sum()):,} orders. Project: {project.root}"
     )
+    if report is not None:
+        console.print(f"Migration report: {report}")
+
+
+def _demo_history(project: Project, months: int) -> Path:
+    """Snapshots of the last ``months`` month ends up to the analysis date, and the report."""
+    end = project.analysis_date()
+    month = end.year * 12 + end.month - 1 - (months - 1)
+    start = dt.date(month // 12, month % 12 + 1, 1)
+    with _progress() as progress:
+        task = progress.add_task("snapshots", total=months)
+
+        def on_snapshot(date: dt.date, i: int, n: int) -> None:
+            progress.update(task, description=f"snapshot {date}", completed=i, total=n)
+
+        result = project.backfill(start, end, every="month", on_snapshot=on_snapshot)
+    console.print(
+        f"{len(result.runs)} monthly snapshots ({result.runs[0].as_of} to {result.runs[-1].as_of}) "
+        f"in {result.seconds:.1f} s"
+    )
+    return project.report() if len(result.runs) >= 2 else None
 
 
 @app.command()
