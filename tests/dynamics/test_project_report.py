@@ -129,7 +129,10 @@ def test_project_report_opens_offline_in_chromium(backfilled, chromium, tmp_path
             " return plots.length === 3 && [...plots].every(p => p.querySelector('.main-svg')); }"
         )
         labels = [t.text_content() for t in page.locator("#microseg-migration .node-label").all()]
-        assert any(label.startswith("active · 2025-12-31") for label in labels)
+        shown = backfilled.config.dynamics.report_periods + 1  # snapshots of the last periods
+        assert labels.count("active") == shown  # one node per snapshot
+        columns = page.locator("#microseg-migration .annotation-text").all_text_contents()
+        assert columns[-1] == "2025-12-31" and len(columns) == shown
         assert page.locator(".card h3").count() == len(backfilled.segments("behaviour", END))
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)

@@ -391,8 +391,8 @@ def _sankey_section(flows: pd.DataFrame, colours: _Colours) -> str:
     nodes = sorted(values, key=lambda node: (dates.index(node[0]), colours.rank(node[1])))
     index = {node: i for i, node in enumerate(nodes)}
 
-    height, margin, pad = 460, 20, 14
-    xs, ys = _sankey_positions(nodes, values, dates, (pad / (height - 2 * margin)))
+    height, margin, top, pad = 460, 20, 36, 14
+    xs, ys = _sankey_positions(nodes, values, dates, (pad / (height - margin - top)))
     link_share = [
         100 * n / outflow[(row.from_date, row.source)]
         for row, n in zip(frame.itertuples(), frame["customers"], strict=True)
@@ -402,29 +402,49 @@ def _sankey_section(flows: pd.DataFrame, colours: _Colours) -> str:
             arrangement="snap",
             valueformat=",.0f",
             node={
-                "label": [f"{_plot_text(stage)} · {day}" for day, stage in nodes],
+                # the stage on the node, its date above the column (long labels would collide)
+                "label": [_plot_text(stage) for _, stage in nodes],
+                "customdata": [f"{_plot_text(stage)} · {day}" for day, stage in nodes],
                 "color": [colours(stage) for _, stage in nodes],
                 "x": xs,
                 "y": ys,
                 "pad": pad,
                 "thickness": 16,
                 "line": {"width": 0},
-                "hovertemplate": "%{label}<br>%{value:,.0f} customers<extra></extra>",
+                "hovertemplate": "%{customdata}<br>%{value:,.0f} customers<extra></extra>",
             },
             link={
                 "source": [index[(r.from_date, r.source)] for r in frame.itertuples()],
                 "target": [index[(r.to_date, r.target)] for r in frame.itertuples()],
                 "value": frame["customers"].tolist(),
                 "color": [_rgba(colours(s), 0.35) for s in frame["source"]],
-                "customdata": [round(s, 2) for s in link_share],
-                "hovertemplate": "%{source.label} → %{target.label}<br>%{value:,.0f} customers "
-                "(%{customdata:.1f}% of the source stage)<extra></extra>",
+                "customdata": [
+                    [round(share, 2), r.from_date, r.to_date]
+                    for share, r in zip(link_share, frame.itertuples(), strict=True)
+                ],
+                "hovertemplate": "%{source.label} (%{customdata[1]}) → %{target.label} "
+                "(%{customdata[2]})<br>%{value:,.0f} customers "
+                "(%{customdata[0]:.1f}% of the source stage)<extra></extra>",
             },
         )
     )
-    fig.update_layout(margin={"l": margin, "r": margin, "t": margin, "b": margin})
+    last = max(len(dates) - 1, 1)
+    for i, day in enumerate(dates):
+        anchor = "left" if i == 0 else "right" if i == len(dates) - 1 else "center"
+        fig.add_annotation(
+            text=f"<b>{day}</b>",
+            x=i / last,
+            y=1,
+            xref="paper",
+            yref="paper",
+            xanchor=anchor,
+            yanchor="bottom",
+            showarrow=False,
+            font={"size": 12},
+        )
+    fig.update_layout(margin={"l": margin, "r": margin, "t": top, "b": margin})
     intro = (
-        "<p>Each column is one snapshot; a band shows the customers who moved from one stage to "
+        "<p>Each column is one snapshot (its date on top); a band shows the customers who moved from one stage to "
         "another (or stayed) between two snapshots. Hover a band for its count.</p>"
     )
     return intro + _figure_html(fig, "microseg-migration", height)
