@@ -497,6 +497,8 @@ class Project:
     def _pair(self, kind: str, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
         """The two snapshots compared: by default the last two."""
         dates = migration.snapshot_dates(self.warehouse, kind)
+        if not dates:
+            self._check_layers(kind)
         if end is None:
             end = dates[-1] if dates else None
         if start is None:
@@ -507,6 +509,15 @@ class Project:
                 "migration needs two snapshots; run `microseg backfill` (or `microseg run` on two dates)"
             )
         return start, end
+
+    def _check_layers(self, *kinds: str | None) -> None:
+        """A clear error for a misspelt layer (once anything is segmented)."""
+        if not self.warehouse.count("segment_memberships"):
+            return
+        for kind in kinds:
+            if kind is not None:
+                query = "SELECT DISTINCT kind FROM segment_memberships"
+                migration.check_name(self.warehouse, "segment layer", kind, query)
 
     def transitions(
         self, kind: str = "lifecycle", start: dt.date | None = None, end: dt.date | None = None
@@ -539,7 +550,13 @@ class Project:
 
     def members_on(self, segment_id: str, on: dt.date, kind: str | None = None) -> pd.DataFrame:
         """Who was in a segment on a date (by the latest snapshot on or before it)."""
-        return members_on(self.warehouse, segment_id, on, kind)
+        frame = members_on(self.warehouse, segment_id, on, kind)
+        if frame.empty:  # an unknown segment is an error, not an empty audience
+            where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
+            what = f"{kind} segment" if kind else "segment"
+            query = f"SELECT DISTINCT segment_id FROM segment_history {where}"
+            migration.check_name(self.warehouse, what, segment_id, query, params)
+        return frame
 
     def customer_history(self, customer_id: str, kind: str | None = None) -> pd.DataFrame:
         """When a customer entered and left each segment."""
@@ -552,6 +569,7 @@ class Project:
     def _forecaster(self, kind: str, group_kind: str | None):
         from microseg.dynamics.forecast import MarkovForecaster
 
+        self._check_layers(kind, group_kind)
         states = migration.states_over_time(self.warehouse, kind, group_kind)
         if states["as_of"].nunique() < 2:
             raise MicrosegError("a forecast needs at least two snapshots; run `microseg backfill` first")
@@ -589,6 +607,7 @@ class Project:
         """One-period-ahead errors of the forecast on past snapshots, against "same as last period"."""
         from microseg.dynamics.forecast import backtest
 
+        self._check_layers(kind, group_kind)
         states = migration.states_over_time(self.warehouse, kind, group_kind)
         return backtest(
             states,
@@ -604,6 +623,7 @@ class Project:
         significantly from the earlier periods, overall and within each ``group_kind`` segment."""
         from microseg.dynamics.alerts import transition_alerts
 
+        self._check_layers(kind, group_kind)
         counts = migration.period_counts(self.warehouse, kind, group_kind)
         if counts.empty:
             raise MicrosegError("alerts need at least two snapshots; run `microseg backfill` first")

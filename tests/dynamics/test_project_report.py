@@ -140,3 +140,27 @@ def test_project_report_opens_offline_in_chromium(backfilled, chromium, tmp_path
         context.close()
     assert outside == [] and errors == []
     assert shot.stat().st_size > 50_000
+
+
+def test_misspelt_names_are_errors_with_a_suggestion(backfilled):
+    from microseg.errors import MicrosegError
+
+    with pytest.raises(MicrosegError, match='no segment layer .lifecylce. \\(did you mean "lifecycle"\\?\\)'):
+        backfilled.transition_matrix("lifecylce")
+    with pytest.raises(MicrosegError, match='did you mean "clv_tier"'):
+        backfilled.alerts(group_kind="clv_tire")
+    with pytest.raises(MicrosegError, match='did you mean "lifecycle"'):
+        backfilled.forecast("lifecylce")
+    with pytest.raises(
+        MicrosegError, match="no lifecycle segment 'at_rsk' \\(did you mean \"at_risk\"\\?\\)"
+    ):
+        backfilled.members_on("at_rsk", END, "lifecycle")
+    # a known segment nobody was in on a date is an empty audience, not an error
+    assert backfilled.members_on("at_risk", dt.date(2020, 1, 1), "lifecycle").empty
+
+
+def test_tier_matrices_read_from_the_top(backfilled):
+    matrix = backfilled.transition_matrix("clv_tier")
+    tiers = [c for c in matrix.columns if not c.startswith("(")]
+    assert tiers == [t for t in ("top_1", "top_5", "top_20", "rest", "none") if t in tiers]
+    assert list(matrix.index[-1:]) == ["(new)"] or "(new)" not in matrix.index

@@ -16,6 +16,7 @@ this segment", so a segment's rows are *stayed* (X -> X), *left* (X -> (out)) an
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from collections.abc import Sequence
 
 import pandas as pd
@@ -36,7 +37,18 @@ def snapshot_dates(wh: DuckDBWarehouse, kind: str | None = None) -> list[dt.date
     return [r[0] for r in rows]
 
 
+def check_name(wh: DuckDBWarehouse, what: str, name: str, query: str, params: Sequence = ()) -> None:
+    """Raise a clear error when ``name`` is not among the values ``query`` returns."""
+    known = sorted(str(r[0]) for r in wh.fetch(query, list(params)))
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "") if known else "none yet"
+        raise MicrosegError(f"no {what} {name!r}{hint}; known: {shown}")
+
+
 def _check_dates(wh: DuckDBWarehouse, kind: str, dates: Sequence[dt.date]) -> None:
+    check_name(wh, "segment layer", kind, "SELECT DISTINCT kind FROM segment_memberships")
     known = snapshot_dates(wh, kind)
     for date in dates:
         if date not in known:
@@ -100,17 +112,57 @@ def transition_matrix(
     matrix = frame.pivot_table(index=index, columns="target", values=column, aggfunc="sum", fill_value=0)
     if value == "rate":
         matrix = matrix.div(matrix.sum(axis=1), axis=0)
-    return _ordered(matrix)
+    return _ordered(matrix, kind)
 
 
-def _ordered(matrix: pd.DataFrame) -> pd.DataFrame:
-    """Pseudo-states last, others in lifecycle order when they are stages, else by name."""
+#: Reading order of the segments of the tier layers (best first); other layers sort by name.
+TIER_ORDER = {
+    "rfm_tier": (
+        "champions",
+        "loyal",
+        "potential_loyalist",
+        "new",
+        "promising",
+        "need_attention",
+        "about_to_sleep",
+        "at_risk",
+        "cant_lose_them",
+        "hibernating",
+        "lost",
+    ),
+    "tenure_tier": ("0-3m", "3m-1y", "1y-2y", "2y+"),
+    "engagement_tier": ("high", "medium", "low"),
+}
+
+
+def segment_order(kind: str):
+    """Sort key of a layer's segment ids: lifecycle stages in lifecycle order, CLV tiers from the
+    top (top_1, top_5, top_20, rest), the other tiers best first, else by name; ``none`` and then
+    the pseudo-states ``(new)``, ``(gone)``, ``(out)`` last."""
     from microseg.models.lifecycle import STAGES
+
+    order = STAGES if kind == "lifecycle" else TIER_ORDER.get(kind, ())
 
     def key(name: object) -> tuple:
         name = str(name)
-        return (name.startswith("("), STAGES.index(name) if name in STAGES else len(STAGES), name)
+        if name.startswith("("):
+            return (3, 0, name)
+        if name == "none":
+            return (2, 0, name)
+        if name in order:
+            return (0, order.index(name), name)
+        if kind == "clv_tier" and name.startswith("top_"):
+            try:
+                return (0, float(name[4:]), name)
+            except ValueError:
+                pass
+        return (1, 0, name)
 
+    return key
+
+
+def _ordered(matrix: pd.DataFrame, kind: str) -> pd.DataFrame:
+    key = segment_order(kind)
     columns = sorted(matrix.columns, key=key)
     if isinstance(matrix.index, pd.MultiIndex):
         rows = sorted(matrix.index, key=lambda r: (str(r[0]), key(r[1])))
