@@ -96,6 +96,28 @@ def test_counts_match_an_independent_count_over_consecutive_snapshots():
     np.testing.assert_array_equal(model.counts_.to_numpy(), expected.to_numpy())
 
 
+@pytest.mark.parametrize("window", [1, 2])
+def test_window_learns_from_the_latest_periods_only(window):
+    table = snapshots(4)
+    model = MarkovForecaster(smoothing=0, window=window).fit(table)
+    wide = table.pivot(index="customer_id", columns="as_of", values="state")
+    expected = pd.DataFrame(0, index=model.states_, columns=model.states_)
+    arrivals = pd.Series(0.0, index=model.states_)
+    pairs = list(zip(wide.columns[:-1], wide.columns[1:], strict=True))[-window:]
+    for start, end in pairs:
+        for source, target in zip(wide[start], wide[end], strict=True):
+            if isinstance(source, str):
+                expected.loc[source, target if isinstance(target, str) else GONE] += 1
+            elif isinstance(target, str):
+                arrivals[target] += 1
+    np.testing.assert_array_equal(model.counts_.to_numpy(), expected.to_numpy())
+    np.testing.assert_allclose(model.inflow_.to_numpy(), arrivals.to_numpy() / window)
+    assert model.periods_ == window and list(model.snapshot_dates_) == list(DATES[-window - 1 :])
+    # a window longer than the history is all of it
+    everything = MarkovForecaster(smoothing=0, window=10).fit(table)
+    pd.testing.assert_frame_equal(everything.counts_, MarkovForecaster(smoothing=0).fit(table).counts_)
+
+
 @pytest.mark.parametrize("smoothing", [0.5, 1, 3.0])
 def test_smoothing_adds_pseudo_counts_to_every_cell_of_rows_with_data(smoothing):
     model = MarkovForecaster(smoothing=smoothing).fit(snapshots())

@@ -74,11 +74,13 @@ GONE = "(gone)"
 class MarkovForecaster(Estimator):
     """First-order Markov chain of segment states between consecutive snapshots.
 
-    ``fit(snapshots)`` learns, from every period in ``snapshots`` (columns ``customer_id``,
-    ``as_of``, ``state`` and, with ``condition_on_group``, ``group``):
+    ``fit(snapshots)`` learns, from every period in ``snapshots`` or, with ``window`` > 0, from
+    the latest ``window`` periods only (a business whose mix drifts is better described by its
+    recent months than by all of its history) -- columns ``customer_id``, ``as_of``, ``state``
+    and, with ``condition_on_group``, ``group``:
 
     * ``states_``: the states seen, sorted (``GONE`` last, when a customer disappeared);
-    * ``counts_``: transitions counted over all periods (rows: from, columns: to);
+    * ``counts_``: transitions counted over the periods learned from (rows: from, columns: to);
     * ``transition_matrix_``: the smoothed probabilities; rows sum to 1;
     * ``group_matrices_``: one matrix per group with ``condition_on_group`` (else empty);
     * ``inflow_``: the mean number of new customers per period in each state;
