@@ -164,3 +164,18 @@ def test_tier_matrices_read_from_the_top(backfilled):
     tiers = [c for c in matrix.columns if not c.startswith("(")]
     assert tiers == [t for t in ("top_1", "top_5", "top_20", "rest", "none") if t in tiers]
     assert list(matrix.index[-1:]) == ["(new)"] or "(new)" not in matrix.index
+
+
+def test_weekly_snapshots(tmp_path, capsys):
+    root = tmp_path / "weekly"
+    Project.create_demo(root, customers=800, seed=9)
+    state.debug = False
+    args = ["--project", str(root), "backfill", "--from", "2025-12-01", "--every", "week"]
+    assert main(["--project", str(root), "import"]) == 0
+    assert main(args) == 0
+    assert "5 snapshots (2025-12-03 to 2025-12-31): 5 computed" in capsys.readouterr().out
+    with Project(root) as project:
+        dates = [d.isoformat() for d in project.snapshots()["as_of"].dt.date]
+        assert dates == ["2025-12-03", "2025-12-10", "2025-12-17", "2025-12-24", "2025-12-31"]
+        flows = project.flows()
+        assert flows.groupby("from_date")["customers"].sum().size == 4
