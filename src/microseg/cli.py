@@ -510,6 +510,10 @@ def forecast(
     periods: Annotated[int, typer.Option(help="Periods ahead.")] = 1,
     top: Annotated[int, typer.Option(help="Customers most likely to move to at_risk/churned, by CLV.")] = 10,
     backtest: Annotated[bool, typer.Option(help="Show one-period-ahead errors on past snapshots.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write every customer's next-period probabilities (and CLV) to this CSV file."),
+    ] = None,
 ) -> None:
     """Expected segment sizes next period (Markov model of past transitions) and the customers
     whose move to at_risk or churned puts the most CLV at stake."""
@@ -518,6 +522,10 @@ def forecast(
         sizes = project.forecast(kind, group, periods)
         risky = project.at_risk(kind, group).head(top) if kind == "lifecycle" and top else None
         errors = project.forecast_backtest(kind, group) if backtest else None
+        if out is not None:
+            table = project.next_period(kind, group)
+            table.to_csv(out, index=False)
+            console.print(f"Wrote next-period probabilities of {len(table):,} customers to {out}")
     console.print(
         _table(
             f"{kind} in {periods} period{'s' if periods != 1 else ''}",

@@ -603,6 +603,16 @@ class Project:
         model, _, latest = self._forecaster(kind, group_kind)
         return model.at_risk(latest, to_states=tuple(to_states))
 
+    def next_period(self, kind: str = "lifecycle", group_kind: str | None = "clv_tier") -> pd.DataFrame:
+        """Each customer's probability of being in each segment of ``kind`` next period (one
+        column per segment, ``(gone)`` included), with their current segment, group and CLV."""
+        model, _, latest = self._forecaster(kind, group_kind)
+        proba = model.predict_proba(latest)
+        current = latest.set_index("customer_id")[["state", "group", "clv"]].rename(
+            columns={"state": "segment"}
+        )
+        return current.join(proba).reset_index()
+
     def forecast_backtest(self, kind: str = "lifecycle", group_kind: str | None = "clv_tier") -> pd.DataFrame:
         """One-period-ahead errors of the forecast on past snapshots, against "same as last period"."""
         from microseg.dynamics.forecast import backtest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+import pandas as pd
 import pytest
 
 from microseg.cli import main, state
@@ -179,3 +180,24 @@ def test_weekly_snapshots(tmp_path, capsys):
         assert dates == ["2025-12-03", "2025-12-10", "2025-12-17", "2025-12-24", "2025-12-31"]
         flows = project.flows()
         assert flows.groupby("from_date")["customers"].sum().size == 4
+
+
+def test_next_period_probabilities_per_customer(backfilled, tmp_path, capsys):
+    table = backfilled.next_period()
+    latest = backfilled.memberships("lifecycle", END).set_index("customer_id")["segment_id"]
+    assert len(table) == len(latest)
+    assert (
+        table.set_index("customer_id")["segment"] == latest.reindex(table["customer_id"]).to_numpy()
+    ).all()
+    states = [c for c in table.columns if c not in ("customer_id", "segment", "group", "clv")]
+    assert table[states].sum(axis=1).to_numpy() == pytest.approx(1.0)
+    # each customer's row is the transition row of their stage within their CLV tier
+    model, _, _ = backfilled._forecaster("lifecycle", "clv_tier")
+    for _, row in table.sample(20, random_state=1).iterrows():
+        matrix = model.group_matrices_.get(row["group"], model.transition_matrix_)
+        expected = matrix.loc[row["segment"]].reindex(states, fill_value=0.0)
+        assert row[states].astype(float).to_numpy() == pytest.approx(expected.to_numpy())
+    out = cli(backfilled, capsys, "forecast", "--top", "0", "--out", str(tmp_path / "next.csv"))
+    assert f"of {len(table):,} customers" in out
+    written = pd.read_csv(tmp_path / "next.csv")
+    assert list(written.columns) == list(table.columns) and len(written) == len(table)
