@@ -327,7 +327,8 @@ class ProjectConfig:
     file: Path | None = None
 
 
-def _suggest(word: str, options) -> str:
+def suggest(word: str, options) -> str:
+    """`` (did you mean "x"?)`` for the closest of ``options``, or an empty string."""
     close = difflib.get_close_matches(word, list(options), n=1)
     return f' (did you mean "{close[0]}"?)' if close else ""
 
@@ -353,7 +354,7 @@ def _read_section(data: Any, settings: tuple[Setting, ...], prefix: str, file: s
     for key in data:
         if key not in known:
             raise ConfigError(
-                f"unknown setting{_suggest(key, known)}; allowed: {', '.join(known)}",
+                f"unknown setting{suggest(key, known)}; allowed: {', '.join(known)}",
                 key=f"{prefix}.{key}",
                 file=file,
             )
@@ -374,7 +375,7 @@ def _read_section(data: Any, settings: tuple[Setting, ...], prefix: str, file: s
             raise ConfigError(f"must be {_type_name(s.type)}, got {value!r}", key=key, file=file)
         if s.choices is not None and value not in s.choices:
             raise ConfigError(
-                f"{value!r} is not allowed{_suggest(str(value), s.choices)}; "
+                f"{value!r} is not allowed{suggest(str(value), s.choices)}; "
                 f"choose one of: {', '.join(s.choices)}",
                 key=key,
                 file=file,
@@ -402,7 +403,7 @@ def _check_mapping(mapping: dict, allowed: list[str], key: str, file: str | None
     for field_name, column in mapping.items():
         if field_name not in allowed:
             raise ConfigError(
-                f"unknown field{_suggest(field_name, allowed)}; fields: {', '.join(allowed)}",
+                f"unknown field{suggest(field_name, allowed)}; fields: {', '.join(allowed)}",
                 key=f"{key}.{field_name}",
                 file=file,
             )
@@ -429,13 +430,13 @@ def _parse_classify(rules: list, key: str, file: str | None) -> tuple[ClassifyRu
             raise ConfigError("must be a table { event_type, column, ... }", key=rkey, file=file)
         for k in rule:
             if k not in CLASSIFY_KEYS:
-                raise ConfigError(f"unknown key{_suggest(k, CLASSIFY_KEYS)}", key=f"{rkey}.{k}", file=file)
+                raise ConfigError(f"unknown key{suggest(k, CLASSIFY_KEYS)}", key=f"{rkey}.{k}", file=file)
         for k in ("event_type", "column"):
             if not isinstance(rule.get(k), str):
                 raise ConfigError("is required (a string)", key=f"{rkey}.{k}", file=file)
         if rule["event_type"] not in EVENT_TYPES:
             raise ConfigError(
-                f"{rule['event_type']!r} is not an event type{_suggest(rule['event_type'], EVENT_TYPES)}",
+                f"{rule['event_type']!r} is not an event type{suggest(rule['event_type'], EVENT_TYPES)}",
                 key=f"{rkey}.event_type",
                 file=file,
             )
@@ -533,7 +534,7 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
     for section in data:
         if section not in SECTIONS:
             raise ConfigError(
-                f"unknown section{_suggest(section, SECTIONS)}; sections: {', '.join(SECTIONS)}",
+                f"unknown section{suggest(section, SECTIONS)}; sections: {', '.join(SECTIONS)}",
                 key=section,
                 file=file,
             )
@@ -627,7 +628,7 @@ def _parse_segments(data: Any, file: str | None) -> SegmentConfig:
             base = layer.removesuffix("_tier")
             if base not in TIER_NAMES:
                 raise ConfigError(
-                    f"unknown tier layer{_suggest(base, TIER_NAMES)}; layers: {', '.join(TIER_NAMES)}",
+                    f"unknown tier layer{suggest(base, TIER_NAMES)}; layers: {', '.join(TIER_NAMES)}",
                     key=f"{key}.{layer}",
                     file=file,
                 )

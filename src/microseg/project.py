@@ -244,8 +244,13 @@ class Project:
     def run(self, as_of: dt.date | None = None, *, on_step: StepCallback | None = None) -> RunResult:
         """Run the pipeline as of ``as_of`` (default: ``analysis_date()``) and store the results:
         the customer summary, RFM and CLV values, then profiles and every segment layer."""
+        return self._run(as_of or self.analysis_date(), on_step)
+
+    def _run(
+        self, as_of: dt.date, on_step: StepCallback | None, inputs: tuple[str, int] | None = None
+    ) -> RunResult:
+        """``run``; ``inputs`` is the snapshot's ``fingerprint`` when the caller has it already."""
         started = time.perf_counter()
-        as_of = as_of or self.analysis_date()
         result = RunResult(as_of, self.config.backend, 0, 0.0)
         events, customers, products = self._tables("events", "customers", "products")
         steps = [
@@ -268,11 +273,11 @@ class Project:
         if on_step:
             on_step("done", len(steps), len(steps))
         result.seconds = time.perf_counter() - started
-        self._record_snapshot(result)
+        self._record_snapshot(result, inputs)
         return result
 
-    def _record_snapshot(self, result: RunResult) -> None:
-        digest, events = fingerprint(self.warehouse, result.as_of, self.config)
+    def _record_snapshot(self, result: RunResult, inputs: tuple[str, int] | None) -> None:
+        digest, events = inputs or fingerprint(self.warehouse, result.as_of, self.config)
         with self.warehouse.transaction():
             self.warehouse.sql("DELETE FROM snapshots WHERE as_of = ?", [result.as_of])
             self.warehouse.sql(
@@ -285,13 +290,14 @@ class Project:
     ) -> RunResult:
         """The snapshot of ``as_of``: computed, unless one is stored whose inputs have not changed
         since (then ``reused`` is true); ``force`` computes it anyway."""
+        inputs = fingerprint(self.warehouse, as_of, self.config)
         if not force:
             stored = self.warehouse.fetch(
-                "SELECT fingerprint, customers, seconds FROM snapshots WHERE as_of = ?", [as_of]
+                "SELECT fingerprint, customers FROM snapshots WHERE as_of = ?", [as_of]
             )
-            if stored and stored[0][0] == fingerprint(self.warehouse, as_of, self.config)[0]:
+            if stored and stored[0][0] == inputs[0]:
                 return RunResult(as_of, self.config.backend, int(stored[0][1]), 0.0, reused=True)
-        return self.run(as_of, on_step=on_step)
+        return self._run(as_of, on_step, inputs)
 
     def backfill(
         self,
@@ -496,7 +502,7 @@ class Project:
     # -- dynamics -----------------------------------------------------------------------------
     def _pair(self, kind: str, start: dt.date | None, end: dt.date | None) -> tuple[dt.date, dt.date]:
         """The two snapshots compared: by default the last two."""
-        dates = migration.snapshot_dates(self.warehouse, kind)
+        dates = migration.stored_dates(self.warehouse, kind)
         if not dates:
             self._check_layers(kind)
         if end is None:
@@ -587,13 +593,7 @@ class Project:
         """Segment sizes now and expected after ``periods`` periods (Markov model of the
         transitions between stored snapshots): ``segment, current, forecast, change``."""
         model, _, latest = self._forecaster(kind, group_kind)
-        expected = model.predict_sizes(latest, periods=periods)
-        current = latest["state"].value_counts()
-        frame = pd.DataFrame({"current": current, "forecast": expected}).fillna(0.0)
-        frame.index.name = "segment"
-        frame["current"] = frame["current"].astype("int64")
-        frame["change"] = frame["forecast"] - frame["current"]
-        return frame.reset_index()
+        return _forecast_table(model, latest, periods)
 
     def at_risk(
         self, kind: str = "lifecycle", group_kind: str | None = "clv_tier", to_states=("at_risk", "churned")
@@ -661,7 +661,7 @@ class Project:
         alerts and the forecast for the next period."""
         from microseg.dynamics.report import write_report
 
-        dates = migration.snapshot_dates(self.warehouse, kind)
+        dates = migration.stored_dates(self.warehouse, kind)
         if len(dates) < 2:
             raise MicrosegError(
                 "a report needs at least two snapshots; run `microseg backfill` (or `microseg run` on two dates)"
@@ -676,8 +676,9 @@ class Project:
                 f"Alerts need {settings.alert_min_history} earlier periods to compare with; "
                 f"{periods} period{'s' if periods != 1 else ''} stored, so none was tested."
             )
-        forecast = self.forecast(kind, group_kind)
-        stake = self.at_risk(kind, group_kind).groupby("state")["clv_at_stake"].sum()
+        model, _, latest = self._forecaster(kind, group_kind)
+        forecast = _forecast_table(model, latest, periods=1)
+        stake = model.at_risk(latest).groupby("state")["clv_at_stake"].sum()
         forecast["at_stake_clv"] = forecast["segment"].map(stake)
         notes.append(
             "Forecast: a Markov chain of the stage transitions between snapshots"
@@ -719,3 +720,14 @@ class Project:
     def imports(self) -> pd.DataFrame:
         """The import log."""
         return self.warehouse.fetch_df("SELECT * FROM imports ORDER BY started_at")
+
+
+def _forecast_table(model, latest: pd.DataFrame, periods: int) -> pd.DataFrame:
+    """``segment, current, forecast, change``: sizes now and expected after ``periods``."""
+    expected = model.predict_sizes(latest, periods=periods)
+    current = latest["state"].value_counts()
+    frame = pd.DataFrame({"current": current, "forecast": expected}).fillna(0.0)
+    frame.index.name = "segment"
+    frame["current"] = frame["current"].astype("int64")
+    frame["change"] = frame["forecast"] - frame["current"]
+    return frame.reset_index()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -51,6 +53,51 @@ def chromium():
         )
         yield browser
         browser.close()
+
+
+@dataclass
+class PageLog:
+    """What a page did: requests blocked by the guard, every request, errors and dialogs."""
+
+    blocked: list[str] = field(default_factory=list)
+    requested: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def offline_report(chromium, path: Path):
+    """Open a report file in a page that may load nothing but the file itself (any other request
+    is blocked and logged), and wait until its three Plotly figures are drawn."""
+    url = path.as_uri()
+    log = PageLog()
+
+    def only_the_file(route):
+        if route.request.url == url or route.request.url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            log.blocked.append(route.request.url)
+            route.abort()
+
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.route("**/*", only_the_file)
+        page.on("request", lambda request: log.requested.append(request.url))
+        page.on(
+            "console", lambda message: log.errors.append(message.text) if message.type == "error" else None
+        )
+        page.on("pageerror", lambda error: log.errors.append(str(error)))
+        page.on("dialog", lambda dialog: (log.dialogs.append(dialog.message), dialog.dismiss()))
+        page.goto(url)
+        page.wait_for_selector(".js-plotly-plot .main-svg")
+        page.wait_for_function(
+            "() => { const plots = document.querySelectorAll('.plotly-graph-div');"
+            " return plots.length === 3 && [...plots].every(p => p.querySelector('.main-svg')); }"
+        )
+        yield page, log
+    finally:
+        context.close()
 
 
 def _flows() -> pd.DataFrame:

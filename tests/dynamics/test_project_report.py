@@ -10,6 +10,7 @@ import pytest
 
 from microseg.cli import main, state
 from microseg.project import Project
+from tests.dynamics.conftest import offline_report
 
 START, END = dt.date(2025, 5, 1), dt.date(2025, 12, 31)
 
@@ -108,27 +109,7 @@ def test_project_report_file(backfilled, tmp_path, capsys):
 @pytest.mark.browser
 def test_project_report_opens_offline_in_chromium(backfilled, chromium, tmp_path):
     path = backfilled.report(tmp_path / "report.html")
-    url = path.as_uri()
-    outside, errors = [], []
-
-    def only_the_file(route):
-        if route.request.url == url or route.request.url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        page = context.new_page()
-        page.route("**/*", only_the_file)
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(url)
-        page.wait_for_function(
-            "() => { const plots = document.querySelectorAll('.plotly-graph-div');"
-            " return plots.length === 3 && [...plots].every(p => p.querySelector('.main-svg')); }"
-        )
+    with offline_report(chromium, path) as (page, log):
         labels = [t.text_content() for t in page.locator("#microseg-migration .node-label").all()]
         shown = backfilled.config.dynamics.report_periods + 1  # snapshots of the last periods
         assert labels.count("active") == shown  # one node per snapshot
@@ -137,9 +118,7 @@ def test_project_report_opens_offline_in_chromium(backfilled, chromium, tmp_path
         assert page.locator(".card h3").count() == len(backfilled.segments("behaviour", END))
         shot = tmp_path / "report.png"
         page.screenshot(path=str(shot), full_page=True)
-    finally:
-        context.close()
-    assert outside == [] and errors == []
+    assert log.blocked == [] and log.errors == []
     assert shot.stat().st_size > 50_000
 
 

@@ -12,7 +12,7 @@ import pytest
 from plotly.offline import get_plotlyjs
 
 from microseg.dynamics.report import STAGE_COLOURS, write_report
-from tests.dynamics.conftest import MALICIOUS, SNAPSHOTS, STAGES
+from tests.dynamics.conftest import MALICIOUS, SNAPSHOTS, STAGES, offline_report
 
 #: Attributes through which a page can load or point to another resource.
 URL_ATTRIBUTES = {
@@ -233,30 +233,7 @@ def _pixels_of(image: np.ndarray, colour: str) -> int:
 def test_report_renders_offline_in_chromium(chromium, report_inputs, tmp_path):
     path = write_report(tmp_path / "report.html", **report_inputs)
     url = path.as_uri()
-    blocked, requested, errors, dialogs = [], [], [], []
-
-    def only_the_file(route):
-        if route.request.url == url or route.request.url.startswith(("data:", "blob:")):
-            route.continue_()
-        else:
-            blocked.append(route.request.url)
-            route.abort()
-
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        page = context.new_page()
-        page.route("**/*", only_the_file)
-        page.on("request", lambda request: requested.append(request.url))
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-        page.goto(url)
-        page.wait_for_selector(".js-plotly-plot .main-svg")
-        page.wait_for_function(
-            "() => { const plots = document.querySelectorAll('.plotly-graph-div');"
-            " return plots.length === 3 && [...plots].every(p => p.querySelector('.main-svg')); }"
-        )
-
+    with offline_report(chromium, path) as (page, log):
         assert page.locator(".js-plotly-plot").count() == 3
         assert page.locator("#microseg-stage-sizes .scatterlayer .trace").count() == len(STAGES)
         assert page.locator("#microseg-transitions .heatmaplayer image").count() == 1
@@ -272,13 +249,11 @@ def test_report_renders_offline_in_chromium(chromium, report_inputs, tmp_path):
 
         screenshot = tmp_path / "report.png"
         page.screenshot(path=str(screenshot), full_page=True)
-    finally:
-        context.close()
 
-    assert blocked == []
-    assert [u for u in requested if u != url and not u.startswith(("data:", "blob:"))] == []
-    assert errors == []
-    assert dialogs == []
+    assert log.blocked == []
+    assert [u for u in log.requested if u != url and not u.startswith(("data:", "blob:"))] == []
+    assert log.errors == []
+    assert log.dialogs == []
     image = _decode_png(screenshot.read_bytes())
     assert image.shape[1] == 1280 and image.shape[0] > 1500
     colours = np.unique(image[:, :, :3].reshape(-1, 3), axis=0)

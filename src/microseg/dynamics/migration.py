@@ -16,11 +16,11 @@ this segment", so a segment's rows are *stayed* (X -> X), *left* (X -> (out)) an
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 from collections.abc import Sequence
 
 import pandas as pd
 
+from microseg.config import suggest
 from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import MicrosegError
 
@@ -30,7 +30,7 @@ MULTI_KINDS = ("rule", "composite")
 VALUES = ("customers", "rate", "clv_from", "clv_to", "revenue")
 
 
-def snapshot_dates(wh: DuckDBWarehouse, kind: str | None = None) -> list[dt.date]:
+def stored_dates(wh: DuckDBWarehouse, kind: str | None = None) -> list[dt.date]:
     """Dates with stored memberships (of one layer), oldest first."""
     where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
     rows = wh.fetch(f"SELECT DISTINCT as_of FROM segment_memberships {where} ORDER BY as_of", params)
@@ -41,15 +41,14 @@ def check_name(wh: DuckDBWarehouse, what: str, name: str, query: str, params: Se
     """Raise a clear error when ``name`` is not among the values ``query`` returns."""
     known = sorted(str(r[0]) for r in wh.fetch(query, list(params)))
     if name not in known:
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f' (did you mean "{close[0]}"?)' if close else ""
+        hint = suggest(name, known)
         shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "") if known else "none yet"
         raise MicrosegError(f"no {what} {name!r}{hint}; known: {shown}")
 
 
 def _check_dates(wh: DuckDBWarehouse, kind: str, dates: Sequence[dt.date]) -> None:
     check_name(wh, "segment layer", kind, "SELECT DISTINCT kind FROM segment_memberships")
-    known = snapshot_dates(wh, kind)
+    known = stored_dates(wh, kind)
     for date in dates:
         if date not in known:
             shown = ", ".join(d.isoformat() for d in known[-12:]) or "none"
@@ -176,7 +175,7 @@ def _ordered(matrix: pd.DataFrame, kind: str) -> pd.DataFrame:
 def flows(wh: DuckDBWarehouse, kind: str, dates: Sequence[dt.date] | None = None) -> pd.DataFrame:
     """Transitions between each pair of consecutive snapshots: ``from_date, to_date, source,
     target, customers, clv_from, clv_to, revenue`` (all stored snapshots when ``dates`` is None)."""
-    dates = sorted(dates) if dates is not None else snapshot_dates(wh, kind)
+    dates = sorted(dates) if dates is not None else stored_dates(wh, kind)
     parts = [
         transitions(wh, kind, a, b).assign(from_date=a, to_date=b)
         for a, b in zip(dates[:-1], dates[1:], strict=True)
