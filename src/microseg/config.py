@@ -19,8 +19,8 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
+import math
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from microseg.errors import ConfigError, ProjectNotFoundError
+from microseg.registry import suggest
 from microseg.schema import EVENT_TYPES, SOURCE_TARGETS
 
 CONFIG_FILE = "microseg.toml"
@@ -36,21 +37,53 @@ _REQUIRED = object()
 
 @dataclass(frozen=True)
 class Setting:
-    """One configuration key: its type, default and meaning."""
+    """One configuration key: its type, default, meaning and, for numbers, the allowed range
+    (``minimum``/``maximum``, inclusive unless ``open_min``; numbers must be finite)."""
 
     name: str
     type: type | tuple[type, ...]
     default: Any
     help: str
     choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    open_min: bool = False
 
     @property
     def required(self) -> bool:
         return self.default is _REQUIRED
 
+    def check_range(self, value: Any) -> str | None:
+        """Why a number is out of range (None when it is fine)."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+        low, high = self.minimum, self.maximum
+        too_low = low is not None and (value <= low if self.open_min else value < low)
+        if too_low or (high is not None and value > high):
+            return f"must be {self.range_text()}, got {value!r}"
+        return None
 
-def _s(name, typ, default, help, choices=None) -> Setting:
-    return Setting(name, typ, default, help, choices)
+    def range_text(self) -> str:
+        """The allowed range in words ("between 1 and 50", "above 0", "0 or more")."""
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None and not self.open_min:
+            return f"between {_num(low)} and {_num(high)}"
+        parts = []
+        if low is not None:
+            parts.append(f"above {_num(low)}" if self.open_min else f"{_num(low)} or more")
+        if high is not None:
+            parts.append(f"at most {_num(high)}")
+        return " and ".join(parts)
+
+
+def _num(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() and abs(x) >= 10_000 else f"{x:g}"
+
+
+def _s(name, typ, default, help, choices=None, *, minimum=None, maximum=None, open_min=False) -> Setting:
+    return Setting(name, typ, default, help, choices, minimum, maximum, open_min)
 
 
 #: ``[project]`` settings.
@@ -76,7 +109,7 @@ ENGINE_SETTINGS: tuple[Setting, ...] = (
         ("duckdb", "spark"),
     ),
     _s("spark_master", str, "local[2]", 'Spark master URL when backend = "spark".'),
-    _s("threads", int, 0, "DuckDB worker threads; 0 lets DuckDB use every core."),
+    _s("threads", int, 0, "DuckDB worker threads; 0 lets DuckDB use every core.", minimum=0, maximum=1024),
 )
 
 #: ``[clv]`` settings: the customer value models.
@@ -89,10 +122,17 @@ CLV_SETTINGS: tuple[Setting, ...] = (
         "Model of repeat buying: BG/NBD, Pareto/NBD or MBG/NBD.",
         ("bgnbd", "paretonbd", "mbgnbd"),
     ),
-    _s("horizon_months", int, 12, "Months of future spend in the CLV."),
-    _s("discount_rate", float, 0.01, "Monthly discount rate of the CLV."),
-    _s("purchases_days", int, 90, "Horizon of expected_purchases, in days."),
-    _s("penalizer", float, 0.0, "L2 penalty on the model parameters (0: plain maximum likelihood)."),
+    _s("horizon_months", int, 12, "Months of future spend in the CLV.", minimum=1, maximum=600),
+    _s("discount_rate", float, 0.01, "Monthly discount rate of the CLV.", minimum=0, maximum=1),
+    _s("purchases_days", int, 90, "Horizon of expected_purchases, in days.", minimum=1, maximum=3650),
+    _s(
+        "penalizer",
+        float,
+        0.0,
+        "L2 penalty on the model parameters (0: plain maximum likelihood).",
+        minimum=0,
+        maximum=1e6,
+    ),
 )
 
 #: ``[dynamics]`` settings: snapshots over time, forecasts and alerts.
@@ -104,53 +144,137 @@ DYNAMICS_SETTINGS: tuple[Setting, ...] = (
         "Spacing of backfilled snapshots: month ends, or weeks ending on the last date.",
         ("month", "week"),
     ),
-    _s("alert_alpha", float, 0.01, "Family-wise significance level of transition alerts (Holm-adjusted)."),
+    _s(
+        "alert_alpha",
+        float,
+        0.01,
+        "Family-wise significance level of transition alerts (Holm-adjusted).",
+        minimum=0,
+        maximum=0.5,
+        open_min=True,
+    ),
     _s(
         "alert_min_ratio",
         float,
         1.5,
         "Smallest change of a transition rate (ratio to history) worth an alert.",
+        minimum=1,
+        maximum=1000,
     ),
-    _s("alert_min_moved", int, 10, "Fewest customers making a transition for it to alert."),
-    _s("alert_min_history", int, 3, "Periods of history a transition needs before it can alert."),
-    _s("forecast_smoothing", float, 0.5, "Pseudo-count added to every transition of the Markov forecast."),
+    _s("alert_min_moved", int, 10, "Fewest customers making a transition for it to alert.", minimum=1),
+    _s(
+        "alert_min_history",
+        int,
+        3,
+        "Periods of history a transition needs before it can alert (2 or more: one period leaves "
+        "no degree of freedom for the dispersion).",
+        minimum=2,
+        maximum=1000,
+    ),
+    _s(
+        "forecast_smoothing",
+        float,
+        0.5,
+        "Pseudo-count added to every transition of the Markov forecast.",
+        minimum=0,
+        maximum=1e6,
+    ),
     _s(
         "forecast_window",
         int,
         3,
         "Periods the Markov forecast learns from, the latest ones (0: all stored periods).",
+        minimum=0,
+        maximum=1000,
     ),
-    _s("report_periods", int, 6, "Periods shown in the report's migration Sankey."),
+    _s("report_periods", int, 6, "Periods shown in the report's migration Sankey.", minimum=1, maximum=120),
 )
 
 #: ``[segments]`` settings: lifecycle rules, tiers, clustering, composites and rule segments.
 SEGMENT_SETTINGS: tuple[Setting, ...] = (
-    _s("seed", int, 0, "Random seed of the clustering: the same data and seed give the same segments."),
-    _s("k_min", int, 2, "Fewest clusters per lifecycle stage and layer."),
-    _s("k_max", int, 8, "Most clusters per lifecycle stage and layer (k is chosen by silhouette)."),
-    _s("sample_size", int, 10_000, "Customers per stage used to choose k and fit the clusters."),
+    _s(
+        "seed",
+        int,
+        0,
+        "Random seed of the clustering: the same data and seed give the same segments.",
+        minimum=0,
+        maximum=2**32 - 1,
+    ),
+    _s("k_min", int, 2, "Fewest clusters per lifecycle stage and layer.", minimum=1, maximum=50),
+    _s(
+        "k_max",
+        int,
+        8,
+        "Most clusters per lifecycle stage and layer (k is chosen by silhouette).",
+        minimum=1,
+        maximum=50,
+    ),
+    _s(
+        "sample_size",
+        int,
+        10_000,
+        "Customers per stage used to choose k and fit the clusters.",
+        minimum=100,
+        maximum=10_000_000,
+    ),
     _s(
         "new_days",
         int,
         90,
         "A first purchase (or a return) within this many days makes a customer new (reactivated).",
+        minimum=1,
+        maximum=3650,
     ),
     _s(
         "reactivation_gap_days",
         int,
         365,
         "A pause between purchases at least this long, then a return, is a reactivation.",
+        minimum=1,
+        maximum=3650,
     ),
     _s(
         "at_risk_lateness",
         float,
         1.6,
         "At risk from this many of the customer's own buying rhythms since the last purchase.",
+        minimum=0,
+        maximum=1000,
+        open_min=True,
     ),
-    _s("churned_lateness", float, 4.0, "Churned from this many rhythms since the last purchase."),
-    _s("one_time_floor_days", int, 50, "Smallest rhythm assumed for one-time buyers."),
-    _s("at_risk_p_alive", float, 0.3, "At risk when P(alive) is below this (set -1 to ignore P(alive))."),
-    _s("churned_p_alive", float, 0.05, "Churned when P(alive) is below this (set -1 to ignore P(alive))."),
+    _s(
+        "churned_lateness",
+        float,
+        4.0,
+        "Churned from this many rhythms since the last purchase.",
+        minimum=0,
+        maximum=1000,
+        open_min=True,
+    ),
+    _s(
+        "one_time_floor_days",
+        int,
+        50,
+        "Smallest rhythm assumed for one-time buyers.",
+        minimum=0,
+        maximum=3650,
+    ),
+    _s(
+        "at_risk_p_alive",
+        float,
+        0.3,
+        "At risk when P(alive) is below this (set -1 to ignore P(alive)).",
+        minimum=-1,
+        maximum=1,
+    ),
+    _s(
+        "churned_p_alive",
+        float,
+        0.05,
+        "Churned when P(alive) is below this (set -1 to ignore P(alive)).",
+        minimum=-1,
+        maximum=1,
+    ),
     _s("clv_tiers", list, [0.01, 0.05, 0.20], "Top shares of customers by CLV that make the CLV tiers."),
     _s("tenure_days", list, [90, 365, 730], "Tenure tier bounds in days."),
     _s(
@@ -327,12 +451,6 @@ class ProjectConfig:
     file: Path | None = None
 
 
-def suggest(word: str, options) -> str:
-    """`` (did you mean "x"?)`` for the closest of ``options``, or an empty string."""
-    close = difflib.get_close_matches(word, list(options), n=1)
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
 def _type_name(typ) -> str:
     types = typ if isinstance(typ, tuple) else (typ,)
     names = {
@@ -373,6 +491,9 @@ def _read_section(data: Any, settings: tuple[Setting, ...], prefix: str, file: s
         ok = isinstance(value, types) and not (bool not in types and isinstance(value, bool))
         if not ok:
             raise ConfigError(f"must be {_type_name(s.type)}, got {value!r}", key=key, file=file)
+        problem = s.check_range(value)
+        if problem:
+            raise ConfigError(problem, key=key, file=file)
         if s.choices is not None and value not in s.choices:
             raise ConfigError(
                 f"{value!r} is not allowed{suggest(str(value), s.choices)}; "
@@ -544,16 +665,9 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
     if not isinstance(sources_data, dict):
         raise ConfigError("must be a table of named sources", key="sources", file=file)
     sources = {name: parse_source(name, body, file) for name, body in sources_data.items()}
-    if engine["threads"] < 0:
-        raise ConfigError("must be 0 or more", key="engine.threads", file=file)
     clv = _read_section(data.get("clv", {}), CLV_SETTINGS, "clv", file)
-    for name in ("horizon_months", "purchases_days"):
-        if clv[name] < 1:
-            raise ConfigError("must be 1 or more", key=f"clv.{name}", file=file)
     for name in ("discount_rate", "penalizer"):
         clv[name] = float(clv[name])
-        if clv[name] < 0:
-            raise ConfigError("must be 0 or more", key=f"clv.{name}", file=file)
     segments = _parse_segments(data.get("segments", {}), file)
     dynamics = _parse_dynamics(data.get("dynamics", {}), file)
     return ProjectConfig(
@@ -578,15 +692,10 @@ TIER_NAMES = ("clv", "rfm", "tenure", "engagement")
 
 def _parse_segments(data: Any, file: str | None) -> SegmentConfig:
     v = _read_section(data, SEGMENT_SETTINGS, "segments", file)
-    for name in ("k_min", "k_max", "sample_size", "new_days", "reactivation_gap_days"):
-        if v[name] < 1:
-            raise ConfigError("must be 1 or more", key=f"segments.{name}", file=file)
     if v["k_max"] < v["k_min"]:
         raise ConfigError(f"must be >= segments.k_min ({v['k_min']})", key="segments.k_max", file=file)
     for name in ("at_risk_lateness", "churned_lateness"):
         v[name] = float(v[name])
-        if v[name] <= 0:
-            raise ConfigError("must be above 0", key=f"segments.{name}", file=file)
     if v["churned_lateness"] <= v["at_risk_lateness"]:
         raise ConfigError(
             "must be above segments.at_risk_lateness", key="segments.churned_lateness", file=file
@@ -649,19 +758,6 @@ def _parse_dynamics(data: Any, file: str | None) -> DynamicsConfig:
     v = _read_section(data, DYNAMICS_SETTINGS, "dynamics", file)
     for name in ("alert_alpha", "alert_min_ratio", "forecast_smoothing"):
         v[name] = float(v[name])
-    if not 0 < v["alert_alpha"] < 1:
-        raise ConfigError("must be between 0 and 1", key="dynamics.alert_alpha", file=file)
-    if v["alert_min_ratio"] < 1:
-        raise ConfigError("must be 1 or more", key="dynamics.alert_min_ratio", file=file)
-    if v["forecast_smoothing"] < 0:
-        raise ConfigError("must be 0 or more", key="dynamics.forecast_smoothing", file=file)
-    for name in ("alert_min_moved", "report_periods"):
-        if v[name] < 1:
-            raise ConfigError("must be 1 or more", key=f"dynamics.{name}", file=file)
-    if v["alert_min_history"] < 2:  # one period leaves no degree of freedom for the dispersion
-        raise ConfigError("must be 2 or more", key="dynamics.alert_min_history", file=file)
-    if v["forecast_window"] < 0:
-        raise ConfigError("must be 0 or more", key="dynamics.forecast_window", file=file)
     return DynamicsConfig(**v)
 
 
@@ -724,5 +820,7 @@ def settings_markdown() -> str:
     for name, s in all_settings():
         default = "required" if s.required else f"`{json.dumps(s.default)}`"
         meaning = s.help + (f" One of: {', '.join(f'`{c}`' for c in s.choices)}." if s.choices else "")
+        if s.minimum is not None or s.maximum is not None:
+            meaning += f" Range: {s.range_text()}."
         out.append(f"| `{name}` | {_type_name(s.type)} | {default} | {meaning} |")
     return "\n".join(out) + "\n"

@@ -78,3 +78,12 @@ class NotFittedError(MicrosegError, ValueError):
     """An estimator was used before ``fit``."""
 
     http_status = 409
+
+
+class InvalidInputError(MicrosegError, ValueError):
+    """An argument or a name given by the user is not valid (an unknown layer, a bad value).
+
+    A ``ValueError`` too, so code written for scikit-learn's conventions catches it.
+    """
+
+    http_status = 400

@@ -23,10 +23,11 @@ import pandas as pd
 from microseg.config import suggest
 from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import MicrosegError
+from microseg.registry import MULTI_LAYERS, segment_order
 
 NEW, GONE, OUT = "(new)", "(gone)", "(out)"
 #: Layers where a customer can be in several segments.
-MULTI_KINDS = ("rule", "composite")
+MULTI_KINDS = MULTI_LAYERS
 VALUES = ("customers", "rate", "clv_from", "clv_to", "revenue")
 
 
@@ -112,52 +113,6 @@ def transition_matrix(
     if value == "rate":
         matrix = matrix.div(matrix.sum(axis=1), axis=0)
     return _ordered(matrix, kind)
-
-
-#: Reading order of the segments of the tier layers (best first); other layers sort by name.
-TIER_ORDER = {
-    "rfm_tier": (
-        "champions",
-        "loyal",
-        "potential_loyalist",
-        "new",
-        "promising",
-        "need_attention",
-        "about_to_sleep",
-        "at_risk",
-        "cant_lose_them",
-        "hibernating",
-        "lost",
-    ),
-    "tenure_tier": ("0-3m", "3m-1y", "1y-2y", "2y+"),
-    "engagement_tier": ("high", "medium", "low"),
-}
-
-
-def segment_order(kind: str):
-    """Sort key of a layer's segment ids: lifecycle stages in lifecycle order, CLV tiers from the
-    top (top_1, top_5, top_20, rest), the other tiers best first, else by name; ``none`` and then
-    the pseudo-states ``(new)``, ``(gone)``, ``(out)`` last."""
-    from microseg.models.lifecycle import STAGES
-
-    order = STAGES if kind == "lifecycle" else TIER_ORDER.get(kind, ())
-
-    def key(name: object) -> tuple:
-        name = str(name)
-        if name.startswith("("):
-            return (3, 0, name)
-        if name == "none":
-            return (2, 0, name)
-        if name in order:
-            return (0, order.index(name), name)
-        if kind == "clv_tier" and name.startswith("top_"):
-            try:
-                return (0, float(name[4:]), name)
-            except ValueError:
-                pass
-        return (1, 0, name)
-
-    return key
 
 
 def _ordered(matrix: pd.DataFrame, kind: str) -> pd.DataFrame:

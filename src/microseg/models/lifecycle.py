@@ -35,8 +35,9 @@ import numpy as np
 import pandas as pd
 
 from microseg.models.base import Estimator, Interval, Optional
+from microseg.registry import STAGES
 
-STAGES = ("prospect", "new", "active", "at_risk", "churned", "reactivated")
+__all__ = ["STAGES", "LifecycleModel"]
 
 
 class LifecycleModel(Estimator):

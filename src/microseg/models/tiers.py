@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from microseg.features.rfm import percent_rank
+from microseg.registry import TIER_LAYERS
 
-TIER_LAYERS = ("clv_tier", "rfm_tier", "tenure_tier", "engagement_tier")
 CLV_CUTS = (0.01, 0.05, 0.20)
 TENURE_BOUNDS = (90, 365, 730)
 TENURE_NAMES = ("0-3m", "3-12m", "1-2y", "2y+")

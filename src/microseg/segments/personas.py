@@ -61,6 +61,7 @@ import pandas as pd
 from scipy import sparse
 
 from microseg.errors import MicrosegError
+from microseg.registry import STAGE_WORDS, STAGES
 
 __all__ = [
     "CARD_COLUMNS",
@@ -99,7 +100,6 @@ NUMERIC_FEATURES: tuple[str, ...] = (
 )
 CATEGORY_PREFIX = "category:"
 CHANNELS = ("pos", "web", "app")
-STAGES = ("prospect", "new", "active", "at_risk", "churned", "reactivated")
 TIER_COLUMNS = ("clv_tier", "tenure_tier", "engagement_tier")
 
 #: Columns of ``segment_cards`` (``effects`` holds every effect size, for the labeller).
@@ -136,15 +136,6 @@ CATEGORY_LIFT = 0.10
 #: Weakest evidence for a trait used only to tell two segments with the same label apart.
 ALTERNATE_EFFECT = 0.2
 MAX_LABEL_WORDS = 5
-
-STAGE_WORDS: dict[str, str] = {
-    "prospect": "Prospective",
-    "new": "New",
-    "active": "Active",
-    "at_risk": "Lapsing",
-    "churned": "Lost",
-    "reactivated": "Returning",
-}
 
 #: Persona noun of each product category (two words each).
 CATEGORY_NOUNS: dict[str, str] = {

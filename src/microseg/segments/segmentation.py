@@ -25,25 +25,24 @@ import pandas as pd
 from microseg.config import SegmentConfig
 from microseg.features.layers import behaviour_features, demographic_features
 from microseg.models.clustering import SegmentClusterer
-from microseg.models.lifecycle import STAGES, LifecycleModel
+from microseg.models.lifecycle import LifecycleModel
 from microseg.models.rules import evaluate_rules, parse_rules
-from microseg.models.tiers import TIER_LAYERS, assign_tiers, clv_tier, named_composites, tenure_tier
+from microseg.models.tiers import assign_tiers, clv_tier, named_composites, tenure_tier
+from microseg.registry import (
+    CLUSTER_LETTERS,
+    EXCLUSIVE_LAYERS,
+    STAGE_NAMES,
+    STAGE_WORDS,
+    STAGES,
+    TIER_LAYERS,
+)
 from microseg.segments.identity import SegmentState, match_segments
 from microseg.segments.personas import persona_context, segment_cards
 
 #: Clustered layers and the letter of their segment ids (``active.b2``, ``active.d0``).
-CLUSTER_LAYERS = {"behaviour": "b", "demographic": "d"}
+CLUSTER_LAYERS = CLUSTER_LETTERS
 #: Layers in which every customer has exactly one segment.
-EXCLUSIVE_KINDS = ("lifecycle", *TIER_LAYERS, "composite_code", "behaviour", "demographic", "micro")
-
-STAGE_NAMES = {
-    "prospect": "Prospects",
-    "new": "New customers",
-    "active": "Active customers",
-    "at_risk": "At-risk customers",
-    "churned": "Churned customers",
-    "reactivated": "Reactivated customers",
-}
+EXCLUSIVE_KINDS = EXCLUSIVE_LAYERS
 
 
 @dataclass(frozen=True)
@@ -322,16 +321,6 @@ def _tier_names(kind: str, tiers) -> dict[str, str] | None:
 
 
 ACQUISITION_WORDS = {"paid_search": "from search ads", "organic": "from search", "referral": "by referral"}
-
-
-STAGE_WORDS = {
-    "prospect": "Prospective",
-    "new": "New",
-    "active": "Active",
-    "at_risk": "Lapsing",
-    "churned": "Lost",
-    "reactivated": "Returning",
-}
 
 
 def _demographic_name(segment_id: str, centroid: Mapping[str, float], base: Mapping[str, float]) -> str:
