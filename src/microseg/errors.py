@@ -87,3 +87,9 @@ class InvalidInputError(MicrosegError, ValueError):
     """
 
     http_status = 400
+
+
+class WarehouseError(MicrosegError):
+    """The warehouse cannot be written or read (a full disk, a damaged file)."""
+
+    http_status = 507

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import ibis
 import pandas as pd
 import pyarrow as pa
 
@@ -31,6 +32,8 @@ from microseg.errors import ConfigError, MicrosegError
 from microseg.features.profile import category_browsing, category_spend, customer_profile
 from microseg.features.summary import customer_summary
 from microseg.features.values import rfm_table, value_customers
+from microseg.models.rules import parse_rules
+from microseg.registry import TIER_LAYERS
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS
 from microseg.segments.segmentation import segment_customers
 from microseg.segments.store import CustomerNumbers, previous_segments, store_segmentation
@@ -253,28 +256,50 @@ class Project:
         started = time.perf_counter()
         result = RunResult(as_of, self.config.backend, 0, 0.0)
         events, customers, products = self._tables("events", "customers", "products")
+        self._check_rules(events, customers, products, as_of)  # a bad rule stops the run before any step
+        recomputed = bool(
+            self.warehouse.fetch("SELECT count(*) FROM snapshots WHERE as_of = ?", [as_of])[0][0]
+        )
         steps = [
             ("customer summary", lambda: self._run_summary(events, customers, as_of, result)),
             ("customer values", lambda: self._run_values(events, as_of, result)),
             ("segments", lambda: self._run_segments(events, customers, products, as_of, result)),
+            ("history", lambda: update_history(self.warehouse, as_of, recomputed=recomputed)),
         ]
-        recomputed = bool(
-            self.warehouse.fetch("SELECT count(*) FROM snapshots WHERE as_of = ?", [as_of])[0][0]
-        )
-        for i, (name, work) in enumerate(steps):
-            if on_step:
-                on_step(name, i, len(steps))
-            t = time.perf_counter()
-            work()
-            result.steps[name] = time.perf_counter() - t
-        t = time.perf_counter()
-        update_history(self.warehouse, as_of, recomputed=recomputed)
-        result.steps["history"] = time.perf_counter() - t
+        # The results of a date are replaced in one transaction: a run that fails or is killed at
+        # any point leaves the previous results of that date whole and consistent.
+        with self.warehouse.transaction():
+            for i, (name, work) in enumerate(steps):
+                if on_step:
+                    on_step(name, i, len(steps))
+                t = time.perf_counter()
+                work()
+                result.steps[name] = time.perf_counter() - t
+            result.seconds = time.perf_counter() - started
+            self._record_snapshot(result, inputs)
         if on_step:
             on_step("done", len(steps), len(steps))
-        result.seconds = time.perf_counter() - started
-        self._record_snapshot(result, inputs)
         return result
+
+    def _profile_expr(self, events, customers, products, as_of: dt.date):
+        """The customer profile as of ``as_of``, as an engine expression."""
+        settings = self.config.segments
+        return customer_profile(
+            events, customers, products, as_of, settings.reactivation_gap_days, settings.page_flags
+        )
+
+    def _check_rules(self, events, customers, products, as_of: dt.date) -> None:
+        """Check every rule segment against the columns the run will give it (the profile, the
+        values, the stage and the tiers), before anything is computed."""
+        rules = self.config.segments.rules
+        if not rules:
+            return
+        columns = dict(self._profile_expr(events, customers, products, as_of).schema().items())
+        values = CUSTOMER_VALUES.ibis_schema()
+        columns.update({c: values[c] for c in VALUE_COLUMNS})
+        columns.update({layer: "string" for layer in ("stage", *TIER_LAYERS, "composite_code")})
+        columns.pop("customer_id", None)
+        parse_rules(rules, ibis.schema(columns))
 
     def _record_snapshot(self, result: RunResult, inputs: tuple[str, int] | None) -> None:
         digest, events = inputs or fingerprint(self.warehouse, result.as_of, self.config)
@@ -333,6 +358,18 @@ class Project:
 
     def _run_summary(self, events, customers, as_of: dt.date, result: RunResult) -> None:
         result.customers = self._store(CUSTOMER_SUMMARY, customer_summary(events, as_of, customers), as_of)
+        if result.customers == 0:
+            raise MicrosegError(self._nobody_known(as_of))
+
+    def _nobody_known(self, as_of: dt.date) -> str:
+        """Why a run as of ``as_of`` has no customer to work on."""
+        first = self.warehouse.fetch("SELECT min(ts)::DATE FROM events WHERE customer_id IS NOT NULL")[0][0]
+        if first is None:
+            return (
+                "no customer to segment: the warehouse holds no events of known customers yet; "
+                "run `microseg import` first"
+            )
+        return f"no customer to segment as of {as_of}: the first event of a known customer is on {first}"
 
     def _run_values(self, events, as_of: dt.date, result: RunResult) -> None:
         rfm = rfm_table(events, as_of, self.config.clv.period).to_pyarrow()

@@ -9,6 +9,7 @@ from typing import Any
 
 import ibis
 
+from microseg.errors import WarehouseError
 from microseg.schema import TABLES, Table
 
 
@@ -31,6 +32,15 @@ def connect_duckdb(path: str | Path = ":memory:", threads: int = 0):
     return con
 
 
+def storage_error(exc: BaseException, path: Path | None) -> BaseException:
+    """The error to show for a failed write: a full disk said plainly, anything else as it is."""
+    text = str(exc)
+    if "No space left on device" in text or "disk is full" in text.lower():
+        where = f" holding {path}" if path else ""
+        return WarehouseError(f"the disk{where} is full; nothing was changed ({text.strip()})")
+    return exc
+
+
 def create_table_sql(table: Table, name: str | None = None, if_not_exists: bool = True) -> str:
     cols = ", ".join(f"{quote_ident(c.name)} {c.type}" for c in table.columns)
     guard = "IF NOT EXISTS " if if_not_exists else ""
@@ -51,6 +61,7 @@ class DuckDBWarehouse:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.ibis = connect_duckdb(path, threads)
+        self._depth = 0  # open transactions (nested ones join the outermost)
         self.con = self.ibis.con  # the raw DuckDB connection, for bulk SQL
         self.ensure_tables()
 
@@ -80,15 +91,9 @@ class DuckDBWarehouse:
         cols = ", ".join(
             f"CAST({quote_ident(c.name)} AS {c.type}) AS {quote_ident(c.name)}" for c in table.columns
         )
-        self.sql("BEGIN TRANSACTION")
-        try:
+        with self.transaction():
             self.sql(f"DELETE FROM {quote_ident(table.name)}" + (f" WHERE {where}" if where else ""))
-            inserted = self.changed(f"INSERT INTO {quote_ident(table.name)} SELECT {cols} FROM ({sql})")
-            self.sql("COMMIT")
-        except Exception:
-            self.sql("ROLLBACK")
-            raise
-        return inserted
+            return self.changed(f"INSERT INTO {quote_ident(table.name)} SELECT {cols} FROM ({sql})")
 
     def replace_frame(self, table: Table, frame, where: str | None = None) -> int:
         """``replace_rows`` from a pandas DataFrame or Arrow table."""
@@ -101,14 +106,34 @@ class DuckDBWarehouse:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        """Statements inside run as one transaction: all of them, or none on an error."""
+        """Statements inside run as one transaction: all of them, or none on an error.
+
+        A transaction opened inside another joins it (DuckDB has no nested transactions), so a
+        step that is atomic on its own is also atomic as part of a larger unit such as a run.
+        A failure is reported by its own cause, even when the rollback fails too (as it does
+        when the disk is full).
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
         self.sql("BEGIN TRANSACTION")
+        self._depth = 1
         try:
             yield
-        except BaseException:
-            self.sql("ROLLBACK")
-            raise
-        self.sql("COMMIT")
+            self.sql("COMMIT")
+        except BaseException as exc:
+            with contextlib.suppress(Exception):  # the transaction may already be aborted
+                self.sql("ROLLBACK")
+            error = storage_error(exc, self.path)
+            if error is exc:
+                raise
+            raise error from exc
+        finally:
+            self._depth = 0
 
     # -- raw SQL -----------------------------------------------------------------------------
     def sql(self, statement: str, params: list[Any] | None = None) -> None:

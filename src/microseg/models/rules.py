@@ -48,6 +48,7 @@ from typing import Any
 import ibis
 import ibis.expr.datatypes as idt
 import ibis.expr.types as ir
+import pandas as pd
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, SqlglotError, TokenError
@@ -63,6 +64,7 @@ __all__ = [
     "Rule",
     "RuleError",
     "evaluate_rules",
+    "frame_schema",
     "parse_rule",
     "parse_rules",
 ]
@@ -130,6 +132,32 @@ def parse_rule(name: str, expression: str, schema: Mapping[str, str] | ibis.Sche
 def parse_rules(rules: Mapping[str, str], schema: Mapping[str, str] | ibis.Schema) -> list[Rule]:
     """Parse every ``name = expression`` of a ``[segments.rules]`` table, in order."""
     return [parse_rule(name, expression, schema) for name, expression in rules.items()]
+
+
+def frame_schema(frame: pd.DataFrame, known: ibis.Schema | None = None) -> ibis.Schema:
+    """The types rules see in a pandas ``frame``: its own dtypes, except that a column of Python
+    objects (dates arrive from Arrow as ``datetime.date`` objects) is typed by its first value,
+    and a column without any value by ``known`` (a table contract), else as a string.
+
+    >>> import datetime as dt
+    >>> frame = pd.DataFrame({"signup_date": [None, dt.date(2024, 5, 1)], "empty": [None, None]})
+    >>> schema = frame_schema(frame, ibis.schema({"empty": "date"}))
+    >>> str(schema["signup_date"]), str(schema["empty"])
+    ('date', 'date')
+    """
+    inferred = ibis.memtable(frame.head(0)).schema()
+    types = {}
+    for column, dtype in inferred.items():
+        if dtype.is_null() or frame[column].dtype == object:
+            first = frame[column].first_valid_index()
+            if first is not None:
+                dtype = ibis.memtable(frame.loc[[first], [column]]).schema()[column]
+            elif known is not None and column in known:
+                dtype = known[column]
+            else:
+                dtype = idt.string
+        types[column] = dtype
+    return ibis.schema(types)
 
 
 def evaluate_rules(rules: Sequence[Rule], table: ir.Table, id_column: str = "customer_id") -> ir.Table:

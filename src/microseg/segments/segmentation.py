@@ -26,7 +26,7 @@ from microseg.config import SegmentConfig
 from microseg.features.layers import behaviour_features, demographic_features
 from microseg.models.clustering import SegmentClusterer
 from microseg.models.lifecycle import LifecycleModel
-from microseg.models.rules import evaluate_rules, parse_rules
+from microseg.models.rules import evaluate_rules, frame_schema, parse_rules
 from microseg.models.tiers import assign_tiers, clv_tier, named_composites, tenure_tier
 from microseg.registry import (
     CLUSTER_LETTERS,
@@ -36,6 +36,7 @@ from microseg.registry import (
     STAGES,
     TIER_LAYERS,
 )
+from microseg.schema import CUSTOMER_PROFILES
 from microseg.segments.identity import SegmentState, match_segments
 from microseg.segments.personas import persona_context, segment_cards
 
@@ -290,8 +291,7 @@ def _raw_centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
 
 def _rule_members(profile: pd.DataFrame, rules: Mapping[str, str]) -> pd.DataFrame:
     """(customer number, rule segment) rows: rules run in DuckDB on the columns they read."""
-    schema = ibis.memtable(profile.head(0).reset_index(drop=True)).schema()
-    parsed = parse_rules(rules, schema)
+    parsed = parse_rules(rules, frame_schema(profile, CUSTOMER_PROFILES.ibis_schema()))
     used = sorted(set().union(*(rule.columns for rule in parsed)))
     table = ibis.memtable(profile[used].assign(customer=np.arange(len(profile))))
     members = evaluate_rules(parsed, table, id_column="customer").to_pandas()
