@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from microseg.demo import generate_demo
 from microseg.project import Project
 
 SCAN = (
@@ -36,8 +35,7 @@ def build_project(workdir: Path, customers: int) -> Path:
     root = workdir / "project"
     shutil.rmtree(root, ignore_errors=True)
     started = time.perf_counter()
-    generate_demo(root, customers, seed=7)
-    with Project(root) as project:
+    with Project.create_demo(root, customers=customers, seed=7) as project:
         project.import_sources()
         events = project.warehouse.count("events")
     print(
