@@ -1,34 +1,71 @@
 """The ``microseg`` command line: a thin front end over ``Project``.
 
 Every failure prints one line ``Error: ...`` and exits 1; ``--debug`` shows the traceback.
+Start-up stays light: the data stack (pandas, DuckDB, Ibis, scikit-learn) is imported inside the
+commands that need it, so ``microseg --help`` answers at once. User text (ids, labels, file
+names, reasons) is printed through ``microseg.outputs``, never as Rich markup.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
-from microseg.errors import MicrosegError
-from microseg.project import Project
-from microseg.sources.files import ImportResult
+from microseg import __version__
+from microseg.errors import InvalidInputError, MicrosegError
+from microseg.outputs.text import clean_data, plain, shown
+from microseg.registry import check_layer, layer_help
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from microseg.outputs.tables import TableView
+    from microseg.project import Project
+    from microseg.sources.files import ImportResult
+
+
+def _without_flag_types(params) -> None:
+    # Typer labels every option with its type; for a flag (--help, --debug, --force) that reads
+    # as if it took a value ("--help <bool>"): flags show no type.
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx):
+        params = super().get_params(ctx)
+        _without_flag_types(params)
+        return params
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None:
+            _without_flag_types(command.get_params(ctx))
+        return command
+
 
 app = typer.Typer(
     name="microseg",
     help="Customer micro-segmentation engine and customer data platform.",
+    cls=_Group,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# No emoji codes (":smile:" in a customer id stays text); markup only in our own templates.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 class _State:
@@ -39,18 +76,104 @@ class _State:
 state = _State()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"microseg {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
 def _options(
     project: Annotated[
         Path, typer.Option("--project", "-p", help="Project folder (holds microseg.toml).")
     ] = Path("."),
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Show the version and exit."),
+    ] = False,
 ) -> None:
     state.project_dir = project
     state.debug = debug
 
 
+# -- shared options and output ------------------------------------------------------------------
+
+
+def _checked_layer(value: str | None) -> str | None:
+    return None if value is None else check_layer(value)
+
+
+def _checked_layer_or_none(value: str | None) -> str | None:
+    return value if value in (None, "none") else check_layer(value)
+
+
+def _checked_out(value: Path | None) -> Path | None:
+    from microseg.outputs.export import table_format
+
+    if value is not None:
+        table_format(value)  # a wrong extension fails before any work is done
+    return value
+
+
+def kind_option(what: str = "Layer", **extra) -> typer.models.OptionInfo:
+    """The ``--kind`` option: its help lists the layers of the registry, and a misspelt layer
+    is an error with a suggestion before the command runs."""
+    return typer.Option("--kind", help=f"{what} ({layer_help()}).", callback=_checked_layer, **extra)
+
+
+def out_option(what: str = "the whole table") -> typer.models.OptionInfo:
+    """The ``--out FILE`` option of a table command: ``.csv`` (formula cells neutralised) or
+    ``.parquet``."""
+    return typer.Option("--out", help=f"Write {what} to FILE (.csv or .parquet).", callback=_checked_out)
+
+
+def say(template: str, *values, err: bool = False, **named) -> None:
+    """Print a line: ``template`` is Rich markup of ours, ``values`` are shown as plain text."""
+    (err_console if err else console).print(shown(template, *values, **named), highlight=False)
+
+
+def write_out(frame, out: Path | None, what: str = "rows") -> None:
+    """Write ``frame`` to ``--out`` (when given) and say so."""
+    if out is None:
+        return
+    from microseg.outputs.export import write_table
+
+    write_table(frame, out)
+    say("Wrote {:,} {} to {}", len(frame), what, out)
+
+
+def show_view(view: TableView, option: str = "--out") -> None:
+    """Print a table and, when rows or columns were left out, the line that says so."""
+    console.print(view.table)
+    note = view.note(option)
+    if note:
+        say("{}", note)
+
+
+def show_frame(
+    frame,
+    title: str,
+    formats: dict[str, str] | None = None,
+    left: tuple[str, ...] = (),
+    limit: int | None = None,
+) -> None:
+    """Print a frame as a table that fits the terminal (first ``limit`` rows)."""
+    from microseg.outputs.tables import frame_table
+
+    show_view(frame_table(frame, title=title, formats=formats, left=left, limit=limit, width=console.width))
+
+
+def _project() -> Project:
+    """The project of ``--project`` (the data stack is imported here, not at start-up)."""
+    from microseg.project import Project
+
+    return Project(state.project_dir)
+
+
 def _progress() -> Progress:
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -62,13 +185,15 @@ def _progress() -> Progress:
 
 
 def _import_table(results: list[ImportResult]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Import", show_lines=False)
     for col in ("source", "file", "rows read", "loaded", "duplicates", "quarantined", "rows/s"):
         table.add_column(col, justify="left" if col in ("source", "file") else "right")
     for r in results:
         table.add_row(
-            r.source,
-            Path(r.file).name,
+            plain(r.source),
+            plain(Path(r.file).name),
             f"{r.rows_read:,}",
             f"{r.loaded:,}",
             f"{r.duplicates:,}",
@@ -90,13 +215,13 @@ def _import_notes(results: list[ImportResult]) -> list[str]:
         for k, v in r.details.get("missing", {}).items():
             agg["missing"][k] = agg["missing"].get(k, 0) + v
     for source, agg in by_source.items():
-        parts = [f"{k} {v:,}" for k, v in sorted(agg["types"].items())]
+        parts = [shown("{} {:,}", k, v) for k, v in sorted(agg["types"].items())]
         if agg["anonymous"]:
             parts.append(f"anonymous (no customer id) {agg['anonymous']:,}")
         if agg["missing"]:
-            parts.append("missing " + ", ".join(f"{k} {v:,}" for k, v in agg["missing"].items()))
+            parts.append("missing " + ", ".join(shown("{} {:,}", k, v) for k, v in agg["missing"].items()))
         if parts:
-            notes.append(f"[bold]{source}[/]: " + "; ".join(parts))
+            notes.append(shown("[bold]{}[/]: ", source) + "; ".join(parts))
     return notes
 
 
@@ -106,7 +231,7 @@ def _run_imports(project: Project, names: list[str] | None) -> list[ImportResult
 
         def on_file(source: str, path: Path, result: ImportResult | None) -> None:
             if result is None:
-                progress.update(task, description=f"importing {source}: {path.name}")
+                progress.update(task, description=shown("importing {}: {}", source, path.name))
             else:
                 progress.advance(task)
 
@@ -127,20 +252,20 @@ def _run_pipeline(project: Project, as_of: dt.date | None) -> None:
             progress.update(task, description=name, completed=i, total=n)
 
         result = project.run(as_of, on_step=on_step)
-    console.print(
-        f"Pipeline as of [bold]{result.as_of}[/] on {result.backend}: "
-        f"{result.customers:,} customers ({result.valued:,} with purchases valued) in {result.seconds:.1f} s"
+    say(
+        "Pipeline as of [bold]{}[/] on {}: {:,} customers ({:,} with purchases valued) in {:.1f} s",
+        result.as_of,
+        result.backend,
+        result.customers,
+        result.valued,
+        result.seconds,
     )
     fits = project.model_fits(result.as_of)
     if not fits.empty:
-        table = Table(title="Fitted models")
-        for col in ("model", "parameter", "estimate", "se"):
-            table.add_column(col, justify="left" if col in ("model", "parameter") else "right")
-        for r in fits.itertuples():
-            table.add_row(r.model, r.parameter, f"{r.estimate:.4g}", f"{r.se:.3g}")
-        console.print(table)
+        frame = fits[["model", "parameter", "estimate", "se"]]
+        show_frame(frame, "Fitted models", {"estimate": ".4g", "se": ".3g"}, left=("model", "parameter"))
     for warning in result.warnings:
-        err_console.print(f"[yellow]Warning:[/] {warning}", highlight=False, soft_wrap=True)
+        err_console.print(shown("[yellow]Warning:[/] {}", warning), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -150,8 +275,10 @@ def init(
     force: Annotated[bool, typer.Option(help="Overwrite an existing microseg.toml.")] = False,
 ) -> None:
     """Create a project folder with a commented microseg.toml."""
+    from microseg.project import Project
+
     project = Project.init(path, name=name, force=force)
-    console.print(f"Created {project.root / 'microseg.toml'}: add your sources, then `microseg import`.")
+    say("Created {}: add your sources, then `microseg import`.", project.root / "microseg.toml")
 
 
 @app.command("import")
@@ -159,7 +286,7 @@ def import_(
     sources: Annotated[list[str] | None, typer.Argument(help="Sources to import (default: all).")] = None,
 ) -> None:
     """Import the configured sources into the warehouse (re-importing adds nothing)."""
-    with Project(state.project_dir) as project:
+    with _project() as project:
         _run_imports(project, sources)
 
 
@@ -171,7 +298,7 @@ def run(
 ) -> None:
     """Run the pipeline as of the analysis date and store the results."""
     date = _parse_date(as_of)
-    with Project(state.project_dir) as project:
+    with _project() as project:
         _run_pipeline(project, date)
 
 
@@ -188,6 +315,8 @@ def demo(
 ) -> None:
     """Generate demo data, import it, run the pipeline, and snapshot the last months for the
     migration report."""
+    from microseg.project import Project
+
     started = time.perf_counter()
     with _progress() as progress:
         task = progress.add_task("generating demo data", total=customers)
@@ -199,18 +328,21 @@ def demo(
             force=force,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
-    console.print(f"Generated {customers:,} customers in {project.root / 'data'}")
+    say("Generated {:,} customers in {}", customers, project.root / "data")
     with project:
         _run_imports(project, None)
         _run_pipeline(project, None)
         summary = project.customer_summary()
         report = _demo_history(project, months) if months > 0 else None
-    console.print(
-        f"Demo finished in {time.perf_counter() - started:.1f} s: {len(summary):,} customers with "
-        f"{int(summary['orders'].sum()):,} orders. Project: {project.root}"
+    say(
+        "Demo finished in {:.1f} s: {:,} customers with {:,} orders. Project: {}",
+        time.perf_counter() - started,
+        len(summary),
+        int(summary["orders"].sum()),
+        project.root,
     )
     if report is not None:
-        console.print(f"Migration report: {report}")
+        say("Migration report: {}", report)
 
 
 def _demo_history(project: Project, months: int) -> Path:
@@ -236,16 +368,17 @@ def _demo_history(project: Project, months: int) -> Path:
 def values(
     top: Annotated[int, typer.Option(help="Customers to show, highest CLV first.")] = 10,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Run date (default: the latest).")] = None,
+    out: Annotated[Path | None, out_option("every customer's values")] = None,
 ) -> None:
     """Show the most valuable customers: RFM segment, P(alive), expected purchases and CLV."""
-    with Project(state.project_dir) as project:
+    with _project() as project:
         frame = project.customer_values(_parse_date(as_of))
     if frame.empty:
         console.print("No customer has bought anything yet.")
         return
-    frame = frame.sort_values(["clv", "total_spend"], ascending=False, na_position="last").head(top)
-    table = Table(title=f"Customer values as of {frame.as_of.iloc[0]:%Y-%m-%d}")
-    columns = (
+    frame = frame.sort_values(["clv", "total_spend"], ascending=False, na_position="last")
+    write_out(frame, out, "customers")
+    columns = [
         "customer_id",
         "rfm_segment",
         "transactions",
@@ -253,142 +386,134 @@ def values(
         "p_alive",
         "expected_purchases",
         "clv",
+    ]
+    show_frame(
+        frame[columns],
+        f"Customer values as of {frame.as_of.iloc[0]:%Y-%m-%d}",
+        {"p_alive": ".2f", "expected_purchases": ".2f"},
+        left=("customer_id", "rfm_segment"),
+        limit=top,
     )
-    for col in columns:
-        table.add_column(col, justify="left" if col in ("customer_id", "rfm_segment") else "right")
-    for r in frame.itertuples():
-        table.add_row(
-            r.customer_id,
-            r.rfm_segment,
-            f"{r.transactions:,}",
-            f"{r.total_spend:,.2f}",
-            f"{r.p_alive:.2f}",
-            f"{r.expected_purchases:.2f}",
-            f"{r.clv:,.2f}",
-        )
-    console.print(table)
 
 
 @app.command()
 def segments(
-    kind: Annotated[
-        str | None,
-        typer.Option(
-            help="Layer: lifecycle, clv_tier, rfm_tier, tenure_tier, engagement_tier, composite, "
-            "behaviour, demographic, micro, rule (default: a summary of every layer)."
-        ),
-    ] = None,
+    kind: Annotated[str | None, kind_option("Layer (default: a summary of every layer)")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Run date (default: the latest).")] = None,
+    out: Annotated[Path | None, out_option()] = None,
 ) -> None:
     """List the segments of a layer with their persona label, size and value."""
-    with Project(state.project_dir) as project:
-        frame = project.segments(kind, _parse_date(as_of))
-    if frame.empty:
-        console.print("No segments.")
+    date = _parse_date(as_of)
+    with _project() as project:
+        frame = project.segments(kind, date)
+        empty_because = _why_no_segments(project, kind, date) if frame.empty else None
+    if empty_because:
+        say("No segments: {}.", empty_because)
         return
     if kind is None:
-        table = Table(title="Segment layers")
-        for col in ("layer", "segments", "customers"):
-            table.add_column(col, justify="left" if col == "layer" else "right")
-        for layer, rows in frame.groupby("kind", sort=False):
-            table.add_row(layer, f"{len(rows):,}", f"{int(rows['size'].sum()):,}")
-        console.print(table)
+        layers = frame.groupby("kind", sort=False).agg(
+            segments=("segment_id", "size"), customers=("size", "sum")
+        )
+        layers = layers.reset_index().rename(columns={"kind": "layer"})
+        write_out(layers, out, "layers")
+        show_frame(layers, "Segment layers", left=("layer",))
         console.print("Details of a layer: [bold]microseg segments --kind behaviour[/]")
         return
-    table = Table(title=f"{kind} segments")
-    for col in ("segment", "label", "customers", "share", "revenue", "mean CLV"):
-        table.add_column(col, justify="left" if col in ("segment", "label") else "right")
-    for r in frame.itertuples():
-        table.add_row(
-            r.segment_id,
-            r.label,
-            f"{r.size:,}",
-            f"{r.share:.1%}",
-            "" if r.revenue_share != r.revenue_share else f"{r.revenue_share:.1%}",
-            "" if r.mean_clv != r.mean_clv else f"{r.mean_clv:,.2f}",
-        )
-    console.print(table)
+    table = frame.drop(columns=["card"])
+    write_out(table, out, "segments")
+    shown_frame = table.rename(
+        columns={
+            "segment_id": "segment",
+            "size": "customers",
+            "revenue_share": "revenue",
+            "mean_clv": "mean CLV",
+        }
+    )[["segment", "label", "customers", "share", "revenue", "mean CLV"]]
+    show_frame(shown_frame, f"{kind} segments", {"share": ".1%", "revenue": ".1%"}, left=("segment", "label"))
+
+
+def _why_no_segments(project: Project, kind: str | None, as_of: dt.date | None) -> str:
+    """Why a layer has no segments, in words a user can act on."""
+    settings = project.config.segments
+    configured = {"composite": ("composites", settings.composites), "rule": ("rules", settings.rules)}
+    if kind in configured:
+        table, names = configured[kind]
+        if not names:
+            hint = (
+                " (every customer's four-tier code is in --kind composite_code)"
+                if kind == "composite"
+                else ""
+            )
+            return (
+                f"no {kind} segments are configured; add them under [segments.{table}] in microseg.toml{hint}"
+            )
+        return f"none of the {len(names)} configured {kind} segments has a member"
+    if kind is None:
+        return "the run stored no segment layer"
+    return f"the {kind} layer of this run is empty"
 
 
 @app.command()
 def persona(
     segment_id: Annotated[str | None, typer.Argument(help="Segment id, e.g. active.b2.")] = None,
     customer: Annotated[str | None, typer.Option(help="Show this customer's card instead.")] = None,
-    kind: Annotated[
-        str | None, typer.Option(help="Layer of the segment, when ids repeat across layers.")
-    ] = None,
+    kind: Annotated[str | None, kind_option("Layer of the segment, when ids repeat across layers")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="Run date (default: the latest).")] = None,
 ) -> None:
     """Show the persona card of a segment, or the card of one customer (segment of one)."""
     from microseg.segments.personas import format_card
 
     if (segment_id is None) == (customer is None):
-        raise MicrosegError("give a segment id or --customer ID (one of them)")
-    with Project(state.project_dir) as project:
+        raise InvalidInputError("give a segment id or --customer ID (one of them)")
+    with _project() as project:
         date = _parse_date(as_of)
         card = project.customer_card(customer, date) if customer else project.persona(segment_id, kind, date)
-    console.print(format_card(card), highlight=False)
+    # every string of the card is made visible first: the card's own line breaks stay
+    console.print(plain(format_card(clean_data(card)), newlines=True))
 
 
 @app.command()
-def status() -> None:
+def status(out: Annotated[Path | None, out_option()] = None) -> None:
     """Row counts of the warehouse tables."""
-    with Project(state.project_dir) as project:
-        table = Table(title=f"Warehouse {project.config.warehouse}")
-        table.add_column("table")
-        table.add_column("rows", justify="right")
-        for name, count in project.status().items():
-            table.add_row(name, f"{count:,}")
-        console.print(table)
+    import pandas as pd
+
+    with _project() as project:
+        counts = pd.DataFrame(list(project.status().items()), columns=["table", "rows"])
+        title = f"Warehouse {project.config.warehouse}"
+    write_out(counts, out, "tables")
+    show_frame(counts, title, left=("table",))
 
 
 @app.command()
 def quarantine(
     source: Annotated[str | None, typer.Option(help="Only rows of this source.")] = None,
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
+    out: Annotated[Path | None, out_option("every quarantined row")] = None,
 ) -> None:
     """Show quarantined rows with file, row number and reason."""
-    with Project(state.project_dir) as project:
-        rows = project.quarantine(source, limit)
+    with _project() as project:
+        rows = project.quarantine(source)
     if rows.empty:
         console.print("No quarantined rows.")
         return
-    table = Table(title="Quarantine")
-    for col in ("source", "file", "row", "reason"):
-        table.add_column(col)
-    for r in rows.itertuples():
-        table.add_row(r.source, Path(r.file).name, str(r.row_number), r.reason)
-    console.print(table)
+    write_out(rows, out, "quarantined rows")
+    table = rows.assign(file=rows["file"].map(lambda f: Path(f).name)).rename(columns={"row_number": "row"})
+    show_frame(
+        table[["source", "file", "row", "reason"]],
+        "Quarantine",
+        left=("source", "file", "reason"),
+        limit=limit,
+    )
 
 
 # -- dynamics ---------------------------------------------------------------------------------
 
 
 def _table(title: str, frame, formats: dict[str, str] | None = None, left: tuple[str, ...] = ()) -> Table:
-    """A Rich table of a frame; ``formats`` maps columns to format specs (e.g. ``",.2f"``)."""
-    import pandas as pd
+    """A Rich table of a whole frame with safe cells; ``show_frame`` also fits it to the screen."""
+    from microseg.outputs.tables import frame_table
 
-    formats = formats or {}
-    table = Table(title=title)
-    for col in frame.columns:
-        table.add_column(str(col), justify="left" if col in left else "right")
-    for row in frame.itertuples(index=False):
-        cells = []
-        for col, value in zip(frame.columns, row, strict=True):
-            if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
-                cells.append("")  # missing, or an open end (still in the segment)
-            elif isinstance(value, dt.datetime) and value == dt.datetime.combine(value.date(), dt.time()):
-                cells.append(value.date().isoformat())  # snapshot dates come back as midnight timestamps
-            elif col in formats:
-                cells.append(format(value, formats[col]))
-            elif isinstance(value, float):
-                cells.append(f"{value:,.2f}")
-            elif isinstance(value, int):
-                cells.append(f"{value:,}")
-            else:
-                cells.append(str(value))
-        table.add_row(*cells)
-    return table
+    return frame_table(frame, title=title, formats=formats, left=left).table
 
 
 @app.command()
@@ -402,7 +527,7 @@ def backfill(
 ) -> None:
     """Compute a snapshot for every month (or week) end between two dates, each from the events up
     to its date only; snapshots whose inputs did not change are kept."""
-    with Project(state.project_dir) as project, _progress() as progress:
+    with _project() as project, _progress() as progress:
         task = progress.add_task("snapshots", total=1)
 
         def on_snapshot(date: dt.date, i: int, n: int) -> None:
@@ -415,176 +540,241 @@ def backfill(
             force=force,
             on_snapshot=on_snapshot,
         )
-    console.print(
-        f"{len(result.runs)} snapshots ({result.runs[0].as_of} to {result.runs[-1].as_of}): "
-        f"{len(result.computed)} computed, {len(result.reused)} up to date, in {result.seconds:.1f} s"
+    say(
+        "{} snapshots ({} to {}): {} computed, {} up to date, in {:.1f} s",
+        len(result.runs),
+        result.runs[0].as_of,
+        result.runs[-1].as_of,
+        len(result.computed),
+        len(result.reused),
+        result.seconds,
     )
 
 
 @app.command()
-def snapshots() -> None:
+def snapshots(out: Annotated[Path | None, out_option()] = None) -> None:
     """List the stored snapshots."""
-    with Project(state.project_dir) as project:
+    with _project() as project:
         frame = project.snapshots()
     if frame.empty:
         console.print("No snapshots yet: run `microseg run` or `microseg backfill`.")
         return
+    write_out(frame, out, "snapshots")
     frame = frame.assign(computed_at=frame["computed_at"].dt.strftime("%Y-%m-%d %H:%M"))
-    console.print(_table("Snapshots", frame, {"seconds": ".1f"}, left=("as_of", "computed_at")))
+    show_frame(frame, "Snapshots", {"seconds": ".1f"}, left=("as_of", "computed_at"))
 
 
 @app.command()
 def migration(
-    kind: Annotated[str, typer.Option(help="Layer: lifecycle, clv_tier, behaviour, rule, ...")] = "lifecycle",
+    kind: Annotated[str, kind_option()] = "lifecycle",
     start: Annotated[
         str | None, typer.Option("--from", help="Earlier snapshot (default: second last).")
     ] = None,
     end: Annotated[str | None, typer.Option("--to", help="Later snapshot (default: the last).")] = None,
     value: Annotated[str, typer.Option(help="customers, rate, clv_from, clv_to or revenue.")] = "customers",
+    out: Annotated[Path | None, out_option("the whole matrix")] = None,
 ) -> None:
     """Transition matrix of a layer between two snapshots (rows: where customers were)."""
-    with Project(state.project_dir) as project:
+    from microseg.outputs.tables import matrix_table
+
+    with _project() as project:
         a, b = project._pair(kind, _parse_date(start, "--from"), _parse_date(end, "--to"))
         matrix = project.transition_matrix(kind, a, b, value)
-    frame = matrix.reset_index()
-    frame.columns = [str(c) for c in frame.columns]
+        irregular = project.periods(kind).describe(a, b)
+    write_out(matrix.rename_axis("segment").reset_index(), out, "rows")
     spec = ".1%" if value == "rate" else (",.0f" if value == "customers" else ",.2f")
-    formats = {c: spec for c in map(str, matrix.columns)}
-    console.print(
-        _table(f"{kind}: {a} (rows) -> {b} (columns), {value}", frame, formats, left=("segment", "source"))
-    )
+    title = f"{kind}: {a} (rows) -> {b} (columns), {value}" + (f"; {irregular}" if irregular else "")
+    show_view(matrix_table(matrix, title=title, spec=spec, width=console.width))
+    if irregular:
+        say("Not a full period ({}): its moves and rates are not comparable with a full period's.", irregular)
 
 
 @app.command()
 def journey(
     customer: Annotated[str, typer.Argument(help="Customer id.")],
-    kind: Annotated[str | None, typer.Option(help="Layer (default: every layer).")] = None,
+    kind: Annotated[str | None, kind_option("Layer (default: every layer)")] = None,
+    out: Annotated[Path | None, out_option()] = None,
 ) -> None:
     """When a customer entered and left each segment."""
-    with Project(state.project_dir) as project:
+    with _project() as project:
         frame = project.customer_history(customer, kind)
     if frame.empty:
         raise MicrosegError(f"no segment history for customer {customer!r}")
-    console.print(_table(f"Segment history of {customer}", frame, left=("kind", "segment_id")))
+    write_out(frame, out, "stays")
+    show_frame(frame, f"Segment history of {customer}", left=("kind", "segment_id"))
 
 
 @app.command()
 def paths(
-    kind: Annotated[str, typer.Option(help="Layer with one segment per customer.")] = "lifecycle",
+    kind: Annotated[str, kind_option("Layer with one segment per customer")] = "lifecycle",
     top: Annotated[int, typer.Option(help="Paths to show.")] = 10,
+    out: Annotated[Path | None, out_option("every path")] = None,
 ) -> None:
     """The most common paths customers took through a layer."""
-    with Project(state.project_dir) as project:
-        frame = project.typical_paths(kind, top)
-    console.print(_table(f"Typical {kind} paths", frame, {"share": ".1%"}, left=("path",)))
+    with _project() as project:
+        frame = project.typical_paths(kind, sys.maxsize)
+    write_out(frame, out, "paths")
+    show_frame(frame, f"Typical {kind} paths", {"share": ".1%"}, left=("path",), limit=top)
 
 
 @app.command()
 def members(
     segment_id: Annotated[str, typer.Argument(help="Segment id, e.g. at_risk.")],
     on: Annotated[str, typer.Option("--on", help="Date YYYY-MM-DD.")],
-    kind: Annotated[str | None, typer.Option(help="Layer, when ids repeat across layers.")] = None,
+    kind: Annotated[str | None, kind_option("Layer, needed when the id is in several layers")] = None,
     limit: Annotated[int, typer.Option(help="Customers to show (0: only the count).")] = 20,
-    out: Annotated[Path | None, typer.Option(help="Write every member to this CSV file.")] = None,
+    out: Annotated[Path | None, out_option("every member")] = None,
 ) -> None:
     """Who was in a segment on a date."""
     date = _parse_date(on, "--on")
-    with Project(state.project_dir) as project:
+    with _project() as project:
         frame = project.members_on(segment_id, date, kind)
-    if out is not None:
-        frame.to_csv(out, index=False)
-        console.print(f"Wrote {len(frame):,} members to {out}")
-    console.print(f"{len(frame):,} customers were in {segment_id} on {date}")
+    write_out(frame, out, "members")
+    layer = frame["kind"].iloc[0] if not frame.empty else kind
+    say(
+        "{:,} customers were in {} on {}" + (" ({} layer)" if layer else ""),
+        len(frame),
+        segment_id,
+        date,
+        *([layer] if layer else []),
+    )
     if limit and not frame.empty:
-        console.print(
-            _table(f"{segment_id} on {date}", frame.head(limit), left=tuple(map(str, frame.columns)))
-        )
+        show_frame(frame, f"{segment_id} on {date}", left=tuple(map(str, frame.columns)), limit=limit)
 
 
 @app.command()
 def forecast(
-    kind: Annotated[str, typer.Option(help="Layer with one segment per customer.")] = "lifecycle",
+    kind: Annotated[str, kind_option("Layer with one segment per customer")] = "lifecycle",
     by: Annotated[
-        str | None, typer.Option(help="Condition the transitions on this layer ('none': pooled).")
+        str | None,
+        typer.Option(
+            help=f"Condition the transitions on this layer ('none': pooled; {layer_help()}).",
+            callback=_checked_layer_or_none,
+        ),
     ] = "clv_tier",
     periods: Annotated[int, typer.Option(help="Periods ahead.")] = 1,
     top: Annotated[int, typer.Option(help="Customers most likely to move to at_risk/churned, by CLV.")] = 10,
     backtest: Annotated[bool, typer.Option(help="Show one-period-ahead errors on past snapshots.")] = False,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="Write every customer's next-period probabilities (and CLV) to this CSV file."),
-    ] = None,
+    out: Annotated[Path | None, out_option("every customer's next-period probabilities (and CLV)")] = None,
 ) -> None:
-    """Expected segment sizes next period (Markov model of past transitions) and the customers
-    whose move to at_risk or churned puts the most CLV at stake."""
+    """Expected segment sizes next period and the customers whose move to at_risk or churned
+    puts the most CLV at stake. Each customer's probabilities come from a model of their own
+    history or from the Markov chain of their segment and CLV tier, whichever the backtest
+    scores better (dynamics.forecast_model)."""
+    from microseg.outputs.export import write_table
+    from microseg.project import clv_at_stake_text
+
     group = None if by in (None, "none") else by
-    with Project(state.project_dir) as project:
+    with _project() as project:
         sizes = project.forecast(kind, group, periods)
+        choice = project.forecast_choice(kind, group)
         risky = project.at_risk(kind, group).head(top) if kind == "lifecycle" and top else None
         errors = project.forecast_backtest(kind, group) if backtest else None
+        period_note = project.periods(kind).note()
+        horizon = project.config.clv.horizon_months
         if out is not None:
             table = project.next_period(kind, group)
-            table.to_csv(out, index=False)
-            console.print(f"Wrote next-period probabilities of {len(table):,} customers to {out}")
-    console.print(
-        _table(
-            f"{kind} in {periods} period{'s' if periods != 1 else ''}",
-            sizes,
-            {"current": ",d", "forecast": ",.1f", "change": "+,.1f"},
-            left=("segment",),
-        )
+            write_table(table, out)
+            say("Wrote next-period probabilities of {:,} customers to {}", len(table), out)
+    show_frame(
+        sizes,
+        f"{kind} in {periods} period{'s' if periods != 1 else ''}",
+        {"current": ",d", "forecast": ",.1f", "change": "+,.1f"},
+        left=("segment",),
     )
+    say("Next-period probabilities: {}.", choice.reason)
+    if periods > 1:
+        say("Periods after the first: the Markov chain of the segment transitions.")
     if risky is not None and not risky.empty:
         frame = risky.reset_index()
-        console.print(_table("Most CLV at stake", frame, {"p_move": ".1%"}, left=("customer_id", "state")))
+        show_frame(frame, "Most CLV at stake", {"p_move": ".1%"}, left=("customer_id", "state"))
+        say("p_move: the chance of moving to at_risk or churned next period. {}", clv_at_stake_text(horizon))
     if errors is not None:
         if errors.empty:
-            console.print("Not enough snapshots for a backtest.")
+            console.print("Not enough full periods for a backtest.")
         else:
-            console.print(
-                _table(
-                    "Backtest: mean absolute error of segment shares",
-                    errors,
-                    {"mae_model": ".4f", "mae_naive": ".4f"},
-                    left=("as_of", "target"),
-                )
+            scored = errors[["as_of", "target", "customers", "log_loss_chain", "log_loss_customer", "brier_chain", "brier_customer"]]
+            show_frame(
+                scored,
+                "Backtest: each customer's next-period segment (lower is better)",
+                {c: ".4f" for c in scored.columns[3:]},
+                left=("as_of", "target"),
             )
-            console.print(
-                f"Mean: model {errors['mae_model'].mean():.4f}, same as last period {errors['mae_naive'].mean():.4f}"
+            show_frame(
+                errors[["as_of", "target", "mae_chain", "mae_customer", "mae_naive"]],
+                "Backtest: mean absolute error of segment shares",
+                {"mae_chain": ".4f", "mae_customer": ".4f", "mae_naive": ".4f"},
+                left=("as_of", "target"),
             )
+            means = errors.mean(numeric_only=True)
+            say(
+                "Mean log-loss: customer model {:.4f}, group chain {:.4f}; Brier score: {:.4f}, {:.4f}; "
+                "MAE of shares: customer model {:.4f}, group chain {:.4f}, same as last period {:.4f}",
+                means["log_loss_customer"],
+                means["log_loss_chain"],
+                means["brier_customer"],
+                means["brier_chain"],
+                means["mae_customer"],
+                means["mae_chain"],
+                means["mae_naive"],
+            )
+    if period_note:
+        say("{}", period_note)
 
 
 @app.command()
 def alerts(
-    kind: Annotated[str, typer.Option(help="Layer with one segment per customer.")] = "lifecycle",
+    kind: Annotated[str, kind_option("Layer with one segment per customer")] = "lifecycle",
     by: Annotated[
-        str | None, typer.Option(help="Also test within each segment of this layer ('none').")
+        str | None,
+        typer.Option(
+            help=f"Also test within each segment of this layer ('none'; {layer_help()}).",
+            callback=_checked_layer_or_none,
+        ),
     ] = "clv_tier",
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="End of the period tested (default: latest).")
     ] = None,
+    out: Annotated[Path | None, out_option("every alert with its test")] = None,
 ) -> None:
-    """Transitions whose rate in a period departs significantly from the earlier periods."""
-    with Project(state.project_dir) as project:
-        frame = project.alerts(kind, None if by in (None, "none") else by, _parse_date(as_of))
+    """Transitions whose rate in a full period departs significantly from the earlier periods."""
+    with _project() as project:
+        date = _parse_date(as_of)
+        frame = project.alerts(kind, None if by in (None, "none") else by, date)
+        start, end = project.alert_period(kind, date)
+        period_note = project.periods(kind).note()
+    write_out(frame, out, "alerts")
+    say("Period tested: {} to {}, against the full periods before it.", start, end)
+    if period_note:
+        say("{}", period_note)
     if frame.empty:
         console.print("No alerts: every transition moved at its usual rate.")
         return
     for row in frame.itertuples():
-        console.print(f"[bold red]Alert[/] {row.as_of}: {row.message}", highlight=False)
-        console.print(f"  test: {row.test}", highlight=False)
+        say("[bold red]Alert[/] {}: {}", row.as_of, row.message)
+        say("  test: {}", row.test)
 
 
 @app.command()
 def report(
     out: Annotated[Path | None, typer.Option(help="HTML file (default: reports/report-<date>.html).")] = None,
-    kind: Annotated[str, typer.Option(help="Layer whose movements are shown.")] = "lifecycle",
+    kind: Annotated[str, kind_option("Layer whose movements are shown")] = "lifecycle",
 ) -> None:
     """Write a self-contained HTML report: stage sizes over time, migration Sankey, transition
     heatmap, persona cards, alerts and the forecast."""
-    with Project(state.project_dir) as project:
+    with _project() as project:
         path = project.report(out, kind=kind)
-    console.print(f"Wrote {path}")
+    say("Wrote {}", path)
+
+
+def _joined_paragraphs(doc: str) -> str:
+    """A docstring with each paragraph on one line: Typer's Rich help keeps source line breaks."""
+    return "\n\n".join(" ".join(part.split()) for part in doc.split("\n\n"))
+
+
+for _info in app.registered_commands:
+    if _info.help is None and _info.callback is not None and _info.callback.__doc__:
+        _info.help = _joined_paragraphs(inspect.getdoc(_info.callback))
 
 
 def _parse_date(value: str | None, option: str = "--as-of") -> dt.date | None:
@@ -614,7 +804,8 @@ def main(argv: list[str] | None = None) -> int:
         if state.debug:
             err_console.print_exception()
         message = str(exc) if isinstance(exc, MicrosegError) else f"{type(exc).__name__}: {exc}"
-        err_console.print(f"[red]Error:[/] {message}", highlight=False, soft_wrap=True)
+        # the message may quote user text: shown as text, its own line breaks kept
+        err_console.print(Text("Error:", style="red") + " " + plain(message, newlines=True), soft_wrap=True)
         return getattr(exc, "exit_code", 1)
     return 0
 

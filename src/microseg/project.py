@@ -25,22 +25,24 @@ import pyarrow as pa
 
 from microseg.config import CONFIG_FILE, ProjectConfig, load_config
 from microseg.dynamics import migration
-from microseg.dynamics.history import customer_history, members_on, update_history
+from microseg.dynamics.history import customer_history, members_on, segment_layers, update_history
 from microseg.dynamics.snapshots import fingerprint, snapshot_dates
 from microseg.engine.duckdb import DuckDBWarehouse
-from microseg.errors import ConfigError, MicrosegError
+from microseg.errors import ConfigError, InvalidInputError, MicrosegError
 from microseg.features.profile import category_browsing, category_spend, customer_profile
 from microseg.features.summary import customer_summary
-from microseg.features.values import rfm_table, value_customers
+from microseg.features.values import holdout_for, rfm_table, value_customers
 from microseg.models.rules import parse_rules
-from microseg.registry import TIER_LAYERS
-from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS
+from microseg.registry import LAYERS, TIER_LAYERS, check_layer, suggest
+from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS, VALUE_MODELS
 from microseg.segments.segmentation import segment_customers
 from microseg.segments.store import CustomerNumbers, previous_segments, store_segmentation
 from microseg.sources.files import ImportResult, import_source
 
 if TYPE_CHECKING:
     from microseg.demo.shock import Shock
+    from microseg.dynamics.model_choice import Choice, Forecast
+    from microseg.dynamics.periods import Periods
 
 #: Value columns the segmentation reads from ``customer_values``.
 VALUE_COLUMNS = (
@@ -83,6 +85,10 @@ class RunResult:
     customers: int
     seconds: float
     valued: int = 0  # buying customers with RFM and CLV values
+    with_clv: int = 0  # customers with a CLV
+    value_model: str | None = None  # the repeat-buying model of the CLV, e.g. "BG/NBD"
+    value_model_reason: str = ""  # why that model
+    dropout_identified: bool | None = None  # whether the model finds dropout (None: no model)
     segments: int = 0  # micro-segments
     steps: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -112,6 +118,8 @@ class Project:
         self.config: ProjectConfig = load_config(path)
         self.root = self.config.root
         self._warehouse: DuckDBWarehouse | None = None
+        # fitted forecasts by (layer, group layer, state of the snapshots): one fit per change
+        self._forecasts: dict[tuple, Forecast] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
     @classmethod
@@ -351,10 +359,18 @@ class Project:
         return BackfillResult(runs, time.perf_counter() - started)
 
     def snapshots(self) -> pd.DataFrame:
-        """Every stored snapshot: ``as_of, computed_at, seconds, customers, events``."""
-        return self.warehouse.fetch_df(
+        """Every stored snapshot: ``as_of, computed_at, seconds, customers, events`` and
+        ``period``: how the period ending at it compares with the cadence of the snapshots
+        (``full``, ``stub (9 days)``, ``gap (61 days)``; empty for the first)."""
+        from microseg.dynamics.periods import FULL, describe_periods
+
+        frame = self.warehouse.fetch_df(
             "SELECT as_of, computed_at, seconds, customers, events FROM snapshots ORDER BY as_of"
         )
+        periods = describe_periods(frame["as_of"])
+        kinds = {r.to_date: r.kind if r.kind == FULL else f"{r.kind} ({r.days} days)" for r in periods.table.itertuples()}
+        frame["period"] = [kinds.get(day, "") for day in pd.to_datetime(frame["as_of"]).dt.date]
+        return frame
 
     def _run_summary(self, events, customers, as_of: dt.date, result: RunResult) -> None:
         result.customers = self._store(CUSTOMER_SUMMARY, customer_summary(events, as_of, customers), as_of)
@@ -372,19 +388,37 @@ class Project:
         return f"no customer to segment as of {as_of}: the first event of a known customer is on {first}"
 
     def _run_values(self, events, as_of: dt.date, result: RunResult) -> None:
-        rfm = rfm_table(events, as_of, self.config.clv.period).to_pyarrow()
-        valuation = value_customers(rfm, as_of, self.config.clv)
+        settings = self.config.clv
+        rfm = rfm_table(events, as_of, settings.period).to_pyarrow()
+        holdout = holdout_for(events, rfm, as_of, settings) if settings.model == "auto" else None
+        valuation = value_customers(rfm, as_of, settings, holdout)
         where = f"as_of = DATE '{as_of.isoformat()}'"
         values = valuation.values.append_column(
             "as_of", pa.array([as_of] * valuation.values.num_rows, pa.date32())
         )
         result.valued = self.warehouse.replace_frame(CUSTOMER_VALUES, values, where)
-        if not valuation.fits.empty:
+        if valuation.fits.empty:  # a failed fit leaves no parameters of an earlier run behind
+            self.warehouse.sql(f"DELETE FROM {MODEL_FITS.name} WHERE {where}")
+        else:
             self.warehouse.replace_frame(MODEL_FITS, valuation.fits, where)
-        result.warnings += valuation.warnings
+        self.warehouse.replace_frame(VALUE_MODELS, valuation.models, where)
+        result.with_clv = valuation.with_clv
+        result.value_model, result.value_model_reason = valuation.model, valuation.model_reason
+        result.dropout_identified = valuation.dropout.identified if valuation.dropout else None
+        result.warnings += valuation.warnings + _value_warnings(valuation)
+
+    def _stage_settings(self, result: RunResult):
+        """The segment settings of this run: the lifecycle rules ignore P(alive) when the value
+        model cannot tell whether anybody leaves (P(alive) is then near 1 for everyone)."""
+        import dataclasses
+
+        settings = self.config.segments
+        if result.dropout_identified is False:
+            settings = dataclasses.replace(settings, at_risk_p_alive=None, churned_p_alive=None)
+        return settings
 
     def _run_segments(self, events, customers, products, as_of: dt.date, result: RunResult) -> None:
-        settings = self.config.segments
+        settings = self._stage_settings(result)
         wh = self.warehouse
         profile = (
             customer_profile(
@@ -462,6 +496,8 @@ class Project:
 
     def memberships(self, kind: str | None = None, as_of: dt.date | None = None) -> pd.DataFrame:
         """Who is in which segment (customer_id, kind, segment_id), for one layer or all."""
+        if kind is not None:
+            check_layer(kind)
         as_of = self._latest("segment_memberships", as_of)
         where, params = ("AND kind = ?", [kind]) if kind else ("", [])
         return self.warehouse.fetch_df(
@@ -472,6 +508,8 @@ class Project:
 
     def segments(self, kind: str | None = None, as_of: dt.date | None = None) -> pd.DataFrame:
         """Segments with their persona label, size, shares and value (one layer or all)."""
+        if kind is not None:
+            check_layer(kind)
         as_of = self._latest("segments", as_of)
         where, params = ("AND kind = ?", [kind]) if kind else ("", [])
         return self.warehouse.fetch_df(
@@ -488,16 +526,22 @@ class Project:
         )
 
     def persona(self, segment_id: str, kind: str | None = None, as_of: dt.date | None = None) -> dict:
-        """The persona card of a segment."""
+        """The persona card of a segment; ``kind`` names its layer, needed only when several
+        layers have a segment of that id."""
         import json
 
         frame = self.segments(kind, as_of)
         match = frame[frame["segment_id"] == segment_id]
         if match.empty:
-            known = ", ".join(sorted(frame["segment_id"].unique())[:20])
-            raise MicrosegError(
-                f"no segment {segment_id!r}{f' in {kind}' if kind else ''}; segments include: {known}"
+            ids = sorted(frame["segment_id"].unique())
+            known = ", ".join(ids[:20]) + (", ..." if len(ids) > 20 else "")
+            raise InvalidInputError(
+                f"no segment {segment_id!r}{f' in {kind}' if kind else ''}{suggest(segment_id, ids)}; "
+                f"segments include: {known}"
             )
+        if len(match) > 1:
+            sizes = dict(zip(match["kind"], match["size"], strict=True))
+            _one_layer(segment_id, sizes, "")
         return json.loads(match.iloc[0]["card"])
 
     def customer_card(self, customer_id: str, as_of: dt.date | None = None) -> dict:
@@ -592,14 +636,20 @@ class Project:
         return migration.typical_paths(self.warehouse, kind, top)
 
     def members_on(self, segment_id: str, on: dt.date, kind: str | None = None) -> pd.DataFrame:
-        """Who was in a segment on a date (by the latest snapshot on or before it)."""
-        frame = members_on(self.warehouse, segment_id, on, kind)
-        if frame.empty:  # an unknown segment is an error, not an empty audience
+        """Who was in a segment on a date (by the latest snapshot on or before it), one row per
+        customer. ``kind`` names the layer; it may be left out when only one layer has a segment
+        of that id (``at_risk`` is both a lifecycle stage and an RFM tier)."""
+        layers = segment_layers(self.warehouse, segment_id, on)
+        if kind is not None:
+            check_layer(kind)
+        elif layers:
+            kind = _one_layer(segment_id, layers, f" on {on}")
+        if kind not in layers:  # an unknown segment is an error, not an empty audience
             where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
             what = f"{kind} segment" if kind else "segment"
             query = f"SELECT DISTINCT segment_id FROM segment_history {where}"
             migration.check_name(self.warehouse, what, segment_id, query, params)
-        return frame
+        return members_on(self.warehouse, segment_id, on, kind)
 
     def customer_history(self, customer_id: str, kind: str | None = None) -> pd.DataFrame:
         """When a customer entered and left each segment."""
@@ -609,75 +659,132 @@ class Project:
         """Segment sizes at every snapshot: ``as_of, segment, customers``."""
         return migration.stage_sizes(self.warehouse, kind)
 
-    def _forecaster(self, kind: str, group_kind: str | None):
-        from microseg.dynamics.forecast import MarkovForecaster
+    def periods(self, kind: str = "lifecycle") -> Periods:
+        """The periods between the stored snapshots of a layer: which are full, which are stub
+        periods (a snapshot off the cadence, such as an analysis date on the 9th after month-end
+        snapshots) and which are longer (a snapshot missing). Rates, forecasts, backtests and
+        alerts use the full periods only (see ``microseg.dynamics.periods``)."""
+        from microseg.dynamics.periods import describe_periods
+
+        self._check_layers(kind)
+        return describe_periods(migration.stored_dates(self.warehouse, kind))
+
+    def _forecaster(self, kind: str, group_kind: str | None) -> Forecast:
+        """Both forecast models fitted on the full periods, backtested, one chosen; kept until
+        the snapshots change."""
+        from microseg.dynamics.model_choice import build_forecast
+        from microseg.dynamics.periods import describe_periods
 
         self._check_layers(kind, group_kind)
-        states = migration.states_over_time(self.warehouse, kind, group_kind)
+        signature = tuple(self.warehouse.fetch("SELECT count(*), max(computed_at) FROM snapshots")[0])
+        key = (kind, group_kind, signature, self.config.dynamics)
+        if key in self._forecasts:
+            return self._forecasts[key]
+        states = migration.states_over_time(self.warehouse, kind, group_kind, features=True)
         if states["as_of"].nunique() < 2:
             raise MicrosegError("a forecast needs at least two snapshots; run `microseg backfill` first")
-        model = MarkovForecaster(
-            smoothing=self.config.dynamics.forecast_smoothing,
+        periods = describe_periods(states["as_of"].unique())
+        if not periods.full:
+            raise MicrosegError(
+                "a forecast needs a full period between two snapshots; "
+                + (periods.note() or "")
+                + " Run `microseg backfill` for earlier snapshots."
+            )
+        settings = self.config.dynamics
+        forecast = build_forecast(
+            states,
+            periods,
+            setting=settings.forecast_model,
+            smoothing=settings.forecast_smoothing,
+            window=settings.forecast_window,
             condition_on_group=group_kind is not None,
-            window=self.config.dynamics.forecast_window,
-        ).fit(states)
-        latest = states[states["as_of"] == states["as_of"].max()]
-        return model, states, latest
+        )
+        self._forecasts = {key: forecast}  # only the latest: a forecast holds every snapshot's rows
+        return forecast
 
     def forecast(
         self, kind: str = "lifecycle", group_kind: str | None = "clv_tier", periods: int = 1
     ) -> pd.DataFrame:
-        """Segment sizes now and expected after ``periods`` periods (Markov model of the
-        transitions between stored snapshots): ``segment, current, forecast, change``."""
-        model, _, latest = self._forecaster(kind, group_kind)
-        return _forecast_table(model, latest, periods)
+        """Segment sizes now and expected after ``periods`` periods: ``segment, current,
+        forecast, change``. The first period is forecast by the chosen model
+        (:meth:`forecast_choice`), later ones by the Markov chain of the transitions between
+        stored snapshots; new customers arrive at the rate of the learned periods."""
+        return _forecast_table(self._forecaster(kind, group_kind), periods)
+
+    def forecast_choice(self, kind: str = "lifecycle", group_kind: str | None = "clv_tier") -> Choice:
+        """Which model gives the next-period probabilities (``model``: ``customer`` or
+        ``chain``) and why (``reason``, with the backtest figures it was chosen on)."""
+        return self._forecaster(kind, group_kind).choice
 
     def at_risk(
         self, kind: str = "lifecycle", group_kind: str | None = "clv_tier", to_states=("at_risk", "churned")
     ) -> pd.DataFrame:
-        """Each customer's probability of moving into ``to_states`` next period and the CLV at
-        stake (probability x CLV), largest stake first."""
-        model, _, latest = self._forecaster(kind, group_kind)
-        return model.at_risk(latest, to_states=tuple(to_states))
+        """Each customer's probability of moving into ``to_states`` next period (``p_move``,
+        from the chosen model: with the customer model it depends on the customer's own
+        history) and the CLV at stake: ``p_move`` x the customer's CLV, largest first."""
+        return self._forecaster(kind, group_kind).at_risk(tuple(to_states))
 
     def next_period(self, kind: str = "lifecycle", group_kind: str | None = "clv_tier") -> pd.DataFrame:
         """Each customer's probability of being in each segment of ``kind`` next period (one
-        column per segment, ``(gone)`` included), with their current segment, group and CLV."""
-        model, _, latest = self._forecaster(kind, group_kind)
-        proba = model.predict_proba(latest)
-        current = latest.set_index("customer_id")[["state", "group", "clv"]].rename(
+        column per segment, ``(gone)`` included), with their current segment, group, CLV and
+        the ``model`` that gave the probabilities (``customer`` or ``chain``)."""
+        forecast = self._forecaster(kind, group_kind)
+        current = forecast.current.set_index("customer_id")[["state", "group", "clv"]].rename(
             columns={"state": "segment"}
         )
-        return current.join(proba).reset_index()
+        current["model"] = forecast.choice.model
+        return current.join(forecast.proba()).reset_index()
 
     def forecast_backtest(self, kind: str = "lifecycle", group_kind: str | None = "clv_tier") -> pd.DataFrame:
-        """One-period-ahead errors of the forecast on past snapshots, against "same as last period"."""
-        from microseg.dynamics.forecast import backtest
+        """One-period-ahead backtest on past full periods: per origin, the log-loss and Brier
+        score of each customer's predicted segment for the group chain and the customer model,
+        and the mean absolute error of the segment shares for both and for "same as last
+        period" (``as_of, target, customers, mae_chain, mae_customer, mae_naive,
+        log_loss_chain, log_loss_customer, brier_chain, brier_customer``)."""
+        return self._forecaster(kind, group_kind).backtest.copy()
 
-        self._check_layers(kind, group_kind)
-        states = migration.states_over_time(self.warehouse, kind, group_kind)
-        return backtest(
-            states,
-            smoothing=self.config.dynamics.forecast_smoothing,
-            condition_on_group=group_kind is not None,
-            window=self.config.dynamics.forecast_window,
-        )
+    def alert_period(self, kind: str = "lifecycle", as_of: dt.date | None = None) -> tuple[dt.date, dt.date]:
+        """The period the alerts test: the full period ending ``as_of`` (default: the latest
+        full period; a stub period at the end is not tested)."""
+        periods = self.periods(kind)
+        if not periods.full:
+            raise MicrosegError(
+                "alerts need full periods between snapshots; run `microseg backfill` first"
+                + (f". {periods.note()}" if periods.note() else "")
+            )
+        if as_of is None:
+            return periods.full[-1]
+        for start, end in periods.full:
+            if end == as_of:
+                return start, end
+        latest = f"the latest full period ends on {periods.full_ends[-1]}"
+        if as_of in periods.dates and as_of != periods.dates[0]:
+            earlier = max(d for d in periods.dates if d < as_of)
+            reason = periods.describe(earlier, as_of) or "not a period between regular snapshots"
+            raise MicrosegError(
+                f"the period ending {as_of} is a {reason}: alerts compare full periods only; {latest}"
+            )
+        raise MicrosegError(f"no full period ends on {as_of}; {latest}")
 
     def alerts(
         self, kind: str = "lifecycle", group_kind: str | None = "clv_tier", as_of: dt.date | None = None
     ) -> pd.DataFrame:
-        """Transitions of the period ending ``as_of`` (default: the latest) whose rate departs
-        significantly from the earlier periods, overall and within each ``group_kind`` segment."""
+        """Transitions of the full period ending ``as_of`` (default: the latest full period, see
+        :meth:`alert_period`) whose rate departs significantly from the earlier full periods,
+        overall and within each ``group_kind`` segment."""
         from microseg.dynamics.alerts import transition_alerts
 
         self._check_layers(kind, group_kind)
-        counts = migration.period_counts(self.warehouse, kind, group_kind)
+        _, end = self.alert_period(kind, as_of)
+        periods = self.periods(kind)
+        counts = migration.period_counts(self.warehouse, kind, group_kind, dates=periods.regular_dates)
+        counts = counts[pd.to_datetime(counts["as_of"]).dt.date.isin(periods.full_ends)]
         if counts.empty:
             raise MicrosegError("alerts need at least two snapshots; run `microseg backfill` first")
         settings = self.config.dynamics
         return transition_alerts(
             counts,
-            as_of=as_of,
+            as_of=end,
             alpha=settings.alert_alpha,
             min_ratio=settings.alert_min_ratio,
             min_moved=settings.alert_min_moved,
@@ -705,23 +812,30 @@ class Project:
             )
         settings = self.config.dynamics
         as_of = dates[-1]
-        notes = []
-        periods = len(dates) - 1
+        periods = self.periods(kind)
+        notes = [periods.note()] if periods.note() else []
         alerts = self.alerts(kind, group_kind)
-        if periods <= settings.alert_min_history:
+        tested_from, tested_to = self.alert_period(kind)
+        history = len(periods.full) - 1
+        if history < settings.alert_min_history:
             notes.append(
-                f"Alerts need {settings.alert_min_history} earlier periods to compare with; "
-                f"{periods} period{'s' if periods != 1 else ''} stored, so none was tested."
+                f"Alerts need {settings.alert_min_history} earlier full periods to compare with; "
+                f"{history} stored before the period from {tested_from} to {tested_to}, so none was tested."
             )
-        model, _, latest = self._forecaster(kind, group_kind)
-        forecast = _forecast_table(model, latest, periods=1)
-        stake = model.at_risk(latest).groupby("state")["clv_at_stake"].sum()
-        forecast["at_stake_clv"] = forecast["segment"].map(stake)
-        notes.append(
-            "Forecast: a Markov chain of the stage transitions between snapshots"
-            + (f", per {group_kind} segment" if group_kind else "")
-            + "; CLV at stake is the expected CLV of the customers who move to at_risk or churned."
+        else:
+            notes.append(
+                f"Alerts: the period from {tested_from} to {tested_to} was tested against the {history} "
+                "full periods before it."
+            )
+        forecast = self._forecaster(kind, group_kind)
+        table = _forecast_table(forecast, periods=1)
+        stake = forecast.at_risk().groupby("state")["clv_at_stake"].sum()
+        table["at_stake_clv"] = table["segment"].map(stake)
+        forecast_note = (
+            f"Next-period probabilities come from {forecast.choice.reason}. "
+            + clv_at_stake_text(self.config.clv.horizon_months)
         )
+        matrix_from, matrix_to = periods.full[-1] if periods.full else (dates[-2], as_of)
         target = Path(path) if path else self.root / "reports" / f"report-{as_of.isoformat()}.html"
         return write_report(
             target,
@@ -729,11 +843,25 @@ class Project:
             as_of=as_of,
             stage_sizes=self.stage_sizes(kind),
             flows=self.flows(kind, dates[-(settings.report_periods + 1) :]),
-            matrix=self.transition_matrix(kind, dates[-2], as_of),
+            matrix=self.transition_matrix(kind, matrix_from, matrix_to),
+            matrix_period=(matrix_from, matrix_to),
             personas=self.segments(persona_kind, as_of),
             alerts=alerts,
-            forecast=forecast,
+            forecast=table,
+            forecast_note=forecast_note,
             notes=notes,
+        )
+
+    def value_models(self, as_of: dt.date | None = None) -> pd.DataFrame:
+        """The models a run considered for customer value (the latest run when None): which
+        repeat-buying model was chosen and why, the others' holdout scores or errors, the
+        evidence for dropout, and the spend model (the ``value_models`` table)."""
+        wh = self.warehouse
+        as_of = as_of or wh.fetch("SELECT max(as_of) FROM value_models")[0][0]
+        return wh.fetch_df(
+            "SELECT * FROM value_models WHERE as_of = ? "
+            "ORDER BY status <> 'chosen', model = 'GammaGamma', model",
+            [as_of],
         )
 
     def model_fits(self, as_of: dt.date | None = None) -> pd.DataFrame:
@@ -759,12 +887,52 @@ class Project:
         return self.warehouse.fetch_df("SELECT * FROM imports ORDER BY started_at")
 
 
-def _forecast_table(model, latest: pd.DataFrame, periods: int) -> pd.DataFrame:
+def clv_at_stake_text(horizon_months: int) -> str:
+    """What "CLV at stake" means, for every place that shows it."""
+    return (
+        "CLV at stake = P(move to at_risk or churned next period) x the customer's CLV (the "
+        f"discounted spend expected from them over the next {horizon_months} months): the value "
+        "that is expected to slip away if nothing is done; a segment's figure is the sum over its customers."
+    )
+
+
+def _value_warnings(valuation) -> list[str]:
+    """What a user must know about the run's customer values: no CLV (and why), or a value model
+    that cannot tell whether anybody leaves."""
+    if valuation.unavailable is not None and valuation.values.num_rows:
+        if valuation.with_clv == 0:
+            rhythm = (
+                "; the lifecycle stages rely on each customer's buying rhythm only"
+                if valuation.model is None
+                else ""
+            )
+            return [f"No customer has a CLV: {valuation.unavailable}{rhythm}."]
+        return [f"Some customers have no CLV: {valuation.unavailable}."]
+    if valuation.dropout is not None and not valuation.dropout.identified:
+        return [
+            f"{valuation.dropout.describe()}. The lifecycle stages ignore P(alive) and follow each "
+            "customer's buying rhythm; the CLV assumes customers keep buying at their own rate."
+        ]
+    return []
+
+
+def _forecast_table(forecast: Forecast, periods: int) -> pd.DataFrame:
     """``segment, current, forecast, change``: sizes now and expected after ``periods``."""
-    expected = model.predict_sizes(latest, periods=periods)
-    current = latest["state"].value_counts()
+    expected = forecast.sizes(periods)
+    current = forecast.current["state"].value_counts()
     frame = pd.DataFrame({"current": current, "forecast": expected}).fillna(0.0)
     frame.index.name = "segment"
     frame["current"] = frame["current"].astype("int64")
     frame["change"] = frame["forecast"] - frame["current"]
     return frame.reset_index()
+
+
+def _one_layer(segment_id: str, sizes: dict[str, int], when: str) -> str:
+    """The one layer in ``sizes`` (layer -> customers), else an error that lists them."""
+    if len(sizes) == 1:
+        return next(iter(sizes))
+    listed = ", ".join(f"{layer} ({sizes[layer]:,} customers{when})" for layer in LAYERS if layer in sizes)
+    raise InvalidInputError(
+        f"segment id {segment_id!r} is in {len(sizes)} layers: {listed}; "
+        "name the layer with --kind (kind= in Python)"
+    )

@@ -86,15 +86,29 @@ def rebuild_history(wh: DuckDBWarehouse) -> None:
         )
 
 
-def members_on(wh: DuckDBWarehouse, segment_id: str, on: dt.date, kind: str | None = None) -> pd.DataFrame:
-    """Customers in a segment on a date: ``customer_id, kind, segment_id, valid_from, valid_to``."""
-    where, params = ("AND kind = ?", [kind]) if kind else ("", [])
+def members_on(wh: DuckDBWarehouse, segment_id: str, on: dt.date, kind: str) -> pd.DataFrame:
+    """Customers in a segment of a layer on a date: ``customer_id, kind, segment_id, valid_from,
+    valid_to``, one row per customer.
+
+    A segment id alone can name segments of several layers (``at_risk`` is a lifecycle stage and
+    an RFM tier), so the layer is required; ``segment_layers`` says which layers have an id."""
     return wh.fetch_df(
         f"SELECT customer_id, kind, segment_id, valid_from, valid_to FROM {HISTORY} "
-        f"WHERE segment_id = ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?) {where} "
+        "WHERE kind = ? AND segment_id = ? AND valid_from <= ? AND (valid_to IS NULL OR valid_to > ?) "
         "ORDER BY customer_id",
-        [segment_id, on, on, *params],
+        [kind, segment_id, on, on],
     )
+
+
+def segment_layers(wh: DuckDBWarehouse, segment_id: str, on: dt.date) -> dict[str, int]:
+    """The layers that have a segment ``segment_id`` in any snapshot, each with the number of
+    customers in it on ``on``."""
+    rows = wh.fetch(
+        f"SELECT kind, count(DISTINCT customer_id) FILTER (WHERE valid_from <= ? "
+        f"AND (valid_to IS NULL OR valid_to > ?)) FROM {HISTORY} WHERE segment_id = ? GROUP BY kind",
+        [on, on, segment_id],
+    )
+    return {kind: int(count) for kind, count in rows}
 
 
 def customer_history(wh: DuckDBWarehouse, customer_id: str, kind: str | None = None) -> pd.DataFrame:
