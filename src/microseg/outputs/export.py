@@ -95,7 +95,8 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike, *, option: str = "
     scratch = folder / f".{path.name}.{os.getpid()}.partial"  # created with the user's umask
     try:
         if kind == "csv":
-            safe_for_spreadsheets(frame).to_csv(scratch, index=False)
+            # CRLF line ends (RFC 4180), so that a cell holding a bare carriage return is quoted
+            safe_for_spreadsheets(frame).to_csv(scratch, index=False, lineterminator="\r\n")
         else:
             frame.rename(columns=str).to_parquet(scratch, index=False)
         os.replace(scratch, path)
