@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -28,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from microseg.errors import ConfigError, ProjectNotFoundError
-from microseg.registry import suggest
-from microseg.schema import EVENT_TYPES, SOURCE_TARGETS
+from microseg.registry import TIER_LAYERS, suggest
+from microseg.schema import CUSTOMER_VALUES, EVENT_TYPES, PROFILE_FEATURES, SOURCE_TARGETS
 
 CONFIG_FILE = "microseg.toml"
 _REQUIRED = object()
@@ -118,9 +119,19 @@ CLV_SETTINGS: tuple[Setting, ...] = (
     _s(
         "model",
         str,
-        "bgnbd",
-        "Model of repeat buying: BG/NBD, Pareto/NBD or MBG/NBD.",
-        ("bgnbd", "paretonbd", "mbgnbd"),
+        "auto",
+        "Model of repeat buying: BG/NBD, Pareto/NBD or MBG/NBD; auto fits all three and keeps the "
+        "best on a holdout check (by likelihood when the history is too short for one).",
+        ("auto", "bgnbd", "paretonbd", "mbgnbd"),
+    ),
+    _s(
+        "holdout_days",
+        int,
+        0,
+        "Length of the holdout period of the model check and of `microseg validate`, in days "
+        "at the end of the history; 0: a third of the history, at most 365 days.",
+        minimum=0,
+        maximum=3650,
     ),
     _s("horizon_months", int, 12, "Months of future spend in the CLV.", minimum=1, maximum=600),
     _s("discount_rate", float, 0.01, "Monthly discount rate of the CLV.", minimum=0, maximum=1),
@@ -187,6 +198,15 @@ DYNAMICS_SETTINGS: tuple[Setting, ...] = (
         minimum=0,
         maximum=1000,
     ),
+    _s(
+        "forecast_model",
+        str,
+        "auto",
+        "Next-period probabilities: 'customer' (each customer's history), 'chain' (the same for "
+        "every customer of a segment and CLV tier) or 'auto' (the customer model when the "
+        "backtest scores it better on log-loss and Brier score).",
+        ("auto", "chain", "customer"),
+    ),
     _s("report_periods", int, 6, "Periods shown in the report's migration Sankey.", minimum=1, maximum=120),
 )
 
@@ -213,9 +233,44 @@ SEGMENT_SETTINGS: tuple[Setting, ...] = (
         "sample_size",
         int,
         10_000,
-        "Customers per stage used to choose k and fit the clusters.",
+        "Customers per stage used to choose k and fit the clusters (drawn from the customer ids, "
+        "so the same customers whatever the seed).",
         minimum=100,
         maximum=10_000_000,
+    ),
+    _s(
+        "min_segment_size",
+        int,
+        50,
+        "Fewest customers in a clustered segment: k is chosen among the partitions whose every "
+        "cluster has at least this many, and a kept model is refitted when a segment falls below it.",
+        minimum=1,
+        maximum=10_000_000,
+    ),
+    _s(
+        "min_stability",
+        float,
+        0.9,
+        "Agreement (mean adjusted Rand index) that the clusterings of several seeds must reach for "
+        "a k to be chosen; without a stable k a stage is one segment.",
+        minimum=0,
+        maximum=1,
+    ),
+    _s(
+        "refit_margin",
+        float,
+        0.05,
+        "Silhouette by which a kept clustering may fall below the one it had when fitted before a "
+        "refit is tried, and by which the refit must beat it to replace it.",
+        minimum=0,
+        maximum=1,
+    ),
+    _s(
+        "category_nouns",
+        dict,
+        {},
+        'Readable persona nouns of product categories, e.g. "DRUG GM" = "pharmacy shoppers"; '
+        "categories that look like source codes are otherwise left out of labels.",
     ),
     _s(
         "new_days",
@@ -360,6 +415,65 @@ SOURCE_SETTINGS: tuple[Setting, ...] = (
     _s("channel", str, None, "Channel of every row when the source has no channel column."),
 )
 
+#: ``[attributes.<name>]`` settings: declared customer attributes beyond the fixed schema.
+ATTRIBUTE_SETTINGS: tuple[Setting, ...] = (
+    _s(
+        "type",
+        str,
+        "categorical",
+        "Kind of values: categorical (named values), ordinal (bands in a stated order) or numeric.",
+        ("categorical", "ordinal", "numeric"),
+    ),
+    _s(
+        "column",
+        str,
+        None,
+        "Column of the customers table, or key of the customers' traits (the columns an import "
+        "did not map), holding the value; defaults to the attribute's name.",
+    ),
+    _s("order", list, [], "The bands of an ordinal attribute, lowest first (required for ordinal)."),
+    _s(
+        "weight",
+        float,
+        1.0,
+        "Weight of the attribute in the demographic clustering, against 1 for each built-in trait "
+        "(0: on cards, labels and rules only).",
+        minimum=0,
+        maximum=10,
+    ),
+    _s(
+        "label",
+        str,
+        None,
+        "How a label names a value: {name} is the attribute's name in words, {value} the value "
+        '(for a numeric attribute: higher or lower), e.g. "earning {value}"; default '
+        '"with {name} {value}", for numeric attributes "with {value} {name}".',
+    ),
+)
+
+
+@dataclass(frozen=True)
+class AttributeConfig:
+    """A declared customer attribute (``[attributes.<name>]``)."""
+
+    name: str
+    type: str = "categorical"
+    column: str | None = None
+    order: tuple[str, ...] = ()
+    weight: float = 1.0
+    label: str | None = None
+
+    @property
+    def source(self) -> str:
+        """The customers column or traits key holding the value."""
+        return self.column or self.name
+
+    def phrase(self, value: str) -> str:
+        """The words a label uses for a value ("with income band 50-75k", "with higher income")."""
+        default = "with {value} {name}" if self.type == "numeric" else "with {name} {value}"
+        return (self.label or default).format(name=self.name.replace("_", " "), value=value)
+
+
 CLASSIFY_KEYS = {"event_type", "column", "starts_with", "equals", "in"}
 
 
@@ -395,7 +509,8 @@ class SourceConfig:
 @dataclass(frozen=True)
 class ClvConfig:
     period: str = "week"
-    model: str = "bgnbd"
+    model: str = "auto"
+    holdout_days: int = 0
     horizon_months: int = 12
     discount_rate: float = 0.01
     purchases_days: int = 90
@@ -420,6 +535,11 @@ class SegmentConfig:
     composites: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
     rules: dict[str, str] = field(default_factory=dict)
     page_flags: dict[str, str] = field(default_factory=dict)
+    min_segment_size: int = 50
+    min_stability: float = 0.9
+    refit_margin: float = 0.05
+    category_nouns: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, AttributeConfig] = field(default_factory=dict)  # from [attributes]
 
 
 @dataclass(frozen=True)
@@ -431,6 +551,7 @@ class DynamicsConfig:
     alert_min_history: int = 3
     forecast_smoothing: float = 0.5
     forecast_window: int = 3
+    forecast_model: str = "auto"
     report_periods: int = 6
 
 
@@ -647,6 +768,7 @@ SECTIONS = {
     "segments": SEGMENT_SETTINGS,
     "dynamics": DYNAMICS_SETTINGS,
     "sources": None,
+    "attributes": None,
 }
 
 
@@ -669,6 +791,8 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
     for name in ("discount_rate", "penalizer"):
         clv[name] = float(clv[name])
     segments = _parse_segments(data.get("segments", {}), file)
+    attributes = _parse_attributes(data.get("attributes", {}), file)
+    segments = dataclasses.replace(segments, attributes=attributes)
     dynamics = _parse_dynamics(data.get("dynamics", {}), file)
     return ProjectConfig(
         root=root,
@@ -746,12 +870,72 @@ def _parse_segments(data: Any, file: str | None) -> SegmentConfig:
                 raise ConfigError("must be a tier name or a list of them", key=f"{key}.{layer}", file=file)
             parsed[base] = tuple(values)
         composites[name] = parsed
-    for table in ("rules", "page_flags"):
+    for name in ("min_stability", "refit_margin"):
+        v[name] = float(v[name])
+    for table in ("rules", "page_flags", "category_nouns"):
         for name, value in v[table].items():
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError("must be a non-empty string", key=f"segments.{table}.{name}", file=file)
     v["clv_tiers"], v["tenure_days"], v["composites"] = tuple(cuts), tuple(bounds), composites
     return SegmentConfig(**v)
+
+
+def _parse_attributes(data: Any, file: str | None) -> dict[str, AttributeConfig]:
+    """Validate the ``[attributes]`` tables: one per declared attribute."""
+    if not isinstance(data, dict):
+        raise ConfigError("must be a table of named attributes", key="attributes", file=file)
+    # the profile's own columns, and the values, stage and tiers the segmentation adds to it
+    reserved = {c.name for c in (*PROFILE_FEATURES, *CUSTOMER_VALUES.columns)}
+    reserved |= {"stage", "composite_code", *TIER_LAYERS}
+    out = {}
+    for name, body in data.items():
+        key = f"attributes.{name}"
+        if not name.isidentifier() or name != name.lower():
+            raise ConfigError(
+                "an attribute name must be lower case letters, digits and underscores (it becomes a "
+                "profile column that rules can use)",
+                key=key,
+                file=file,
+            )
+        if name in reserved:
+            raise ConfigError(
+                "is already a column of the customer profile; choose another name and set `column`",
+                key=key,
+                file=file,
+            )
+        v = _read_section(body, ATTRIBUTE_SETTINGS, key, file)
+        order = v["order"]
+        if not all(isinstance(x, str) and x for x in order) or len(set(order)) != len(order):
+            raise ConfigError("must be a list of distinct non-empty strings", key=f"{key}.order", file=file)
+        if v["type"] == "ordinal" and len(order) < 2:
+            raise ConfigError(
+                'an ordinal attribute needs its bands in order, e.g. order = ["18-34", "35-54", "55+"]',
+                key=f"{key}.order",
+                file=file,
+            )
+        if v["type"] != "ordinal" and order:
+            raise ConfigError('only applies to type = "ordinal"', key=f"{key}.order", file=file)
+        label = v["label"]
+        if label is not None:
+            if "{value}" not in label:
+                raise ConfigError("must contain {value}", key=f"{key}.label", file=file)
+            try:
+                label.format(name="n", value="v")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise ConfigError(
+                    f"may only use {{name}} and {{value}} ({exc})", key=f"{key}.label", file=file
+                ) from None
+        if v["column"] is not None and not v["column"]:
+            raise ConfigError("must name a column or traits key", key=f"{key}.column", file=file)
+        out[name] = AttributeConfig(
+            name=name,
+            type=v["type"],
+            column=v["column"],
+            order=tuple(order),
+            weight=float(v["weight"]),
+            label=v["label"],
+        )
+    return out
 
 
 def _parse_dynamics(data: Any, file: str | None) -> DynamicsConfig:
@@ -789,11 +973,13 @@ def all_settings() -> list[tuple[str, Setting]]:
     out += [(f"segments.{s.name}", s) for s in SEGMENT_SETTINGS]
     out += [(f"dynamics.{s.name}", s) for s in DYNAMICS_SETTINGS]
     out += [(f"sources.<name>.{s.name}", s) for s in SOURCE_SETTINGS]
+    out += [(f"attributes.<name>.{s.name}", s) for s in ATTRIBUTE_SETTINGS]
     return out
 
 
 __all__ = [
     "CONFIG_FILE",
+    "AttributeConfig",
     "ClassifyRule",
     "ProjectConfig",
     "Setting",

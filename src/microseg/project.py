@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from microseg.demo.shock import Shock
     from microseg.dynamics.model_choice import Choice, Forecast
     from microseg.dynamics.periods import Periods
+    from microseg.models.clv.validation import ClvValidation
 
 #: Value columns the segmentation reads from ``customer_values``.
 VALUE_COLUMNS = (
@@ -862,6 +863,67 @@ class Project:
             "SELECT * FROM value_models WHERE as_of = ? "
             "ORDER BY status <> 'chosen', model = 'GammaGamma', model",
             [as_of],
+        )
+
+    def validate_clv(
+        self,
+        *,
+        calibration_end: dt.date | None = None,
+        holdout_days: int | None = None,
+        as_of: dt.date | None = None,
+        models: Iterable[str] | None = None,
+    ) -> ClvValidation:
+        """Check the repeat-buying models on a holdout period: fitted on the customers who bought
+        by ``calibration_end`` (default: ``holdout_days`` before ``as_of``, itself by default
+        ``clv.holdout_days``, 0 meaning a third of the history up to a year), compared with what
+        they bought up to ``as_of`` (default: the analysis date). ``models`` defaults to the
+        configured model, all three with ``auto``. See ``microseg.models.clv.validation``."""
+        from microseg.features.rfm import calibration_holdout
+        from microseg.features.values import repeat_transaction_days
+        from microseg.models.clv.selection import REPEAT_BUYING_MODELS, plan_holdout
+        from microseg.models.clv.validation import validate_models
+
+        settings = self.config.clv
+        end = as_of or self.analysis_date()
+        if models:
+            names = list(models)
+        else:
+            names = list(REPEAT_BUYING_MODELS) if settings.model == "auto" else [settings.model]
+        for name in names:
+            if name not in REPEAT_BUYING_MODELS:
+                raise InvalidInputError(
+                    f"no repeat-buying model {name!r}{suggest(name, REPEAT_BUYING_MODELS)}; "
+                    f"models: {', '.join(REPEAT_BUYING_MODELS)}"
+                )
+        if holdout_days is not None and holdout_days < 1:
+            raise InvalidInputError(f"holdout_days must be 1 or more, got {holdout_days}")
+        (events,) = self._tables("events")
+        if calibration_end is None:
+            first = self.warehouse.fetch(
+                "SELECT min(ts)::DATE FROM events WHERE event_type = 'purchase' AND customer_id IS NOT NULL "
+                "AND ts::DATE <= ?",
+                [end],
+            )[0][0]
+            plan = plan_holdout(first, end, holdout_days or settings.holdout_days)
+            if plan.calibration_end is None:
+                raise MicrosegError(f"no holdout check possible: {plan.reason}")
+            calibration_end = plan.calibration_end
+        if calibration_end >= end:
+            raise InvalidInputError(
+                f"the calibration end ({calibration_end}) must be before the end of the holdout ({end})"
+            )
+        calibration = calibration_holdout(events, calibration_end, end, settings.period).to_pandas()
+        if calibration.empty:
+            raise MicrosegError(f"nobody bought by the calibration end {calibration_end}: nothing to check")
+        repeat_days = repeat_transaction_days(events, calibration_end, end).to_pandas()
+        return validate_models(
+            calibration,
+            repeat_days,
+            calibration_end=calibration_end,
+            observation_end=end,
+            period=settings.period,
+            models=names,
+            penalizer=settings.penalizer,
         )
 
     def model_fits(self, as_of: dt.date | None = None) -> pd.DataFrame:

@@ -124,12 +124,15 @@ class MarkovForecaster(Estimator):
 
     # -- learning ----------------------------------------------------------------------------
 
-    def fit(self, snapshots: pd.DataFrame) -> MarkovForecaster:
-        """Learn the transition matrix (per group, too) and the inflow from all periods."""
+    def fit(self, snapshots: pd.DataFrame, *, skip: Iterable = ()) -> MarkovForecaster:
+        """Learn the transition matrix (per group, too) and the inflow from the periods between
+        consecutive dates, except those ending on a date in ``skip`` (stub periods, whose moves
+        are not a full period's)."""
         self._validate_params()
-        return self._fit_panel(_Panel.from_frame(snapshots, with_group=bool(self.condition_on_group)))
+        panel = _Panel.from_frame(snapshots, with_group=bool(self.condition_on_group))
+        return self._fit_panel(panel, panel.skipped(skip))
 
-    def _fit_panel(self, panel: _Panel) -> MarkovForecaster:
+    def _fit_panel(self, panel: _Panel, skipped: np.ndarray | None = None) -> MarkovForecaster:
         n_dates = len(panel.dates)
         if n_dates < 2:
             seen = ", ".join(str(d.date()) for d in panel.dates) or "none"
@@ -137,8 +140,13 @@ class MarkovForecaster(Estimator):
                 f"MarkovForecaster.fit needs snapshots on at least 2 dates (one period), "
                 f"got {n_dates}: {seen}"
             )
-        first = max(0, n_dates - 1 - self.window) if self.window else 0  # learn from the last periods
-        source, target = panel.state[first:-1], panel.state[first + 1 :]
+        # period p runs from date p to date p + 1; learn from the last `window` of those kept
+        learned = np.flatnonzero(~skipped) if skipped is not None else np.arange(n_dates - 1)
+        if self.window:
+            learned = learned[-self.window :]
+        if not len(learned):
+            raise ValueError("MarkovForecaster.fit: every period is skipped; there is none to learn from")
+        source, target = panel.state[learned], panel.state[learned + 1]
         present = source >= 0
         left = present & (target < 0)
         states = list(panel.states) + ([GONE] if left.any() else [])
@@ -149,12 +157,12 @@ class MarkovForecaster(Estimator):
         pooled = _smoothed(counts, self.smoothing)
 
         arrived = (source < 0) & (target >= 0)
-        periods = n_dates - 1 - first
+        periods = len(learned)
         inflow = np.bincount(target[arrived], minlength=k) / periods
 
         group_matrices = np.empty((0, k, k))
         if self.condition_on_group:
-            group = panel.group[first:-1][present]
+            group = panel.group[learned][present]
             known = group >= 0
             n_groups = len(panel.groups)
             key = (group[known] * k + moved_from[known]) * k + moved_to[known]
@@ -172,7 +180,7 @@ class MarkovForecaster(Estimator):
         }
         self.inflow_ = pd.Series(inflow, index=pd.Index(states, name="state"), name="inflow")
         self.periods_ = periods
-        self.snapshot_dates_ = panel.dates[first:]
+        self.snapshot_dates_ = panel.dates[np.union1d(learned, learned + 1)]
         # the matrices to predict with: one per group, then the pooled one (also for "no group")
         self._groups = pd.Index(panel.groups if self.condition_on_group else [])
         self._matrices = np.concatenate([group_matrices, pooled[None, :, :]])
@@ -196,25 +204,44 @@ class MarkovForecaster(Estimator):
             columns=pd.Index(labels, name="state"),
         )
 
-    def predict_sizes(self, current: pd.DataFrame, periods: int = 1) -> pd.Series:
+    def predict_sizes(
+        self, current: pd.DataFrame, periods: int = 1, first_step: pd.DataFrame | None = None
+    ) -> pd.Series:
         """Expected number of customers in each state ``periods`` periods from now.
 
         Current customers move through the chain (each through their group's matrix, the group
         held fixed, with ``condition_on_group``); every period ``inflow_`` new customers arrive,
         and they move on through the pooled matrix in the periods that follow. Customers who are
         expected to disappear from the snapshots are counted in ``GONE`` when it is a state.
+
+        ``first_step``, one row per customer of ``current`` (index ``customer_id``) and one
+        column per state, replaces the chain for the first period: each customer's own
+        probabilities (from :class:`~microseg.dynamics.customer_forecast.CustomerForecaster`);
+        later periods go on through the chain.
         """
         self._check_fitted()
         if isinstance(periods, bool) or not isinstance(periods, numbers.Integral) or periods < 0:
             raise ValueError(f"predict_sizes: 'periods' must be an integer >= 0, got {periods!r}")
-        _, states, groups, labels = self._encode(current)
+        ids, states, groups, labels = self._encode(current)
+        if first_step is not None and periods > 0:
+            labels = labels + sorted(set(map(str, first_step.columns)) - set(labels))
         k = len(labels)
         matrices = self._extended_matrices(k)
         by_group = np.bincount(groups * k + states, minlength=len(matrices) * k).reshape(-1, k).astype(float)
         inflow = np.zeros(k)
         inflow[: len(self.states_)] = self.inflow_.to_numpy()
         arrived = np.zeros(k)
-        for _ in range(periods):
+        steps = periods
+        if first_step is not None and periods > 0:
+            own = first_step.reindex(index=ids, columns=labels, fill_value=0.0)
+            if own.isna().to_numpy().any():
+                missing = own.index[own.isna().any(axis=1)][0]
+                raise ValueError(f"first_step has no probabilities for customer {missing!r}")
+            by_group = np.zeros((len(matrices), k))
+            np.add.at(by_group, groups, own.to_numpy(dtype=float))
+            arrived = inflow.copy()
+            steps -= 1
+        for _ in range(steps):
             by_group = np.einsum("gi,gij->gj", by_group, matrices)
             arrived = arrived @ matrices[-1] + inflow
         sizes = by_group.sum(axis=0) + arrived
@@ -233,29 +260,7 @@ class MarkovForecaster(Estimator):
         count as probability 0; ``GONE`` may be listed to count disappearing as a loss too.
         """
         self._check_fitted()
-        targets = [to_states] if isinstance(to_states, str) else list(to_states)
-        proba = self.predict_proba(current)
-        known = [state for state in targets if state in proba.columns]
-        if not known:
-            raise ValueError(
-                f"at_risk: none of to_states {targets!r} is a known state; states: {', '.join(map(str, proba.columns))}"
-            )
-        state = current["state"].to_numpy()
-        p_move = np.zeros(len(proba))
-        for target in known:
-            p_move += np.where(state == target, 0.0, proba[target].to_numpy())
-        clv = (
-            pd.to_numeric(current["clv"], errors="coerce").to_numpy(dtype=float)
-            if "clv" in current.columns
-            else np.full(len(proba), np.nan)
-        )
-        table = pd.DataFrame(
-            {"state": state, "p_move": p_move, "clv": clv, "clv_at_stake": p_move * clv},
-            index=proba.index,
-        )
-        return table.sort_values(
-            ["clv_at_stake", "p_move"], ascending=False, na_position="last", kind="stable"
-        )
+        return at_risk_table(self.predict_proba(current), current, to_states)
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -296,7 +301,46 @@ class MarkovForecaster(Estimator):
         return matrices
 
 
-def backtest(snapshots: pd.DataFrame, *, min_train_periods: int = 2, **options) -> pd.DataFrame:
+def at_risk_table(
+    proba: pd.DataFrame, current: pd.DataFrame, to_states: Iterable[str] | str = ("at_risk", "churned")
+) -> pd.DataFrame:
+    """``state, p_move, clv, clv_at_stake`` per customer from next-period probabilities.
+
+    ``proba`` has one row per customer of ``current`` (same order) and one column per state.
+    ``p_move`` is the probability of being in one of ``to_states`` next period other than the
+    customer's current state; ``clv_at_stake = p_move * clv`` (missing without a ``clv``
+    column in ``current``). Sorted by ``clv_at_stake``, then ``p_move``, largest first.
+
+    >>> proba = pd.DataFrame({"active": [0.9, 0.2], "at_risk": [0.1, 0.8]}, index=["a", "b"])
+    >>> current = pd.DataFrame({"customer_id": ["a", "b"], "state": ["active", "at_risk"], "clv": [500.0, 80.0]})
+    >>> at_risk_table(proba, current).round(2).to_dict("index")
+    {'a': {'state': 'active', 'p_move': 0.1, 'clv': 500.0, 'clv_at_stake': 50.0}, 'b': {'state': 'at_risk', 'p_move': 0.0, 'clv': 80.0, 'clv_at_stake': 0.0}}
+    """
+    targets = [to_states] if isinstance(to_states, str) else list(to_states)
+    known = [state for state in targets if state in proba.columns]
+    if not known:
+        raise ValueError(
+            f"at_risk: none of to_states {targets!r} is a known state; states: {', '.join(map(str, proba.columns))}"
+        )
+    state = current["state"].to_numpy()
+    p_move = np.zeros(len(proba))
+    for target in known:
+        p_move += np.where(state == target, 0.0, proba[target].to_numpy())
+    clv = (
+        pd.to_numeric(current["clv"], errors="coerce").to_numpy(dtype=float)
+        if "clv" in current.columns
+        else np.full(len(proba), np.nan)
+    )
+    table = pd.DataFrame(
+        {"state": state, "p_move": p_move, "clv": clv, "clv_at_stake": p_move * clv},
+        index=proba.index,
+    )
+    return table.sort_values(["clv_at_stake", "p_move"], ascending=False, na_position="last", kind="stable")
+
+
+def backtest(
+    snapshots: pd.DataFrame, *, min_train_periods: int = 2, skip: Iterable = (), **options
+) -> pd.DataFrame:
     """Rolling-origin backtest of one-period forecasts of segment shares.
 
     For each snapshot date ``date_k`` with at least ``min_train_periods`` periods before it, a
@@ -307,7 +351,8 @@ def backtest(snapshots: pd.DataFrame, *, min_train_periods: int = 2, **options) 
     that date (``mae_model``); ``mae_naive`` is the same for "the shares stay as at ``date_k``".
 
     Returns one row per forecast origin: ``as_of`` (``date_k``), ``target`` (the next date),
-    ``mae_model`` and ``mae_naive``.
+    ``mae_model`` and ``mae_naive``. Periods ending on a date in ``skip`` (stub periods) are
+    neither learned from nor forecast.
     """
     if (
         isinstance(min_train_periods, bool)
@@ -324,9 +369,12 @@ def backtest(snapshots: pd.DataFrame, *, min_train_periods: int = 2, **options) 
             f"backtest needs at least {min_train_periods + 2} snapshot dates ({min_train_periods} "
             f"periods to train on and one to forecast), got {n_dates}"
         )
+    skipped = panel.skipped(skip)
     rows = []
     for k in range(min_train_periods, n_dates - 1):
-        model = MarkovForecaster(**template.get_params())._fit_panel(panel.head(k + 1))
+        if skipped[k] or (~skipped[:k]).sum() < min_train_periods:
+            continue
+        model = MarkovForecaster(**template.get_params())._fit_panel(panel.head(k + 1), skipped[:k])
         states = list(panel.head(k + 2).states)
         forecast = model.predict_sizes(panel.current(k)).drop(GONE, errors="ignore")
         shares = {
@@ -395,6 +443,11 @@ class _Panel:
             group[cell] = group_codes
             group = group.reshape(n_dates, n_ids)
         return cls(dates, states, state.reshape(n_dates, n_ids), groups, group)
+
+    def skipped(self, ends: Iterable) -> np.ndarray:
+        """Which periods (date p to date p + 1) end on one of the dates ``ends``."""
+        ends = pd.DatetimeIndex(pd.to_datetime(list(ends))).normalize()
+        return np.asarray(self.dates[1:].normalize().isin(ends), dtype=bool)
 
     def head(self, n_dates: int) -> _Panel:
         """The first ``n_dates`` snapshots, with only the states and groups seen in them."""

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from microseg.config import suggest
+from microseg.dynamics.periods import describe_periods
 from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import MicrosegError
 from microseg.registry import MULTI_LAYERS, segment_order
@@ -128,30 +129,48 @@ def _ordered(matrix: pd.DataFrame, kind: str) -> pd.DataFrame:
 
 
 def flows(wh: DuckDBWarehouse, kind: str, dates: Sequence[dt.date] | None = None) -> pd.DataFrame:
-    """Transitions between each pair of consecutive snapshots: ``from_date, to_date, source,
-    target, customers, clv_from, clv_to, revenue`` (all stored snapshots when ``dates`` is None)."""
-    dates = sorted(dates) if dates is not None else stored_dates(wh, kind)
+    """Transitions between each pair of consecutive snapshots: ``from_date, to_date, period,
+    source, target, customers, clv_from, clv_to, revenue`` (all stored snapshots when ``dates``
+    is None); ``period`` is ``full``, ``stub`` or ``gap`` (see :mod:`microseg.dynamics.periods`)."""
+    stored = stored_dates(wh, kind)
+    dates = sorted(dates) if dates is not None else stored
+    periods = describe_periods(stored)
     parts = [
-        transitions(wh, kind, a, b).assign(from_date=a, to_date=b)
+        transitions(wh, kind, a, b).assign(from_date=a, to_date=b, period=periods.kind_of(a, b))
         for a, b in zip(dates[:-1], dates[1:], strict=True)
     ]
-    columns = ["from_date", "to_date", "source", "target", "customers", "clv_from", "clv_to", "revenue"]
+    columns = [
+        "from_date",
+        "to_date",
+        "period",
+        "source",
+        "target",
+        "customers",
+        "clv_from",
+        "clv_to",
+        "revenue",
+    ]
     if kind in MULTI_KINDS:
-        columns.insert(2, "segment")
+        columns.insert(3, "segment")
     if not parts:
         return pd.DataFrame(columns=columns)
     return pd.concat(parts, ignore_index=True)[columns]
 
 
 def period_counts(
-    wh: DuckDBWarehouse, kind: str = "lifecycle", group_kind: str | None = "clv_tier"
+    wh: DuckDBWarehouse,
+    kind: str = "lifecycle",
+    group_kind: str | None = "clv_tier",
+    dates: Sequence[dt.date] | None = None,
 ) -> pd.DataFrame:
     """Transition counts of every period for alerts: ``as_of`` (end of the period), ``group``
     (``all``, and each segment of ``group_kind`` at the start of the period), ``source``,
     ``target``, ``moved`` and ``base`` (customers in ``source`` at the start, within the group).
-    Customers new in a period are not counted (they had no source)."""
+    Customers new in a period are not counted (they had no source). A period runs between
+    consecutive stored snapshots, or consecutive ``dates`` when given (the regular ones)."""
     if kind in MULTI_KINDS:
         raise MicrosegError(f"alerts need a layer with one segment per customer, not {kind}")
+    chosen = None if dates is None else list(dates)
     groups = "'all'"
     join = ""
     if group_kind:
@@ -164,7 +183,8 @@ def period_counts(
         f"""
         WITH dates AS (
             SELECT as_of, lead(as_of) OVER (ORDER BY as_of) AS next_as_of
-            FROM (SELECT DISTINCT as_of FROM segment_memberships WHERE kind = ?)
+            FROM (SELECT DISTINCT as_of FROM segment_memberships WHERE kind = ?
+                  AND (? IS NULL OR list_contains(?, as_of)))
         ),
         moves AS (
             SELECT d.next_as_of AS as_of, a.segment_id AS source, b.segment_id AS target,
@@ -183,18 +203,40 @@ def period_counts(
                sum(moved) OVER (PARTITION BY as_of, "group", source) AS base
         FROM counted ORDER BY as_of, "group", source, target
         """,
-        [kind, *([group_kind] if group_kind else []), kind],
+        [kind, chosen, chosen, *([group_kind] if group_kind else []), kind],
     )
     for column in ("moved", "base"):
         frame[column] = frame[column].astype("int64")
     return frame
 
 
+#: Per-customer history the customer forecast learns from, as stored with each snapshot.
+PROFILE_FEATURES = (
+    "transactions",
+    "orders",
+    "revenue",
+    "days_since_first_purchase",
+    "days_since_last_purchase",
+    "rhythm_days",
+    "days_since_return",
+    "page_views_90d",
+    "email_opens_90d",
+    "app_events_90d",
+)
+VALUE_FEATURES = ("p_alive", "expected_purchases")
+
+
 def states_over_time(
-    wh: DuckDBWarehouse, kind: str = "lifecycle", group_kind: str | None = "clv_tier"
+    wh: DuckDBWarehouse,
+    kind: str = "lifecycle",
+    group_kind: str | None = "clv_tier",
+    *,
+    features: bool = False,
 ) -> pd.DataFrame:
     """One row per customer and snapshot: ``customer_id, as_of, state`` (the segment of ``kind``),
-    ``group`` (the segment of ``group_kind``) and ``clv``: the input of the Markov forecast."""
+    ``group`` (the segment of ``group_kind``) and ``clv``: the input of the Markov forecast.
+    With ``features``, also the customer's history on that date (``PROFILE_FEATURES`` from the
+    profile, ``VALUE_FEATURES`` from the value model): the input of the customer forecast."""
     if kind in MULTI_KINDS:
         raise MicrosegError(f"forecasts need a layer with one segment per customer, not {kind}")
     group = "coalesce(g.segment_id, 'none')" if group_kind else "'all'"
@@ -204,9 +246,14 @@ def states_over_time(
         if group_kind
         else ""
     )
+    extra = ""
+    if features:
+        columns = [f"p.{c}" for c in PROFILE_FEATURES] + [f"v.{c}" for c in VALUE_FEATURES]
+        extra = ", " + ", ".join(columns)
+        join += " LEFT JOIN customer_profiles p ON p.customer_id = m.customer_id AND p.as_of = m.as_of"
     return wh.fetch_df(
         f"""
-        SELECT m.customer_id, m.as_of, m.segment_id AS state, {group} AS "group", v.clv
+        SELECT m.customer_id, m.as_of, m.segment_id AS state, {group} AS "group", v.clv{extra}
         FROM segment_memberships m {join}
         LEFT JOIN customer_values v ON v.customer_id = m.customer_id AND v.as_of = m.as_of
         WHERE m.kind = ? ORDER BY m.as_of, m.customer_id

@@ -94,6 +94,8 @@ def write_report(
     alerts: pd.DataFrame,
     forecast: pd.DataFrame | None = None,
     notes: Sequence[str] = (),
+    matrix_period: tuple[dt.date, dt.date] | None = None,
+    forecast_note: str | None = None,
 ) -> Path:
     """Write the migration report to ``path`` (one HTML file, parent folders created) and return it.
 
@@ -107,10 +109,14 @@ def write_report(
         ``from_date``, ``to_date``, ``source``, ``target``, ``customers``: the customers who were
         in ``source`` at ``from_date`` and in ``target`` at ``to_date``, for consecutive snapshots
         (several periods). Drawn as a Sankey diagram with one node column per snapshot date.
+        With a ``period`` column (``full``, ``stub`` or ``gap``, as from ``Project.flows``), a
+        column that ends a period that is not full says so above it.
     ``matrix``
         The transition matrix of the latest period: index = source states, columns = target
         states, values = customer counts. Drawn as a heatmap of row rates (each row adds up to
         100%) with the counts in the cells and each row's total on its label.
+    ``matrix_period``
+        Optional ``(start, end)`` of the matrix; by default the last period of ``flows``.
     ``personas``
         ``segment_id``, ``kind``, ``label``, ``size``, ``share``, ``revenue_share``, ``mean_clv``
         and optionally ``card`` (a dict or its JSON string) or the columns ``top_categories``
@@ -123,6 +129,8 @@ def write_report(
     ``forecast``
         Optional: ``segment``, ``current``, ``forecast`` (expected customers next period) and
         optionally ``at_stake_clv``.
+    ``forecast_note``
+        Optional paragraph under the forecast table: which model, what "CLV at stake" means.
     ``notes``
         Extra paragraphs, shown at the end.
 
@@ -170,12 +178,13 @@ def write_report(
     sections = [
         ("stage-sizes", "Stage sizes over time", _stage_section(stage_sizes, colours)),
         ("migration", "Migration between stages", _sankey_section(flows, colours)),
-        ("transitions", "Transition matrix", _matrix_section(counts.fillna(0), flows)),
+        ("transitions", "Transition matrix", _matrix_section(counts.fillna(0), flows, matrix_period)),
         ("personas", "Personas", _persona_section(personas, colours)),
         ("alerts", "Alerts", _alert_section(alerts)),
     ]
     if forecast is not None:
-        sections.append(("forecast", "Forecast for next period", _forecast_section(forecast)))
+        section = _forecast_section(forecast) + (f"<p>{_esc(forecast_note)}</p>" if forecast_note else "")
+        sections.append(("forecast", "Forecast for next period", section))
     if notes:
         sections.append(("notes", "Notes", "".join(f"<p>{_esc(note)}</p>" for note in notes)))
 
@@ -429,10 +438,11 @@ def _sankey_section(flows: pd.DataFrame, colours: _Colours) -> str:
         )
     )
     last = max(len(dates) - 1, 1)
+    irregular = _irregular_ends(flows)
     for i, day in enumerate(dates):
         anchor = "left" if i == 0 else "right" if i == len(dates) - 1 else "center"
         fig.add_annotation(
-            text=f"<b>{day}</b>",
+            text=f"<b>{day}</b>" + (f"<br>{_plot_text(irregular[day])}" if day in irregular else ""),
             x=i / last,
             y=1,
             xref="paper",
@@ -448,6 +458,18 @@ def _sankey_section(flows: pd.DataFrame, colours: _Colours) -> str:
         "another (or stayed) between two snapshots. Hover a band for its count.</p>"
     )
     return intro + _figure_html(fig, "microseg-migration", height)
+
+
+def _irregular_ends(flows: pd.DataFrame) -> dict[str, str]:
+    """Snapshot dates (text) that end a period that is not full, with a short mark."""
+    if "period" not in flows.columns:
+        return {}
+    marks = {}
+    for row in flows.drop_duplicates(["from_date", "to_date"]).itertuples(index=False):
+        if row.period not in (None, "full") and not _missing(row.period):
+            days = (pd.Timestamp(row.to_date) - pd.Timestamp(row.from_date)).days
+            marks[_day(row.to_date)] = f"{days}-day {row.period}"
+    return marks
 
 
 def _sankey_positions(
@@ -479,7 +501,9 @@ def _clip(position: float) -> float:
     return round(min(max(position, 0.001), 0.999), 4)
 
 
-def _matrix_section(counts: pd.DataFrame, flows: pd.DataFrame) -> str:
+def _matrix_section(
+    counts: pd.DataFrame, flows: pd.DataFrame, period: tuple[dt.date, dt.date] | None = None
+) -> str:
     import plotly.graph_objects as go
 
     if counts.empty:
@@ -528,13 +552,15 @@ def _matrix_section(counts: pd.DataFrame, flows: pd.DataFrame) -> str:
     )
     fig.update_xaxes(title_text="to", side="top")
     fig.update_layout(margin={"l": 140, "r": 20, "t": 60, "b": 20})
-    period = ""
-    if not flows.empty:
+    shown = ""
+    if period is not None:
+        shown = f" from {_esc(_day(period[0]))} to {_esc(_day(period[1]))}"
+    elif not flows.empty:
         last = flows["to_date"].map(_day).max()
         first = flows.loc[flows["to_date"].map(_day) == last, "from_date"].map(_day).min()
-        period = f" from {_esc(first)} to {_esc(last)}"
+        shown = f" from {_esc(first)} to {_esc(last)}"
     intro = (
-        f"<p>Where the customers of each stage went{period}: each row adds up to 100%; the row's "
+        f"<p>Where the customers of each stage went{shown}: each row adds up to 100%; the row's "
         "total customers are in brackets, each cell shows the rate and the count.</p>"
     )
     height = max(360, 60 * len(sources) + 120)
