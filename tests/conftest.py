@@ -23,6 +23,23 @@ def shared_file(name: str) -> Path:
     return path
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-readme",
+        action="store_true",
+        help="rewrite the README's example outputs with what the commands print now",
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_shop(tmp_path_factory) -> Path:
+    """The project the README's examples run on, made as the README says:
+    ``microseg demo shop --customers 2000`` (seed 42, six monthly snapshots)."""
+    from tests.readme_examples import make_demo
+
+    return make_demo(tmp_path_factory.mktemp("readme") / "shop")
+
+
 @pytest.fixture
 def warehouse():
     wh = DuckDBWarehouse(":memory:")

@@ -112,3 +112,75 @@ def test_demo_runs_snapshots_and_writes_the_report(tmp_path, capsys):
             "2025-11-30",
             "2025-12-31",
         ]
+
+
+# -- start-up, version and help ---------------------------------------------------------------
+
+HEAVY = ("pandas", "numpy", "duckdb", "ibis", "pyarrow", "scipy", "sklearn", "plotly")
+
+
+def test_the_command_line_starts_without_the_data_stack():
+    """``microseg --help`` answers at once: nothing heavy is imported before a command runs."""
+    import subprocess
+    import sys
+
+    probe = f"import sys, microseg, microseg.cli; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == ""
+    # the public API still reaches everything, loaded on first use
+    probe = "import microseg; print(microseg.Project.__name__, microseg.generate_demo.__name__)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["Project", "generate_demo"]
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    import microseg
+
+    code, out, _ = run_cli(["--version"], capsys)
+    assert code == 0 and out == f"microseg {microseg.__version__}\n"
+    assert microseg.__version__ == version("microseg")
+
+
+def test_help_shows_no_type_for_flags(capsys):
+    from microseg.cli import app
+
+    commands = [info.name or info.callback.__name__ for info in app.registered_commands]
+    for args in [["--help"], *([name.rstrip("_"), "--help"] for name in commands)]:
+        code, out, _ = run_cli(args, capsys)
+        assert code == 0, args
+        assert "<bool>" not in out, args
+        assert re.search(r"--help\s+Show this message", out), args
+
+
+def test_every_kind_option_lists_and_checks_the_layers(tmp_path, capsys):
+    from microseg.registry import LAYERS
+
+    code, out, _ = run_cli(["members", "--help"], capsys)
+    assert all(layer in re.sub(r"\s+│?\s*", " ", out) for layer in LAYERS)
+    commands = [
+        ["segments"],
+        ["persona", "x"],
+        ["members", "x", "--on", "2025-01-01"],
+        ["migration"],
+        ["journey", "C1"],
+        ["paths"],
+        ["forecast"],
+        ["alerts"],
+        ["report"],
+    ]
+    for args in commands:
+        # the layer is checked before the project is opened (tmp_path has none)
+        code, _, err = run_cli(["-p", str(tmp_path), *args, "--kind", "lifecyle"], capsys)
+        assert code == 1, args
+        assert err.startswith("Error: no segment layer 'lifecyle' (did you mean \"lifecycle\"?)"), (args, err)
+    for option in ("--by",):
+        for command in ("forecast", "alerts"):
+            code, _, err = run_cli(["-p", str(tmp_path), command, option, "clv_tire"], capsys)
+            assert code == 1 and 'did you mean "clv_tier"' in err, err
+
+
+def test_out_with_an_unknown_extension_is_refused_first(tmp_path, capsys):
+    code, _, err = run_cli(["-p", str(tmp_path), "values", "--out", "values.xlsx"], capsys)
+    assert code == 1 and err.startswith("Error: --out: 'values.xlsx' must end in .csv or .parquet")

@@ -244,7 +244,8 @@ def _run_imports(project: Project, names: list[str] | None) -> list[ImportResult
     return results
 
 
-def _run_pipeline(project: Project, as_of: dt.date | None) -> None:
+def _run_pipeline(project: Project, as_of: dt.date | None) -> dt.date:
+    """Run the pipeline, print what it did; returns the date it ran as of."""
     with _progress() as progress:
         task = progress.add_task("pipeline", total=1)
 
@@ -252,20 +253,25 @@ def _run_pipeline(project: Project, as_of: dt.date | None) -> None:
             progress.update(task, description=name, completed=i, total=n)
 
         result = project.run(as_of, on_step=on_step)
+    with_clv = f"{result.with_clv:,} with a CLV" if result.with_clv else "none with a CLV (see the warning)"
     say(
-        "Pipeline as of [bold]{}[/] on {}: {:,} customers ({:,} with purchases valued) in {:.1f} s",
+        "Pipeline as of [bold]{}[/] on {}: {:,} customers, {:,} with purchases, {} in {:.1f} s",
         result.as_of,
         result.backend,
         result.customers,
         result.valued,
+        with_clv,
         result.seconds,
     )
+    if result.value_model:
+        say("Value model: [bold]{}[/], {}", result.value_model, result.value_model_reason)
     fits = project.model_fits(result.as_of)
     if not fits.empty:
         frame = fits[["model", "parameter", "estimate", "se"]]
         show_frame(frame, "Fitted models", {"estimate": ".4g", "se": ".3g"}, left=("model", "parameter"))
     for warning in result.warnings:
         err_console.print(shown("[yellow]Warning:[/] {}", warning), highlight=False, soft_wrap=True)
+    return result.as_of
 
 
 @app.command()
@@ -284,10 +290,18 @@ def init(
 @app.command("import")
 def import_(
     sources: Annotated[list[str] | None, typer.Argument(help="Sources to import (default: all).")] = None,
+    out: Annotated[Path | None, out_option("the import table")] = None,
 ) -> None:
     """Import the configured sources into the warehouse (re-importing adds nothing)."""
     with _project() as project:
-        _run_imports(project, sources)
+        results = _run_imports(project, sources)
+    if out is not None:
+        import pandas as pd
+
+        fields = ("source", "file", "rows_read", "loaded", "duplicates", "quarantined", "rows_per_second")
+        write_out(
+            pd.DataFrame([[getattr(r, f) for f in fields] for r in results], columns=fields), out, "files"
+        )
 
 
 @app.command()
@@ -295,11 +309,14 @@ def run(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default from config).")
     ] = None,
+    out: Annotated[Path | None, out_option("the fitted model parameters")] = None,
 ) -> None:
     """Run the pipeline as of the analysis date and store the results."""
     date = _parse_date(as_of)
     with _project() as project:
-        _run_pipeline(project, date)
+        as_of_run = _run_pipeline(project, date)
+        if out is not None:
+            write_out(project.model_fits(as_of_run), out, "parameters")
 
 
 @app.command()
@@ -370,30 +387,92 @@ def values(
     as_of: Annotated[str | None, typer.Option("--as-of", help="Run date (default: the latest).")] = None,
     out: Annotated[Path | None, out_option("every customer's values")] = None,
 ) -> None:
-    """Show the most valuable customers: RFM segment, P(alive), expected purchases and CLV."""
+    """Show the most valuable customers: RFM segment, P(alive), expected purchases and CLV
+    (when the models could not give them, the reason instead)."""
     with _project() as project:
         frame = project.customer_values(_parse_date(as_of))
+        why = project.why_no_clv(frame.as_of.iloc[0]) if not frame.empty else None
     if frame.empty:
         console.print("No customer has bought anything yet.")
         return
     frame = frame.sort_values(["clv", "total_spend"], ascending=False, na_position="last")
     write_out(frame, out, "customers")
-    columns = [
-        "customer_id",
-        "rfm_segment",
-        "transactions",
-        "total_spend",
-        "p_alive",
-        "expected_purchases",
-        "clv",
-    ]
+    columns = ["customer_id", "rfm_segment", "transactions", "total_spend"]
+    missing = []
+    for column, name in (
+        ("p_alive", "P(alive)"),
+        ("expected_purchases", "expected purchases"),
+        ("clv", "CLV"),
+    ):
+        if frame[column].notna().any():
+            columns.append(column)
+        else:
+            missing.append(name)
+    order = "highest CLV first" if "clv" in columns else "highest spend first"
     show_frame(
         frame[columns],
-        f"Customer values as of {frame.as_of.iloc[0]:%Y-%m-%d}",
+        f"Customer values as of {frame.as_of.iloc[0]:%Y-%m-%d} ({order})",
         {"p_alive": ".2f", "expected_purchases": ".2f"},
         left=("customer_id", "rfm_segment"),
         limit=top,
     )
+    if missing:
+        names = ", ".join(missing[:-1]) + (" and " if len(missing) > 1 else "") + missing[-1]
+        say("{}: not available ({})", names, why or "the models of this run could not give them")
+
+
+@app.command()
+def validate(
+    calibration_end: Annotated[
+        str | None,
+        typer.Option("--calibration-end", help="Last day of the calibration period YYYY-MM-DD."),
+    ] = None,
+    holdout_days: Annotated[
+        int | None,
+        typer.Option(
+            "--holdout-days",
+            help="Days of holdout at the end of the history (default: clv.holdout_days; "
+            "0 there means a third of the history, at most 365).",
+            min=1,
+        ),
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="End of the holdout YYYY-MM-DD (default: the analysis date)."),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="bgnbd, paretonbd or mbgnbd; repeat for several (default: clv.model)."),
+    ] = None,
+    out: Annotated[Path | None, out_option("the table by calibration frequency")] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Chart page (default: reports/clv-validation-<end>.html in the project)."),
+    ] = None,
+) -> None:
+    """Check the CLV models on a holdout period: fitted on the customers who bought by the
+    calibration end, compared with what they bought afterwards. Prints predicted and actual
+    holdout transactions by calibration frequency (0 to 7+) and writes a chart page with the
+    weekly and cumulative tracking of repeat transactions."""
+    with _project() as project:
+        if calibration_end is not None and holdout_days is not None:
+            raise InvalidInputError("give --calibration-end or --holdout-days, not both")
+        check = project.validate_clv(
+            calibration_end=_parse_date(calibration_end, "--calibration-end"),
+            holdout_days=holdout_days,
+            as_of=_parse_date(as_of),
+            models=model or None,
+        )
+        page = html or project.root / "reports" / f"clv-validation-{check.observation_end.isoformat()}.html"
+    for line in check.summary():
+        say("{}", line)
+    table = check.by_frequency.reset_index()
+    formats = {c: ".3f" for c in table.columns if c not in ("calibration frequency", "customers")}
+    show_frame(
+        table, "Mean holdout transactions by calibration frequency", formats, left=("calibration frequency",)
+    )
+    write_out(table, out, "rows")
+    say("Wrote {}", check.write_html(page))
 
 
 @app.command()
@@ -693,7 +772,17 @@ def forecast(
         if errors.empty:
             console.print("Not enough full periods for a backtest.")
         else:
-            scored = errors[["as_of", "target", "customers", "log_loss_chain", "log_loss_customer", "brier_chain", "brier_customer"]]
+            scored = errors[
+                [
+                    "as_of",
+                    "target",
+                    "customers",
+                    "log_loss_chain",
+                    "log_loss_customer",
+                    "brier_chain",
+                    "brier_customer",
+                ]
+            ]
             show_frame(
                 scored,
                 "Backtest: each customer's next-period segment (lower is better)",
