@@ -307,4 +307,9 @@ def test_forecast_beats_same_as_last_period(plain):
     errors = plain.forecast_backtest()
     assert len(errors) >= 8
     print(errors.to_string())
-    assert errors["mae_model"].mean() < errors["mae_naive"].mean()
+    means = errors.mean(numeric_only=True)
+    assert means["mae_chain"] < means["mae_naive"] and means["mae_customer"] < means["mae_naive"]
+    # each customer's history predicts their next stage better than their stage and tier alone
+    assert means["log_loss_customer"] < means["log_loss_chain"]
+    assert means["brier_customer"] < means["brier_chain"]
+    assert plain.forecast_choice().model == "customer"

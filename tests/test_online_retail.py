@@ -224,4 +224,4 @@ def test_online_retail_forecast_backtest(retail_history):
     errors = project.forecast_backtest()
     assert len(errors) >= 9
     print(errors.to_string())
-    assert errors["mae_model"].mean() < errors["mae_naive"].mean()
+    assert errors["mae_chain"].mean() < errors["mae_naive"].mean()

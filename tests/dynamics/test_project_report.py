@@ -75,6 +75,13 @@ def test_cli_journey_members_and_paths(backfilled, capsys):
 def test_cli_forecast_and_alerts(backfilled, capsys):
     out = cli(backfilled, capsys, "forecast", "--backtest")
     assert "Most CLV at stake" in out and "Backtest" in out and "same as last period" in out
+    # which model gave the probabilities, and what CLV at stake means
+    choice = backfilled.forecast_choice()
+    assert f"Next-period probabilities: {choice.reason[:40]}" in " ".join(out.split())
+    assert "CLV at stake = P(move to at_risk or churned next period) x the customer's CLV" in " ".join(
+        out.split()
+    )
+    assert "log_loss_customer" in out or "log-loss" in out
     out = cli(backfilled, capsys, "alerts")
     assert "No alerts" in out or "Alert" in out
 
@@ -84,12 +91,13 @@ def test_forecast_sizes_keep_the_customers(backfilled):
     latest = backfilled.memberships("lifecycle", END)
     assert sizes["current"].sum() == len(latest)
     # every current customer is somewhere next period ("(gone)" included), plus the new arrivals
-    model, _, _ = backfilled._forecaster("lifecycle", "clv_tier")
-    assert sizes["forecast"].sum() == pytest.approx(len(latest) + model.inflow_.sum())
-    assert model.periods_ == backfilled.config.dynamics.forecast_window
+    forecast = backfilled._forecaster("lifecycle", "clv_tier")
+    assert sizes["forecast"].sum() == pytest.approx(len(latest) + forecast.chain.inflow_.sum())
+    assert forecast.chain.periods_ == backfilled.config.dynamics.forecast_window
     risky = backfilled.at_risk()
     assert (risky["p_move"].between(0, 1)).all()
     assert risky["clv_at_stake"].dropna().is_monotonic_decreasing
+    assert (risky["clv_at_stake"] == risky["p_move"] * risky["clv"]).dropna().all()
 
 
 def test_project_report_file(backfilled, tmp_path, capsys):
@@ -168,14 +176,23 @@ def test_next_period_probabilities_per_customer(backfilled, tmp_path, capsys):
     assert (
         table.set_index("customer_id")["segment"] == latest.reindex(table["customer_id"]).to_numpy()
     ).all()
-    states = [c for c in table.columns if c not in ("customer_id", "segment", "group", "clv")]
+    states = [c for c in table.columns if c not in ("customer_id", "segment", "group", "clv", "model")]
     assert table[states].sum(axis=1).to_numpy() == pytest.approx(1.0)
-    # each customer's row is the transition row of their stage within their CLV tier
-    model, _, _ = backfilled._forecaster("lifecycle", "clv_tier")
-    for _, row in table.sample(20, random_state=1).iterrows():
-        matrix = model.group_matrices_.get(row["group"], model.transition_matrix_)
-        expected = matrix.loc[row["segment"]].reindex(states, fill_value=0.0)
-        assert row[states].astype(float).to_numpy() == pytest.approx(expected.to_numpy())
+    forecast = backfilled._forecaster("lifecycle", "clv_tier")
+    assert set(table["model"]) == {forecast.choice.model}
+    if forecast.choice.model == "chain":
+        # each customer's row is the transition row of their stage within their CLV tier
+        chain = forecast.chain
+        for _, row in table.sample(20, random_state=1).iterrows():
+            matrix = chain.group_matrices_.get(row["group"], chain.transition_matrix_)
+            expected = matrix.loc[row["segment"]].reindex(states, fill_value=0.0)
+            assert row[states].astype(float).to_numpy() == pytest.approx(expected.to_numpy())
+    else:
+        # each customer's own probabilities: customers of one stage and tier differ
+        own = forecast.customer.predict_proba(forecast.current)
+        assert table.set_index("customer_id")[list(own.columns)].to_numpy() == pytest.approx(own.to_numpy())
+        active = table[(table["segment"] == "active") & (table["group"] == "rest")]
+        assert active["at_risk"].nunique() > 5
     out = cli(backfilled, capsys, "forecast", "--top", "0", "--out", str(tmp_path / "next.csv"))
     assert f"of {len(table):,} customers" in out
     written = pd.read_csv(tmp_path / "next.csv")

@@ -35,7 +35,7 @@ is 1 by default: on the tables of one layer OpenMP's start-up costs more than it
 >>> model.classes_
 ['active', 'at_risk']
 >>> current = pd.DataFrame({"customer_id": ["x", "y"], "state": ["active", "active"],
-...                         "days_since_last_purchase": [5, 30], "rhythm_days": [20.0, 20.0]})
+...                         "days_since_last_purchase": [5, 42], "rhythm_days": [20.0, 20.0]})
 >>> proba = model.predict_proba(current)
 >>> bool(proba.loc["y", "at_risk"] > proba.loc["x", "at_risk"])
 True
@@ -170,7 +170,7 @@ class CustomerForecaster(Estimator):
         features = self._features(learned)
         # a column with no value at all carries nothing (and cannot be binned)
         self.features_ = [c for c in features.columns if features[c].notna().any()]
-        self.classes_ = sorted(set(target))
+        self.classes_ = sorted({str(t) for t in target})
         self.periods_ = len(pairs)
         self.snapshot_dates_ = pd.DatetimeIndex(sorted({d for pair in pairs for d in pair}))
         self.rows_ = len(learned)
