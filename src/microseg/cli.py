@@ -772,22 +772,13 @@ def forecast(
         if errors.empty:
             console.print("Not enough full periods for a backtest.")
         else:
-            scored = errors[
-                [
-                    "as_of",
-                    "target",
-                    "customers",
-                    "log_loss_chain",
-                    "log_loss_customer",
-                    "brier_chain",
-                    "brier_customer",
-                ]
-            ]
+            scored = errors[["as_of", "log_loss_chain", "log_loss_customer", "brier_chain", "brier_customer"]]
             show_frame(
-                scored,
-                "Backtest: each customer's next-period segment (lower is better)",
-                {c: ".4f" for c in scored.columns[3:]},
-                left=("as_of", "target"),
+                scored.rename(columns=lambda c: c.replace("log_loss", "ll")),
+                "Backtest: log-loss (ll) and Brier score of each customer's segment one period "
+                "after as_of (lower is better)",
+                {c: ".4f" for c in ("ll_chain", "ll_customer", "brier_chain", "brier_customer")},
+                left=("as_of",),
             )
             show_frame(
                 errors[["as_of", "target", "mae_chain", "mae_customer", "mae_naive"]],

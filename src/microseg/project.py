@@ -36,7 +36,7 @@ from microseg.models.rules import parse_rules
 from microseg.registry import LAYERS, TIER_LAYERS, check_layer, suggest
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS, VALUE_MODELS
 from microseg.segments.segmentation import segment_customers
-from microseg.segments.store import CustomerNumbers, previous_segments, store_segmentation
+from microseg.segments.store import CustomerNumbers, kept_models, previous_segments, store_segmentation
 from microseg.sources.files import ImportResult, import_source
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ class RunResult:
     value_model_reason: str = ""  # why that model
     dropout_identified: bool | None = None  # whether the model finds dropout (None: no model)
     segments: int = 0  # micro-segments
+    clusters: list[str] = field(default_factory=list)  # per clustered layer: models kept or refitted
     steps: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     reused: bool = False  # the stored snapshot was up to date: nothing was computed
@@ -253,13 +254,21 @@ class Project:
             tables.append(spark.read_parquet(str(path)))
         return tables
 
-    def run(self, as_of: dt.date | None = None, *, on_step: StepCallback | None = None) -> RunResult:
+    def run(
+        self, as_of: dt.date | None = None, *, on_step: StepCallback | None = None, refit: bool = False
+    ) -> RunResult:
         """Run the pipeline as of ``as_of`` (default: ``analysis_date()``) and store the results:
-        the customer summary, RFM and CLV values, then profiles and every segment layer."""
-        return self._run(as_of or self.analysis_date(), on_step)
+        the customer summary, RFM and CLV values, then profiles and every segment layer.
+        Clustered layers continue the models of the snapshot before; ``refit`` fits them anew
+        (their segments keep the ids of the segments they continue)."""
+        return self._run(as_of or self.analysis_date(), on_step, refit=refit)
 
     def _run(
-        self, as_of: dt.date, on_step: StepCallback | None, inputs: tuple[str, int] | None = None
+        self,
+        as_of: dt.date,
+        on_step: StepCallback | None,
+        inputs: tuple[str, int] | None = None,
+        refit: bool = False,
     ) -> RunResult:
         """``run``; ``inputs`` is the snapshot's ``fingerprint`` when the caller has it already."""
         started = time.perf_counter()
@@ -272,7 +281,7 @@ class Project:
         steps = [
             ("customer summary", lambda: self._run_summary(events, customers, as_of, result)),
             ("customer values", lambda: self._run_values(events, as_of, result)),
-            ("segments", lambda: self._run_segments(events, customers, products, as_of, result)),
+            ("segments", lambda: self._run_segments(events, customers, products, as_of, result, refit)),
             ("history", lambda: update_history(self.warehouse, as_of, recomputed=recomputed)),
         ]
         # The results of a date are replaced in one transaction: a run that fails or is killed at
@@ -294,7 +303,13 @@ class Project:
         """The customer profile as of ``as_of``, as an engine expression."""
         settings = self.config.segments
         return customer_profile(
-            events, customers, products, as_of, settings.reactivation_gap_days, settings.page_flags
+            events,
+            customers,
+            products,
+            as_of,
+            settings.reactivation_gap_days,
+            settings.page_flags,
+            settings.attributes,
         )
 
     def _check_rules(self, events, customers, products, as_of: dt.date) -> None:
@@ -360,8 +375,8 @@ class Project:
         return BackfillResult(runs, time.perf_counter() - started)
 
     def snapshots(self) -> pd.DataFrame:
-        """Every stored snapshot: ``as_of, computed_at, seconds, customers, events`` and
-        ``period``: how the period ending at it compares with the cadence of the snapshots
+        """Every stored snapshot: ``as_of, period, computed_at, seconds, customers, events``;
+        ``period`` says how the period ending at it compares with the cadence of the snapshots
         (``full``, ``stub (9 days)``, ``gap (61 days)``; empty for the first)."""
         from microseg.dynamics.periods import FULL, describe_periods
 
@@ -369,8 +384,11 @@ class Project:
             "SELECT as_of, computed_at, seconds, customers, events FROM snapshots ORDER BY as_of"
         )
         periods = describe_periods(frame["as_of"])
-        kinds = {r.to_date: r.kind if r.kind == FULL else f"{r.kind} ({r.days} days)" for r in periods.table.itertuples()}
-        frame["period"] = [kinds.get(day, "") for day in pd.to_datetime(frame["as_of"]).dt.date]
+        kinds = {
+            r.to_date: r.kind if r.kind == FULL else f"{r.kind} ({r.days} days)"
+            for r in periods.table.itertuples()
+        }
+        frame.insert(1, "period", [kinds.get(day, "") for day in pd.to_datetime(frame["as_of"]).dt.date])
         return frame
 
     def _run_summary(self, events, customers, as_of: dt.date, result: RunResult) -> None:
@@ -418,16 +436,12 @@ class Project:
             settings = dataclasses.replace(settings, at_risk_p_alive=None, churned_p_alive=None)
         return settings
 
-    def _run_segments(self, events, customers, products, as_of: dt.date, result: RunResult) -> None:
+    def _run_segments(
+        self, events, customers, products, as_of: dt.date, result: RunResult, refit: bool = False
+    ) -> None:
         settings = self._stage_settings(result)
         wh = self.warehouse
-        profile = (
-            customer_profile(
-                events, customers, products, as_of, settings.reactivation_gap_days, settings.page_flags
-            )
-            .order_by("customer_id")
-            .to_pyarrow()
-        )
+        profile = self._profile_expr(events, customers, products, as_of).order_by("customer_id").to_pyarrow()
         # customers are numbered by their sorted ids: pandas then works on integers
         numbers = CustomerNumbers(wh, profile.column("customer_id"))
         try:
@@ -441,6 +455,7 @@ class Project:
         finally:
             numbers.close()
         frame = profile.drop_columns(["customer_id"]).to_pandas().join(values.drop(columns="customer"))
+        # the run before this date (never a later one) gives the models, segments and ids to continue
         previous, retired = previous_segments(wh, as_of)
         segmentation = segment_customers(
             frame,
@@ -450,9 +465,13 @@ class Project:
             retired,
             browsing,
             customer_ids=profile.column("customer_id").to_numpy(zero_copy_only=False),
+            models=kept_models(wh, as_of),
+            as_of=as_of,
+            refit=refit,
         )
         store_segmentation(wh, segmentation, categories, as_of)
         result.segments = len(segmentation.layers["micro"].categories)
+        result.clusters = segmentation.model_lines()
         result.warnings += segmentation.warnings
 
     def _store(self, table, expr, as_of: dt.date) -> int:
@@ -517,6 +536,15 @@ class Project:
             "SELECT kind, segment_id, label, size, share, revenue_share, mean_clv, card FROM segments "
             f"WHERE as_of = ? {where} ORDER BY kind, size DESC, segment_id",
             [as_of, *params],
+        )
+
+    def segment_models(self, as_of: dt.date | None = None) -> pd.DataFrame:
+        """The clustering model of each clustered layer and scope of a run (the latest when
+        None): whether it was reused or refitted and why, its stability across seeds and its
+        silhouette now and when fitted."""
+        as_of = self._latest("segment_models", as_of)
+        return self.warehouse.fetch_df(
+            "SELECT * FROM segment_models WHERE as_of = ? ORDER BY kind, scope", [as_of]
         )
 
     def segment_changes(self, as_of: dt.date | None = None) -> pd.DataFrame:
@@ -832,10 +860,8 @@ class Project:
         table = _forecast_table(forecast, periods=1)
         stake = forecast.at_risk().groupby("state")["clv_at_stake"].sum()
         table["at_stake_clv"] = table["segment"].map(stake)
-        forecast_note = (
-            f"Next-period probabilities come from {forecast.choice.reason}. "
-            + clv_at_stake_text(self.config.clv.horizon_months)
-        )
+        stake_text = clv_at_stake_text(self.config.clv.horizon_months)
+        forecast_note = f"Next-period probabilities come from {forecast.choice.reason}. {stake_text}"
         matrix_from, matrix_to = periods.full[-1] if periods.full else (dates[-2], as_of)
         target = Path(path) if path else self.root / "reports" / f"report-{as_of.isoformat()}.html"
         return write_report(
@@ -864,6 +890,12 @@ class Project:
             "ORDER BY status <> 'chosen', model = 'GammaGamma', model",
             [as_of],
         )
+
+    def why_no_clv(self, as_of: dt.date | None = None) -> str | None:
+        """Why the customers of a run (the latest when None) have no CLV; None when they have."""
+        from microseg.features.values import why_no_clv
+
+        return why_no_clv(self.value_models(as_of))
 
     def validate_clv(
         self,
