@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import struct
 import zlib
 from html.parser import HTMLParser
@@ -271,3 +272,23 @@ def test_matrix_totals_and_rates_go_into_the_figure(report_inputs, tmp_path):
     assert f'"active ({row.sum():,})"' in text
     assert f"{100 * row['at_risk'] / row.sum():.1f}%\\u003cbr\\u003e{row['at_risk']}" in text
     assert "NaN" not in text.replace(get_plotlyjs(), "")
+
+
+def test_a_stub_period_is_marked_and_the_matrix_period_and_forecast_note_are_shown(report_inputs, tmp_path):
+    flows = report_inputs["flows"].copy()
+    last = flows["to_date"] == flows["to_date"].max()
+    flows["period"] = "full"
+    flows.loc[last, "period"] = "stub"
+    flows.loc[last, "to_date"] = SNAPSHOTS[-2] + dt.timedelta(days=9)
+    inputs = dict(
+        report_inputs,
+        flows=flows,
+        matrix_period=(SNAPSHOTS[0], SNAPSHOTS[1]),
+        forecast_note="CLV at stake = P(move) x CLV <i>per customer</i>",
+    )
+    text, _ = _parse(write_report(tmp_path / "report.html", **inputs))
+    body = text.replace(get_plotlyjs(), "")
+    # the column of the stub's end says what it is; the full months do not
+    assert body.count("9-day stub") == 1 and "-day full" not in body
+    assert f"Where the customers of each stage went from {SNAPSHOTS[0]} to {SNAPSHOTS[1]}:" in body
+    assert "<p>CLV at stake = P(move) x CLV &lt;i&gt;per customer&lt;/i&gt;</p>" in body
