@@ -14,7 +14,7 @@ install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
 install-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev,spark]"
+	$(BIN)/pip install --quiet -e ".[dev,spark,xlsx]"
 
 demo: install
 	$(BIN)/microseg demo microseg-demo --customers $(CUSTOMERS) --force

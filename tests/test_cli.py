@@ -21,6 +21,7 @@ SOURCE = """
 path = "data/orders.csv"
 event_type = "purchase"
 columns = { order_id = "order", customer_id = "customer", ts = "when", product_id = "sku", quantity = "qty", unit_price = "price" }
+max_rejected_share = 0.5  # one bad line of three is on purpose here
 """
 
 

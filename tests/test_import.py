@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from microseg.config import parse_source
+from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import SourceError
 from microseg.sources.files import import_file, import_source
 
@@ -34,7 +35,7 @@ EXPECTED_BAD = {
     4: "customer_id (CustomerID): missing",
     5: "quantity (Quantity): cannot read 'three' as a whole number",
     6: "unit_price (UnitPrice): cannot read 'abc' as a number",
-    7: "row could not be parsed",
+    7: "row: 7 fields where 8 are expected",
     10: "ts (InvoiceDate): missing",
 }
 
@@ -104,7 +105,7 @@ def test_reimport_adds_nothing(warehouse, broken_csv):
     assert warehouse.count("imports") == 2
 
 
-def test_parquet_and_jsonl_give_the_same_result_as_csv(warehouse, broken_csv, tmp_path):
+def test_parquet_and_jsonl_give_the_same_result_as_csv(broken_csv, tmp_path):
     complete_rows = [row for i, row in enumerate(ROWS, 1) if i != 7]  # row 7 is a CSV-only defect
     frame = pd.read_csv(io.StringIO("\n".join([HEADER, *complete_rows])), dtype=str, keep_default_na=False)
     parquet = tmp_path / "retail.parquet"
@@ -113,21 +114,24 @@ def test_parquet_and_jsonl_give_the_same_result_as_csv(warehouse, broken_csv, tm
     lines = [json.dumps(rec) for rec in frame.to_dict(orient="records")]
     lines.insert(3, "{not json")
     jsonl.write_text("\n".join(lines) + "\n")
-    results = {}
+    results, events, reasons = {}, {}, {}
     for path in (broken_csv, parquet, jsonl):
-        results[path.suffix] = import_file(
-            warehouse, retail_source(path, timestamp_format="%m/%d/%Y %H:%M"), path
-        )
-    assert results[".csv"].loaded == 3
-    # same content: the parquet and JSON copies are recognised as duplicates
-    assert (results[".parquet"].loaded, results[".parquet"].duplicates) == (0, 3)
-    assert (results[".jsonl"].loaded, results[".jsonl"].duplicates) == (0, 3)
+        # each format in a warehouse of its own: different files are different events
+        with DuckDBWarehouse(":memory:") as wh:
+            results[path.suffix] = import_file(
+                wh, retail_source(path, timestamp_format="%m/%d/%Y %H:%M"), path
+            )
+            events[path.suffix] = wh.fetch(
+                "SELECT event_type, ts, customer_id, order_id, product_id, quantity, unit_price, amount "
+                "FROM events ORDER BY ts, order_id"
+            )
+            reasons[path.suffix] = sorted(r[0] for r in wh.fetch("SELECT reason FROM quarantine"))
+    assert [results[s].loaded for s in (".csv", ".parquet", ".jsonl")] == [3, 3, 3]
+    assert events[".csv"] == events[".parquet"] == events[".jsonl"]
     assert results[".parquet"].quarantined == 6
     assert results[".jsonl"].quarantined == 7
-    bad_json = warehouse.fetch(
-        "SELECT row_number, reason FROM quarantine WHERE file LIKE '%.jsonl' AND reason LIKE 'not a JSON%'"
-    )
-    assert bad_json == [(4, "not a JSON object")]
+    assert reasons[".csv"] == sorted([*reasons[".parquet"], "row: 7 fields where 8 are expected"])
+    assert reasons[".jsonl"] == sorted([*reasons[".parquet"], "not a JSON object"])
 
 
 def test_typed_parquet_columns(warehouse, tmp_path):
@@ -280,7 +284,7 @@ def test_unreadable_sources_fail_with_the_field_named(warehouse, broken_csv, tmp
         )
     with pytest.raises(SourceError, match=r"sources.retail.path: no file matches"):
         import_source(warehouse, retail_source(tmp_path / "nothing-*.csv"), tmp_path)
-    nameless = tmp_path / "data.txt"
+    nameless = tmp_path / "data.dat"
     nameless.write_text("a\n1\n")
     with pytest.raises(SourceError, match="cannot tell the format"):
         import_file(warehouse, retail_source(nameless), nameless)

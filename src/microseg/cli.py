@@ -188,7 +188,7 @@ def _import_table(results: list[ImportResult]) -> Table:
     from rich.table import Table
 
     table = Table(title="Import", show_lines=False)
-    for col in ("source", "file", "rows read", "loaded", "duplicates", "quarantined", "rows/s"):
+    for col in ("source", "file", "rows read", "loaded", "duplicates", "corrected", "quarantined", "rows/s"):
         table.add_column(col, justify="left" if col in ("source", "file") else "right")
     for r in results:
         table.add_row(
@@ -197,6 +197,7 @@ def _import_table(results: list[ImportResult]) -> Table:
             f"{r.rows_read:,}",
             f"{r.loaded:,}",
             f"{r.duplicates:,}",
+            f"{r.corrected:,}",
             f"{r.quarantined:,}",
             f"{r.rows_per_second:,.0f}",
         )
@@ -204,22 +205,36 @@ def _import_table(results: list[ImportResult]) -> Table:
 
 
 def _import_notes(results: list[ImportResult]) -> list[str]:
-    """Per-source notes: rows by event type, anonymous rows, missing values."""
+    """Per-source notes: rows by event type, anonymous rows, missing and rounded values, events
+    removed because a newer version of their file no longer has them."""
     notes = []
     by_source: dict[str, dict] = {}
     for r in results:
-        agg = by_source.setdefault(r.source, {"types": {}, "anonymous": 0, "missing": {}})
+        agg = by_source.setdefault(
+            r.source, {"types": {}, "anonymous": 0, "missing": {}, "rounded": {}, "removed": 0}
+        )
         for k, v in r.details.get("by_event_type", {}).items():
             agg["types"][k] = agg["types"].get(k, 0) + v
         agg["anonymous"] += r.details.get("anonymous", 0)
-        for k, v in r.details.get("missing", {}).items():
-            agg["missing"][k] = agg["missing"].get(k, 0) + v
+        agg["removed"] += r.details.get("removed", 0)
+        for what in ("missing", "rounded"):
+            for k, v in r.details.get(what, {}).items():
+                agg[what][k] = agg[what].get(k, 0) + v
     for source, agg in by_source.items():
         parts = [shown("{} {:,}", k, v) for k, v in sorted(agg["types"].items())]
         if agg["anonymous"]:
             parts.append(f"anonymous (no customer id) {agg['anonymous']:,}")
         if agg["missing"]:
             parts.append("missing " + ", ".join(shown("{} {:,}", k, v) for k, v in agg["missing"].items()))
+        if agg["rounded"]:
+            parts.append(
+                "rounded to 4 decimals (amounts use the exact value) "
+                + ", ".join(shown("{} {:,}", k, v) for k, v in agg["rounded"].items())
+            )
+        if agg["removed"]:
+            parts.append(
+                f"events removed (their lines changed to bad rows or left the file) {agg['removed']:,}"
+            )
         if parts:
             notes.append(shown("[bold]{}[/]: ", source) + "; ".join(parts))
     return notes
@@ -239,9 +254,40 @@ def _run_imports(project: Project, names: list[str] | None) -> list[ImportResult
     console.print(_import_table(results))
     for note in _import_notes(results):
         console.print(note)
-    if any(r.quarantined for r in results):
-        console.print("Quarantined rows and their reasons: [bold]microseg quarantine[/]")
+    _print_rejections(results)
     return results
+
+
+#: Reason patterns shown per file; the rest are in ``microseg quarantine --file``.
+REASONS_SHOWN = 8
+
+
+def _print_rejections(results: list[ImportResult]) -> None:
+    """For each file with quarantined rows: its reasons grouped by pattern with counts, and the
+    settings that would likely read the rejected rows."""
+    for r in results:
+        if not r.quarantined:
+            continue
+        name = Path(r.file).name
+        say(
+            "[bold]Quarantined[/] {:,} of {:,} rows of {} ({}) ({:.1%}):",
+            r.quarantined,
+            r.rows_read,
+            name,
+            r.source,
+            r.rejected_share,
+        )
+        counts = r.reason_counts()
+        for pattern, rows in counts[:REASONS_SHOWN]:
+            say("  {:>9,}  {}", rows, pattern)
+        if len(counts) > REASONS_SHOWN:
+            say("  … {:,} more reasons: microseg quarantine --file {}", len(counts) - REASONS_SHOWN, name)
+        for hint in r.hints():
+            say("  [bold]Hint:[/] {}", hint)
+    if any(r.quarantined for r in results):
+        console.print(
+            "Quarantined rows and their reasons: [bold]microseg quarantine[/] [--source S] [--file F]"
+        )
 
 
 def _run_pipeline(project: Project, as_of: dt.date | None) -> dt.date:
@@ -293,15 +339,28 @@ def import_(
     out: Annotated[Path | None, out_option("the import table")] = None,
 ) -> None:
     """Import the configured sources into the warehouse (re-importing adds nothing)."""
+    from microseg.sources.files import check_rejections
+
     with _project() as project:
         results = _run_imports(project, sources)
     if out is not None:
         import pandas as pd
 
-        fields = ("source", "file", "rows_read", "loaded", "duplicates", "quarantined", "rows_per_second")
+        fields = (
+            "source",
+            "file",
+            "rows_read",
+            "loaded",
+            "duplicates",
+            "corrected",
+            "quarantined",
+            "rows_per_second",
+        )
         write_out(
             pd.DataFrame([[getattr(r, f) for f in fields] for r in results], columns=fields), out, "files"
         )
+    # more rejected rows than a source allows: exit 1 (after the summary has been shown)
+    check_rejections(results)
 
 
 @app.command()
@@ -374,9 +433,12 @@ def _demo_history(project: Project, months: int) -> Path:
             progress.update(task, description=f"snapshot {date}", completed=i, total=n)
 
         result = project.backfill(start, end, every="month", on_snapshot=on_snapshot)
-    console.print(
-        f"{len(result.runs)} monthly snapshots ({result.runs[0].as_of} to {result.runs[-1].as_of}) "
-        f"in {result.seconds:.1f} s"
+    say(
+        "{} monthly snapshots ({} to {}) in {:.1f} s",
+        len(result.runs),
+        result.runs[0].as_of,
+        result.runs[-1].as_of,
+        result.seconds,
     )
     return project.report() if len(result.runs) >= 2 else None
 
@@ -566,15 +628,30 @@ def status(out: Annotated[Path | None, out_option()] = None) -> None:
 @app.command()
 def quarantine(
     source: Annotated[str | None, typer.Option(help="Only rows of this source.")] = None,
+    file: Annotated[
+        str | None, typer.Option("--file", help="Only rows of this file (its path or just its name).")
+    ] = None,
+    clear: Annotated[
+        bool,
+        typer.Option(
+            "--clear", help="Delete the rows (of --source/--file, else all) instead of showing them."
+        ),
+    ] = False,
     limit: Annotated[int, typer.Option(help="Rows to show.")] = 20,
     out: Annotated[Path | None, out_option("every quarantined row")] = None,
 ) -> None:
-    """Show quarantined rows with file, row number and reason."""
+    """Show quarantined rows with file, row number and reason, or clear them. Importing a file
+    again replaces its quarantined rows."""
     with _project() as project:
-        rows = project.quarantine(source)
+        if clear:
+            removed = project.clear_quarantine(source, file=file)
+            say("Cleared {:,} quarantined rows.", removed)
+            return
+        rows = project.quarantine(source, file=file)
     if rows.empty:
         console.print("No quarantined rows.")
         return
+    say("{:,} quarantined rows.", len(rows))
     write_out(rows, out, "quarantined rows")
     table = rows.assign(file=rows["file"].map(lambda f: Path(f).name)).rename(columns={"row_number": "row"})
     show_frame(

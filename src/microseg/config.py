@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import datetime as dt
 import json
@@ -251,7 +252,7 @@ SEGMENT_SETTINGS: tuple[Setting, ...] = (
         "min_stability",
         float,
         0.9,
-        "Agreement (mean adjusted Rand index) that the clusterings of several seeds must reach for "
+        "Agreement (median adjusted Rand index of pairs) that the clusterings of five seeds must reach for "
         "a k to be chosen; without a stable k a stage is one segment.",
         minimum=0,
         maximum=1,
@@ -357,7 +358,13 @@ SEGMENT_SETTINGS: tuple[Setting, ...] = (
 
 #: ``[sources.<name>]`` settings, one table per source.
 SOURCE_SETTINGS: tuple[Setting, ...] = (
-    _s("path", str, _REQUIRED, "File or glob pattern (CSV, Parquet, JSON lines), relative to the project."),
+    _s(
+        "path",
+        str,
+        _REQUIRED,
+        "File or glob pattern (CSV and other delimited text, Parquet, JSON lines, .xlsx), relative "
+        "to the project.",
+    ),
     _s(
         "kind",
         str,
@@ -369,8 +376,9 @@ SOURCE_SETTINGS: tuple[Setting, ...] = (
         "format",
         str,
         "auto",
-        "File format; auto picks it from the extension (.csv, .parquet, .json/.jsonl/.ndjson).",
-        ("auto", "csv", "parquet", "jsonl"),
+        "File format; auto picks it from the extension (.csv/.tsv/.txt, .parquet, .json/.jsonl/.ndjson, "
+        ".xlsx; a trailing .gz is compression).",
+        ("auto", "csv", "parquet", "jsonl", "xlsx"),
     ),
     _s(
         "columns",
@@ -413,6 +421,72 @@ SOURCE_SETTINGS: tuple[Setting, ...] = (
     _s("allow_negative_prices", bool, False, "Accept negative unit prices instead of quarantining."),
     _s("currency", str, None, "Currency of the source's amounts; defaults to project.currency."),
     _s("channel", str, None, "Channel of every row when the source has no channel column."),
+    _s(
+        "delimiter",
+        str,
+        "auto",
+        'Field separator of delimited text: "auto" detects it, one character such as ";" or "\\t", '
+        'or "whitespace" for fields separated by runs of spaces or tabs.',
+    ),
+    _s(
+        "header",
+        bool,
+        True,
+        "Whether the first row of delimited text or a spreadsheet holds the column names.",
+    ),
+    _s(
+        "column_names",
+        list,
+        [],
+        "Names of the columns, in order; needed when header = false, and replaces the header's names "
+        "otherwise.",
+    ),
+    _s(
+        "encoding",
+        str,
+        "utf-8",
+        'Text encoding of the file, e.g. "latin-1", "cp1252" or "utf-16".',
+    ),
+    _s(
+        "compression",
+        str,
+        "auto",
+        "Compression of text files; auto reads a .gz file as gzip.",
+        ("auto", "none", "gzip"),
+    ),
+    _s("sheet", str, None, "Sheet of an .xlsx workbook to read; defaults to the first sheet."),
+    _s(
+        "decimal_separator",
+        str,
+        ".",
+        'Decimal separator of numbers written as text; "," reads 1.234,56 as 1234.56.',
+        (".", ","),
+    ),
+    _s(
+        "event_key",
+        list,
+        [],
+        'Event fields that identify an event (e.g. ["order_id", "product_id"]): rows with the same '
+        "values are one event, and a changed row corrects it. Empty: the source's event_id when mapped, "
+        "otherwise every line of a file is its own event.",
+    ),
+    _s(
+        "default_quantity",
+        int,
+        None,
+        "Quantity of commerce rows when the source has no quantity column; without it such a source "
+        "needs an amount column.",
+        minimum=1,
+        maximum=1_000_000,
+    ),
+    _s(
+        "max_rejected_share",
+        float,
+        0.05,
+        "Share of a file's rows that may be quarantined before `microseg import` fails (exit code 1).",
+        minimum=0,
+        maximum=1,
+    ),
 )
 
 #: ``[attributes.<name>]`` settings: declared customer attributes beyond the fixed schema.
@@ -504,6 +578,16 @@ class SourceConfig:
     allow_negative_prices: bool = False
     currency: str | None = None
     channel: str | None = None
+    delimiter: str = "auto"
+    header: bool = True
+    column_names: tuple[str, ...] = ()
+    encoding: str = "utf-8"
+    compression: str = "auto"
+    sheet: str | None = None
+    decimal_separator: str = "."
+    event_key: tuple[str, ...] = ()
+    default_quantity: int | None = None
+    max_rejected_share: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -702,13 +786,74 @@ def _parse_classify(rules: list, key: str, file: str | None) -> tuple[ClassifyRu
     return tuple(parsed)
 
 
+def _reader_settings(v: dict[str, Any], columns: dict[str, str], key: str, file: str | None) -> dict:
+    """The checked reader and identity settings of one source, as SourceConfig fields."""
+    delimiter = v["delimiter"]
+    if delimiter not in ("auto", "whitespace") and len(delimiter) != 1:
+        raise ConfigError(
+            f'must be "auto", "whitespace" or one character, got {delimiter!r}',
+            key=f"{key}.delimiter",
+            file=file,
+        )
+    names = v["column_names"]
+    if not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise ConfigError("must be a list of distinct, non-empty names", key=f"{key}.column_names", file=file)
+    if not v["header"] and not names:
+        raise ConfigError(
+            "is needed when header = false: list the names of the columns in order",
+            key=f"{key}.column_names",
+            file=file,
+        )
+    try:
+        codecs.lookup(v["encoding"])
+    except LookupError:
+        raise ConfigError(
+            f'unknown encoding {v["encoding"]!r}; use a name such as "utf-8", "latin-1" or "cp1252"',
+            key=f"{key}.encoding",
+            file=file,
+        ) from None
+    event_key = v["event_key"]
+    allowed = [f for f in mappable_fields(v["kind"]) if f != "event_id"]
+    for item in event_key:
+        if not isinstance(item, str) or item not in allowed:
+            raise ConfigError(
+                f"{item!r} is not an event field{suggest(str(item), allowed)}; "
+                f"fields: {', '.join(allowed)} (event_id identifies events by itself: map columns.event_id)",
+                key=f"{key}.event_key",
+                file=file,
+            )
+    if event_key and "event_id" in columns:
+        raise ConfigError(
+            "set either event_key or columns.event_id, not both", key=f"{key}.event_key", file=file
+        )
+    return {
+        "delimiter": delimiter,
+        "header": v["header"],
+        "column_names": tuple(names),
+        "encoding": codecs.lookup(v["encoding"]).name,
+        "compression": v["compression"],
+        "sheet": v["sheet"],
+        "decimal_separator": v["decimal_separator"],
+        "event_key": tuple(event_key),
+        "default_quantity": v["default_quantity"],
+        "max_rejected_share": float(v["max_rejected_share"]),
+    }
+
+
 def parse_source(name: str, data: Any, file: str | None = None) -> SourceConfig:
     """Validate one ``[sources.<name>]`` table."""
     key = f"sources.{name}"
     v = _read_section(data, SOURCE_SETTINGS, key, file)
     kind = v["kind"]
     if kind != "events":
-        for k in ("event_type", "classify", "customer_columns", "product_columns"):
+        for k in (
+            "event_type",
+            "classify",
+            "customer_columns",
+            "product_columns",
+            "event_key",
+            "default_quantity",
+        ):
             if k in data:
                 raise ConfigError(
                     f'only applies to kind = "events" (this source has kind = "{kind}")',
@@ -758,6 +903,7 @@ def parse_source(name: str, data: Any, file: str | None = None) -> SourceConfig:
         allow_negative_prices=v["allow_negative_prices"],
         currency=v["currency"],
         channel=v["channel"],
+        **_reader_settings(v, columns, key, file),
     )
 
 

@@ -55,6 +55,15 @@ class SourceError(MicrosegError):
     http_status = 422
 
 
+class RejectedRowsError(SourceError):
+    """An import finished, but more of a file's rows than its source allows
+    (``max_rejected_share``) were quarantined. ``results`` are the imports over the limit."""
+
+    def __init__(self, message: str, results: list | None = None) -> None:
+        super().__init__(message)
+        self.results = results or []
+
+
 class SchemaError(MicrosegError):
     """Data does not fit a table contract."""
 

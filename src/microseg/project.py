@@ -964,17 +964,44 @@ class Project:
         as_of = as_of or wh.fetch("SELECT max(as_of) FROM model_fits")[0][0]
         return wh.fetch_df("SELECT * FROM model_fits WHERE as_of = ? ORDER BY model, parameter", [as_of])
 
-    def quarantine(self, source: str | None = None, limit: int | None = None) -> pd.DataFrame:
-        """Quarantined rows with their reasons, newest import first."""
-        where, params = ("WHERE q.source = ?", [source]) if source else ("", [])
-        sql = (
-            "SELECT q.source, q.file, q.row_number, q.reason, q.record FROM quarantine q "
-            f"LEFT JOIN imports i USING (import_id) {where} "
-            "ORDER BY i.started_at DESC, q.file, q.row_number"
+    def quarantine(
+        self, source: str | None = None, limit: int | None = None, *, file: str | Path | None = None
+    ) -> pd.DataFrame:
+        """Quarantined rows with their reasons, newest import first; ``source`` and ``file`` (a
+        path as imported, or just the file name) narrow them down."""
+        from microseg.sources import quarantine
+
+        self._check_quarantine_source(source)
+        return quarantine.list_rows(self.warehouse, source, file, limit)
+
+    def quarantine_count(self, source: str | None = None, *, file: str | Path | None = None) -> int:
+        """How many rows ``quarantine`` would list without a limit."""
+        from microseg.sources import quarantine
+
+        self._check_quarantine_source(source)
+        return quarantine.count_rows(self.warehouse, source, file)
+
+    def clear_quarantine(self, source: str | None = None, *, file: str | Path | None = None) -> int:
+        """Delete quarantined rows of a source and/or file (all rows when neither is given);
+        returns how many. Importing a file again also replaces its rows."""
+        from microseg.sources import quarantine
+
+        self._check_quarantine_source(source)
+        return quarantine.clear(self.warehouse, source, file)
+
+    def _check_quarantine_source(self, source: str | None) -> None:
+        """A source must be configured or have quarantined rows left from an earlier config."""
+        if source is None or source in self.config.sources:
+            return
+        if self.warehouse.fetch("SELECT count(*) FROM quarantine WHERE source = ?", [source])[0][0]:
+            return
+        from microseg.registry import suggest
+
+        known = list(self.config.sources)
+        raise ConfigError(
+            f"no such source{suggest(source, known)} (sources: {', '.join(known) or 'none configured'})",
+            key=f"sources.{source}",
         )
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return self.warehouse.fetch_df(sql, params)
 
     def imports(self) -> pd.DataFrame:
         """The import log."""

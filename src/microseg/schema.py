@@ -85,7 +85,12 @@ NEGATIVE_TYPES = ("refund", "cancellation")
 EVENTS = Table(
     "events",
     (
-        Column("event_id", "VARCHAR", True, "unique id; from the source or a hash of the row's content"),
+        Column(
+            "event_id",
+            "VARCHAR",
+            True,
+            "unique id: the source's own id, a hash of its event_key fields, or <file lineage>#<line>",
+        ),
         Column("event_type", "VARCHAR", True, "one of the event types listed below"),
         Column("ts", "TIMESTAMP", True, "when it happened, UTC"),
         Column("customer_id", "VARCHAR", False, "known customer; empty for anonymous events"),
@@ -160,7 +165,8 @@ QUARANTINE = Table(
         Column("reason", "VARCHAR", True, "every check the row failed, separated by '; '"),
         Column("record", "VARCHAR", False, "the row as read, as a JSON object (or the raw line)"),
     ),
-    "Rows that failed validation. Nothing rejected is dropped: it is kept here with its reason.",
+    "Rows that failed validation. Nothing rejected is dropped: it is kept here with its reason. "
+    "Importing a file again replaces its rows (and those of the same content under another name).",
 )
 
 IMPORTS = Table(
@@ -173,11 +179,20 @@ IMPORTS = Table(
         Column("seconds", "DOUBLE", True, "wall time of the import"),
         Column("rows_read", "BIGINT", True, "data rows in the file"),
         Column("loaded", "BIGINT", True, "new rows stored"),
-        Column("duplicates", "BIGINT", True, "rows already stored, or repeated in the file"),
+        Column("duplicates", "BIGINT", True, "rows already stored unchanged, or repeated in the file"),
         Column("quarantined", "BIGINT", True, "rows that failed validation"),
-        Column("details", "VARCHAR", False, "counts by event type and by policy, as JSON"),
+        Column(
+            "details",
+            "VARCHAR",
+            False,
+            "counts by event type, missing and rounded values, removed events, and rejection reasons, as JSON",
+        ),
+        Column("corrected", "BIGINT", False, "rows that changed an event already stored (the newer wins)"),
+        Column("fingerprint", "VARCHAR", False, "SHA-256 of the file's bytes"),
+        Column("bytes", "BIGINT", False, "size of the file"),
+        Column("lineage", "VARCHAR", False, "the file family whose line numbers give events their ids"),
     ),
-    "One row per imported file.",
+    "One row per imported file: rows_read = loaded + duplicates + corrected + quarantined.",
 )
 
 CUSTOMER_SUMMARY = Table(
@@ -257,6 +272,38 @@ MODEL_FITS = Table(
     ),
     "Fitted parameters of every model of every run.",
     key=("as_of", "model", "parameter"),
+)
+
+VALUE_MODELS = Table(
+    "value_models",
+    (
+        Column("as_of", "DATE", True, ""),
+        Column("model", "VARCHAR", True, "BGNBD, ParetoNBD or MBGNBD (repeat buying), GammaGamma (spend)"),
+        Column("status", "VARCHAR", True, "chosen (gives the predictions), fitted, or failed"),
+        Column("reason", "VARCHAR", False, "why it was chosen, or why it could not be fitted"),
+        Column("calibration_end", "DATE", False, "last day of the calibration period of the holdout check"),
+        Column("holdout_customers", "BIGINT", False, "customers who bought by the calibration end"),
+        Column("holdout_actual", "DOUBLE", False, "their repeat transactions in the holdout period"),
+        Column(
+            "holdout_predicted", "DOUBLE", False, "predicted by the model fitted on the calibration period"
+        ),
+        Column(
+            "holdout_rmse", "DOUBLE", False, "root mean squared error of per-customer holdout transactions"
+        ),
+        Column("log_likelihood", "DOUBLE", False, "of the fit on all data"),
+        Column(
+            "dropout",
+            "DOUBLE",
+            False,
+            "mean dropout: a/(a+b) per purchase (BG/NBD, MBG/NBD) or s/beta per clv.period (Pareto/NBD)",
+        ),
+        Column("dropout_se", "DOUBLE", False, "its standard error (delta method)"),
+        Column("dropout_identified", "BOOLEAN", False, "the 95% interval of the dropout excludes 0"),
+    ),
+    "The models each run considered for customer value: the repeat-buying model chosen and why "
+    "(holdout check or likelihood), the other candidates' scores or errors, the evidence for "
+    "dropout, and the spend model.",
+    key=("as_of", "model"),
 )
 
 _PROFILE = (
@@ -412,6 +459,26 @@ SEGMENT_REGISTRY = Table(
     key=("segment_id",),
 )
 
+SEGMENT_MODELS = Table(
+    "segment_models",
+    (
+        Column("as_of", "DATE", True, ""),
+        Column("kind", "VARCHAR", True, "clustered layer: behaviour or demographic"),
+        Column("scope", "VARCHAR", True, "the stage a behaviour model clusters, or all for demographic"),
+        Column("status", "VARCHAR", True, "reused (the earlier model's centres) or refitted"),
+        Column("reason", "VARCHAR", True, "why the model was reused or refitted"),
+        Column("fitted_as_of", "DATE", True, "snapshot the model was fitted on"),
+        Column("k", "BIGINT", True, "segments of the model"),
+        Column("stability", "DOUBLE", True, "agreement of seeded fits (median pairwise adjusted Rand index)"),
+        Column("quality", "DOUBLE", True, "mean simplified silhouette of this snapshot's customers"),
+        Column("fit_quality", "DOUBLE", True, "the same when the model was fitted"),
+        Column("customers", "BIGINT", True, "customers assigned"),
+        Column("model", "VARCHAR", True, "JSON: feature spec, columns, scaling, centres and segment ids"),
+    ),
+    "The clustering model of each clustered layer (and stage) on a date, and whether it was kept.",
+    key=("as_of", "kind", "scope"),
+)
+
 SNAPSHOTS = Table(
     "snapshots",
     (
@@ -463,12 +530,14 @@ TABLES: dict[str, Table] = {
         CUSTOMER_SUMMARY,
         CUSTOMER_VALUES,
         MODEL_FITS,
+        VALUE_MODELS,
         CUSTOMER_PROFILES,
         CUSTOMER_CATEGORIES,
         SEGMENT_MEMBERSHIPS,
         SEGMENTS,
         SEGMENT_CHANGES,
         SEGMENT_REGISTRY,
+        SEGMENT_MODELS,
         SNAPSHOTS,
         SEGMENT_HISTORY,
     )

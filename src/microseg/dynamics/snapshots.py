@@ -10,6 +10,11 @@ matched with the run before it. A snapshot is recomputed only when its inputs ch
 ids: imports only ever add events, never change one), the customers and products tables, and
 the settings that shape the results. Events after the date do not enter it, so importing new
 events leaves the fingerprints of earlier snapshots, and the snapshots, as they are.
+
+A snapshot's segment ids and clustering models continue the snapshot before it, so its
+fingerprint also holds its *lineage*: the date and fingerprint of the snapshot before it. A
+snapshot computed before its predecessors existed (the analysis date first, then a backfill of
+the months before) is recomputed once they do, and every later snapshot follows in turn.
 """
 
 from __future__ import annotations
@@ -72,8 +77,9 @@ def settings_digest(config: ProjectConfig) -> str:
 def fingerprint(wh: DuckDBWarehouse, as_of: dt.date, config: ProjectConfig) -> tuple[str, int]:
     """(fingerprint, number of events) of the inputs of the snapshot of ``as_of``."""
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    # a corrected event keeps its id but is stored again by the correcting import
     events, event_hash = wh.fetch(
-        "SELECT count(*), coalesce(bit_xor(hash(event_id)), 0) FROM events WHERE ts < ?", [cutoff]
+        "SELECT count(*), coalesce(bit_xor(hash(event_id, import_id)), 0) FROM events WHERE ts < ?", [cutoff]
     )[0]
     # customers and products the snapshot can see: later sign-ups and products first sold later
     # do not make an old snapshot stale
@@ -91,4 +97,14 @@ def fingerprint(wh: DuckDBWarehouse, as_of: dt.date, config: ProjectConfig) -> t
         [cutoff],
     )[0]
     parts = [str(events), str(event_hash), *map(str, customers), *map(str, products), settings_digest(config)]
+    parts.append(lineage(wh, as_of))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32], int(events)
+
+
+def lineage(wh: DuckDBWarehouse, as_of: dt.date) -> str:
+    """The snapshot that the snapshot of ``as_of`` continues: the date and fingerprint of the
+    latest stored snapshot before it ("first" when there is none)."""
+    before = wh.fetch(
+        "SELECT as_of, fingerprint FROM snapshots WHERE as_of < ? ORDER BY as_of DESC LIMIT 1", [as_of]
+    )
+    return f"after {before[0][0]}:{before[0][1]}" if before else "first"

@@ -69,6 +69,23 @@ class DuckDBWarehouse:
     def ensure_tables(self) -> None:
         for table in TABLES.values():
             self.sql(create_table_sql(table))
+        self._add_new_columns()
+
+    def _add_new_columns(self) -> None:
+        """Columns a contract gained since the warehouse file was created are added (empty), so
+        that a warehouse made by an earlier version opens without a rebuild."""
+        existing: dict[str, set[str]] = {}
+        for table, column in self.fetch(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
+        ):
+            existing.setdefault(table, set()).add(column)
+        for table in TABLES.values():
+            have = existing.get(table.name, set())
+            for c in table.columns:
+                if c.name not in have:
+                    self.sql(
+                        f"ALTER TABLE {quote_ident(table.name)} ADD COLUMN {quote_ident(c.name)} {c.type}"
+                    )
 
     def has_table(self, name: str) -> bool:
         return bool(

@@ -1,10 +1,14 @@
 """Step 2 of an import: map source columns onto a table contract and check every row.
 
 The result is one SQL query over the raw file with, per row, the typed columns of the target
-table, ``__reason`` (every check the row fails, ``''`` when it passes), one ``__missing:<field>``
-flag per mapped field (for the import summary) and ``__record`` (the row as read, kept only for
+table, ``__reason`` (every check the row fails, ``''`` when it passes, in the marked form of
+``markers``), one ``__missing:<field>`` flag per mapped field and one ``__rounded:<field>`` flag
+per money field (for the import summary), and ``__record`` (the row as read, kept only for
 failing rows). It is built in two layers: the first reads and normalises each source value once,
 the second converts and checks them.
+
+Events get their ids here: the source's ``event_id``, a hash of the ``event_key`` fields, or,
+without either, ``<lineage>#<row>`` (see ``lineage``): every line of a file is an event.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from microseg.schema import (
     Column,
     Table,
 )
+from microseg.sources.markers import joined, marked, shown
 from microseg.sources.readers import RawFile
 
 ID_FIELDS = {
@@ -58,6 +63,11 @@ INTEGER_TYPES = {
     "UTINYINT",
 }
 EARLIEST = "1970-01-01"
+#: The largest value one field may hold; larger ones are quarantined.
+MAX_VALUE_BYTES = 2 * 1024 * 1024
+#: Real UTC offsets run from -12:00 to +14:00 (in seconds).
+OFFSETS = (-12 * 3600, 14 * 3600)
+MONEY_DIGITS = 14  # before the decimal point, in DECIMAL(18,4)
 #: Stage columns that are not fields of the target table.
 CUSTOMER_PREFIX, PRODUCT_PREFIX = "customer.", "product."
 
@@ -73,6 +83,17 @@ class Mapping:
     matched: set[str] = field(default_factory=set)  # fields matched by name, not configured
 
 
+def delimiter_hint(columns) -> str:
+    """When a file reads as one column whose name holds a separator, the separator to set."""
+    names = list(columns)
+    if len(names) != 1:
+        return ""
+    for sep, written in ((";", ";"), ("\t", "\\t"), ("|", "|"), (",", ","), (" ", " ")):
+        if sep in names[0].strip():
+            return f' (the file seems to separate fields with {written!r}: set delimiter = "{written}")'
+    return ""
+
+
 def resolve_mapping(source: SourceConfig, raw: RawFile) -> Mapping:
     """The source's mapping plus same-name matches; every named column must exist."""
     available = raw.columns
@@ -82,7 +103,7 @@ def resolve_mapping(source: SourceConfig, raw: RawFile) -> Mapping:
             if not raw.json_lines and column not in available:
                 raise SourceError(
                     f"sources.{source.name}.{setting}.{target}: column {column!r} is not in the file; "
-                    f"its columns are: {', '.join(available)}"
+                    f"its columns are: {', '.join(available)}{delimiter_hint(available)}"
                 )
         return dict(mapping)
 
@@ -113,15 +134,18 @@ def resolve_mapping(source: SourceConfig, raw: RawFile) -> Mapping:
 class StagePlan:
     sql: str
     missing: list[str]  # labels of the __missing:<label> columns
+    rounded: list[str] = field(default_factory=list)  # labels of the __rounded:<label> columns
 
 
 def _label(field_name: str, column: str) -> str:
     return field_name if field_name == column else f"{field_name} ({column})"
 
 
-def _show(value: str) -> str:
-    """SQL showing a bad source value inside a reason: quoted, at most 60 characters."""
-    return f"'''' || left(CAST({value} AS VARCHAR), 60) || ''''"
+def _numeric_text(value: str, source: SourceConfig) -> str:
+    """SQL of a number written as text, with a decimal comma read as a point when configured."""
+    if source.decimal_separator != ",":
+        return value
+    return f"replace(replace(replace(replace({value}, '.', ''), ' ', ''), chr(160), ''), ',', '.')"
 
 
 class _Stage:
@@ -137,6 +161,8 @@ class _Stage:
         self.reasons: list[str] = []
         self.select: dict[str, str] = {}  # output column -> SQL over the first layer
         self.matched: set[str] = set()  # fields matched by name: missing values are not counted
+        self.rounded: dict[str, str] = {}  # label -> SQL: the value had more than 4 decimals
+        self.exact: dict[str, str] = {}  # field key -> SQL of the money value before rounding
 
     # -- first layer: each source value read and normalised once ---------------------------
     def raw_value(self, column: str) -> str:
@@ -182,21 +208,53 @@ class _Stage:
         self.typed[key] = sql
         self.present[key] = value
         self.labels[key] = label = _label(key, column)
-        if can_fail:
-            self.reasons.append(
-                f"CASE WHEN {value} IS NOT NULL AND {sql} IS NULL THEN "
-                f"'{label}: cannot read ' || {_show(value)} || ' as {TYPE_WORDS[col.type]}' END"
+        cannot_read = f"'{label}: cannot read ' || {shown(value)} || ' as {TYPE_WORDS.get(col.type, 'text')}'"
+        if col.type == MONEY and (
+            typ == "VARCHAR" or typ in ("DOUBLE", "FLOAT") or typ.startswith("DECIMAL")
+        ):
+            text = _numeric_text(value, self.source) if typ == "VARCHAR" else value
+            number = f"TRY_CAST({text} AS DOUBLE)"
+            cannot_read = (
+                f"CASE WHEN {number} IS NOT NULL THEN '{label}: ' || {shown(value)} || "
+                f"' is too large (at most {MONEY_DIGITS} digits before the decimal point)' ELSE {cannot_read} END"
             )
+            # more than 4 decimals: reported, and amounts are computed from the unrounded value
+            self.rounded[label] = (
+                f"(abs({number} - CAST({sql} AS DOUBLE)) > 1e-9 * greatest(1.0, abs({number})))"
+            )
+            self.exact[key] = f"TRY_CAST({text} AS DECIMAL(18,8))"
+        if can_fail:
+            self.reasons.append(f"CASE WHEN {value} IS NOT NULL AND {sql} IS NULL THEN {cannot_read} END")
+        if typ == "VARCHAR" and self.raw.json_lines:
+            self.size_check(label, self.raw_value(column))
+
+    def size_check(self, label: str, value_sql: str) -> None:
+        """A value over ``MAX_VALUE_BYTES`` is quarantined with its size."""
+        self.reasons.append(
+            f"CASE WHEN strlen({value_sql}) > {MAX_VALUE_BYTES} THEN '{label}: the value is ' || "
+            f"{marked(f'round(strlen({value_sql}) / 1048576, 1)')} || ' MB, over the "
+            f"{MAX_VALUE_BYTES // 2**20} MB limit' END"
+        )
 
     def require(self, key: str, fields: dict[str, str]) -> None:
         if key not in fields:
             raise SourceError(
                 f"sources.{self.source.name}.columns.{key}: required, but not mapped and no column "
                 f"of that name is in the file (columns: {', '.join(self.raw.columns)})"
+                f"{delimiter_hint(self.raw.columns)}"
             )
         self.reasons.insert(
             0, f"CASE WHEN {self.present[key]} IS NULL THEN '{self.labels[key]}: missing' END"
         )
+
+    def size_checks(self, mapping: Mapping) -> None:
+        """Every text column of a delimited file or sheet, mapped or not, is size-checked."""
+        if self.raw.json_lines:
+            return
+        label_of = {column: self.labels.get(key, column) for key, column in mapping.fields.items()}
+        for i, (column, typ) in enumerate(self.raw.columns.items()):
+            if typ == "VARCHAR":  # the raw columns reach the checks as __raw_<i> (see plan)
+                self.size_check(label_of.get(column, column), f"__raw_{i}")
 
     def leftover_json(self, mapping: Mapping) -> str:
         """The source columns no field uses, as a JSON object (so nothing read is lost)."""
@@ -223,7 +281,7 @@ class _Stage:
         first = ["__row", *passthrough]
         first += [f"{quote_ident(c)} AS {alias}" for alias, c in record_cols.items()]
         first += [f"{sql} AS {quote_ident(alias)}" for alias, sql in self.first.items()]
-        reason = "concat_ws('; ', " + ", ".join(self.reasons) + ")" if self.reasons else "''"
+        reason = joined(self.reasons)
         if raw.json_lines:  # a line that is not a JSON object fails for that reason alone
             reason = f"(CASE WHEN __ok THEN {reason} ELSE 'not a JSON object' END)"
         second = ["__row", *passthrough, *record_cols]
@@ -232,6 +290,10 @@ class _Stage:
         counted = [k for k in self.present if k not in self.matched]  # configured fields only
         second += [
             f"({self.present[k]} IS NULL) AS {quote_ident('__missing:' + self.labels[k])}" for k in counted
+        ]
+        second += [
+            f"coalesce({sql}, false) AS {quote_ident('__rounded:' + label)}"
+            for label, sql in self.rounded.items()
         ]
         if raw.json_lines:
             record = "__line"
@@ -247,7 +309,7 @@ class _Stage:
             f"SELECT *{exclude}, CASE WHEN __reason <> '' THEN {record} END AS __record FROM ("
             f"SELECT {', '.join(second)} FROM (SELECT {', '.join(first)} FROM {raw.sql}))"
         )
-        return StagePlan(sql, [self.labels[k] for k in counted])
+        return StagePlan(sql, [self.labels[k] for k in counted], list(self.rounded))
 
 
 def _convert(col: Column, value: str, src_type: str, source: SourceConfig, is_id: bool) -> tuple[str, bool]:
@@ -269,13 +331,15 @@ def _convert(col: Column, value: str, src_type: str, source: SourceConfig, is_id
     if target in ("BIGINT", "INTEGER"):
         if src_type in INTEGER_TYPES:
             return f"TRY_CAST({value} AS {target})", True
-        number = f"TRY_CAST({value} AS DOUBLE)"
+        text = _numeric_text(value, source) if src_type == "VARCHAR" else value
+        number = f"TRY_CAST({text} AS DOUBLE)"
         return (
             f"(CASE WHEN {number} = round({number}) AND abs({number}) < 9e15 THEN CAST({number} AS {target}) END)",
             True,
         )
     if target in (MONEY, "DOUBLE"):
-        return f"TRY_CAST({value} AS {target})", True
+        text = _numeric_text(value, source) if src_type == "VARCHAR" else value
+        return f"TRY_CAST({text} AS {target})", True
     if target == "DATE":
         if src_type == "VARCHAR":
             return f"coalesce(TRY_CAST({value} AS DATE), CAST(TRY_CAST({value} AS TIMESTAMP) AS DATE))", True
@@ -287,12 +351,14 @@ def _convert(col: Column, value: str, src_type: str, source: SourceConfig, is_id
 
 def _timestamp(value: str, src_type: str, fmt: str | None, timezone: str) -> str:
     """SQL of a UTC timestamp. While a file stages, the session time zone is the source's, so
-    values without an offset are read in that zone."""
+    values without an offset are read in that zone. With ``timestamp_format``, ISO text (how a
+    spreadsheet's date cells read) is accepted too."""
     if timezone == "UTC" and src_type in ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATE"):
         return f"CAST({value} AS TIMESTAMP)"  # already UTC: no time-zone arithmetic
     if src_type == "VARCHAR":
         parsed = (
-            f"CAST(try_strptime({value}, {quote_literal(fmt)}) AS TIMESTAMPTZ)"
+            f"coalesce(CAST(try_strptime({value}, {quote_literal(fmt)}) AS TIMESTAMPTZ), "
+            f"TRY_CAST({value} AS TIMESTAMPTZ))"
             if fmt
             else f"TRY_CAST({value} AS TIMESTAMPTZ)"
         )
@@ -311,14 +377,15 @@ def _negative_price(stage: _Stage, key: str) -> None:
     if not stage.source.allow_negative_prices:
         price = stage.typed[key]
         stage.reasons.append(
-            f"CASE WHEN {price} < 0 THEN '{stage.labels[key]}: ' || {price} || ' is negative' END"
+            f"CASE WHEN {price} < 0 THEN '{stage.labels[key]}: ' || {marked(price)} || ' is negative' END"
         )
 
 
 def build_stage(
-    source: SourceConfig, raw: RawFile, mapping: Mapping, table: Table, currency: str
+    source: SourceConfig, raw: RawFile, mapping: Mapping, table: Table, currency: str, lineage: str = ""
 ) -> StagePlan:
-    """The staging query of one file for ``table`` (events, customers or products)."""
+    """The staging query of one file for ``table`` (events, customers or products); ``lineage``
+    names the file family whose line numbers identify events without an id of their own."""
     stage = _Stage(source, raw)
     stage.matched = mapping.matched
     for key, column in mapping.fields.items():
@@ -328,9 +395,10 @@ def build_stage(
             stage.add_field(CUSTOMER_PREFIX + key, column, CUSTOMERS.column(key))
         for key, column in mapping.product.items():
             stage.add_field(PRODUCT_PREFIX + key, column, PRODUCTS.column(key))
-        _event_rules(stage, mapping, currency)
+        _event_rules(stage, mapping, currency, lineage)
     else:
         _entity_rules(stage, mapping, table)
+    stage.size_checks(mapping)
     return stage.plan()
 
 
@@ -344,13 +412,13 @@ def _entity_rules(stage: _Stage, mapping: Mapping, table: Table) -> None:
             year = stage.typed["birth_year"]
             stage.reasons.append(
                 f"CASE WHEN {year} < 1900 OR {year} > year(current_date) THEN "
-                f"'{stage.labels['birth_year']}: ' || {year} || ' is not a plausible year of birth' END"
+                f"'{stage.labels['birth_year']}: ' || {marked(year)} || ' is not a plausible year of birth' END"
             )
         if "email" in stage.typed:
             email = stage.typed["email"]
             stage.reasons.append(
                 f"CASE WHEN {email} NOT LIKE '%_@_%' THEN "
-                f"'{stage.labels['email']}: ' || {_show(email)} || ' is not an email address' END"
+                f"'{stage.labels['email']}: ' || {shown(email)} || ' is not an email address' END"
             )
         stage.select["traits"] = stage.leftover_json(mapping)
     if table is PRODUCTS and "price" in stage.typed:
@@ -384,20 +452,21 @@ def _event_type(stage: _Stage, mapping: Mapping) -> str:
     return f"(CASE {' '.join(whens)} ELSE {base} END)" if whens else base
 
 
-def _event_rules(stage: _Stage, mapping: Mapping, currency: str) -> None:
+def _event_rules(stage: _Stage, mapping: Mapping, currency: str, lineage: str) -> None:
     """Event checks: type, time range, customer policy, signs of quantities, money."""
     source, fields, typed = stage.source, mapping.fields, stage.typed
     kind = _event_type(stage, mapping)
     known = ", ".join(quote_literal(t) for t in EVENT_TYPES)
     stage.reasons.append(
         f"CASE WHEN {kind} IS NULL THEN 'event_type: missing' WHEN {kind} NOT IN ({known}) "
-        f"THEN 'event_type: ' || {_show(kind)} || ' is not an event type' END"
+        f"THEN 'event_type: ' || {shown(kind)} || ' is not an event type' END"
     )
     stage.require("ts", fields)
     ts = typed["ts"]
+    _offset_check(stage, fields["ts"])
     stage.reasons.append(
         f"CASE WHEN {ts} < TIMESTAMP '{EARLIEST}' OR {ts} > (now() AT TIME ZONE 'UTC') + INTERVAL 1 DAY "
-        f"THEN '{stage.labels['ts']}: ' || {ts} || ' is out of range (1970 to today)' END"
+        f"THEN '{stage.labels['ts']}: ' || {marked(ts)} || ' is out of range (1970 to today)' END"
     )
     if "event_id" in fields:
         stage.require("event_id", fields)
@@ -414,10 +483,13 @@ def _event_rules(stage: _Stage, mapping: Mapping, currency: str) -> None:
         q, label = typed["quantity"], stage.labels["quantity"]
         stage.reasons.append(
             f"CASE WHEN {commerce} AND {stage.present['quantity']} IS NULL THEN '{label}: missing' "
-            f"WHEN {kind} = 'purchase' AND {q} <= 0 THEN '{label}: ' || {q} || ' must be positive for a purchase' "
-            f"WHEN {negative} AND {q} = 0 THEN '{label}: 0 for a ' || {kind} END"
+            f"WHEN {kind} = 'purchase' AND {q} <= 0 THEN '{label}: ' || {marked(q)} || ' must be positive for a purchase' "
+            f"WHEN {negative} AND {q} = 0 THEN '{label}: 0 for a ' || {marked(kind)} END"
         )
         quantity = f"(CASE WHEN {negative} THEN -abs({q}) ELSE {q} END)"
+    elif source.default_quantity is not None:
+        q = f"CAST({int(source.default_quantity)} AS BIGINT)"
+        quantity = f"(CASE WHEN {commerce} THEN (CASE WHEN {negative} THEN -{q} ELSE {q} END) END)"
     if "unit_price" in fields:
         stage.reasons.append(
             f"CASE WHEN {commerce} AND {stage.present['unit_price']} IS NULL THEN '{stage.labels['unit_price']}: missing' END"
@@ -425,8 +497,21 @@ def _event_rules(stage: _Stage, mapping: Mapping, currency: str) -> None:
         _negative_price(stage, "unit_price")
     if "amount" in fields:
         amount = typed["amount"]
-    elif "unit_price" in fields and "quantity" in fields:
-        amount = f"CAST({typed['quantity']} * {typed['unit_price']} AS {MONEY})"
+        stage.reasons.append(
+            f"CASE WHEN {commerce} AND {stage.present['amount']} IS NULL THEN '{stage.labels['amount']}: missing' END"
+        )
+    elif "unit_price" in fields and quantity != "NULL":
+        # from the unrounded price, so that 1,000 x 0.00125 is 1.25, not 1.30
+        q = typed["quantity"] if "quantity" in fields else f"CAST({int(source.default_quantity)} AS BIGINT)"
+        price = stage.exact.get("unit_price", typed["unit_price"])
+        amount = f"TRY_CAST({q} * {price} AS {MONEY})"
+        stage.reasons.append(
+            f"CASE WHEN {commerce} AND {q} IS NOT NULL AND {typed['unit_price']} IS NOT NULL AND {amount} IS NULL "
+            f"THEN 'amount: quantity × unit_price is too large (' || {marked(q)} || ' × ' || "
+            f"{marked(typed['unit_price'])} || ')' END"
+        )
+    else:
+        _no_amount(stage, mapping, commerce)
     if amount != "NULL":
         amount = f"(CASE WHEN {negative} THEN -abs({amount}) ELSE {amount} END)"
 
@@ -445,11 +530,58 @@ def _event_rules(stage: _Stage, mapping: Mapping, currency: str) -> None:
         select["properties"] = stage.leftover_json(mapping)
     traits = {k: v for k, v in sorted(typed.items()) if k.startswith((CUSTOMER_PREFIX, PRODUCT_PREFIX))}
     if "event_id" not in fields:
-        # the content key: the same row imported again gets the same id
-        content = [
-            select[c.name] for c in EVENTS.columns if c.name not in ("event_id", "source", "import_id")
-        ]
-        content += list(traits.values())
-        parts = ", ".join(f"coalesce(CAST({sql} AS VARCHAR), chr(0))" for sql in content)
-        select["event_id"] = f"md5(concat_ws(chr(31), {parts}))"
+        select["event_id"] = _event_id(stage, mapping, lineage)
     select.update(traits)
+
+
+def _event_id(stage: _Stage, mapping: Mapping, lineage: str) -> str:
+    """SQL of the id of an event without its own id: a hash of its event_key fields, or its
+    line in the file (``<lineage>#<row>``)."""
+    source = stage.source
+    if not source.event_key:
+        return f"({quote_literal(lineage + '#')} || CAST(__row AS VARCHAR))"
+    for key in source.event_key:
+        if stage.select[key].startswith("CAST(NULL AS"):
+            raise SourceError(
+                f"sources.{source.name}.event_key: {key!r} is not mapped and no column of that name is in "
+                f"the file (columns: {', '.join(stage.raw.columns)})"
+            )
+        label = stage.labels.get(key, key)
+        stage.reasons.append(
+            f"CASE WHEN {stage.select[key]} IS NULL THEN '{label}: missing (part of event_key)' END"
+        )
+    parts = ", ".join(f"coalesce(CAST({stage.select[k]} AS VARCHAR), chr(0))" for k in source.event_key)
+    return f"md5(concat_ws(chr(31), {parts}))"
+
+
+def _no_amount(stage: _Stage, mapping: Mapping, commerce: str) -> None:
+    """Commerce rows need money: refuse a source that cannot have any, quarantine rows otherwise."""
+    source, fields = stage.source, mapping.fields
+    has_price = "unit_price" in fields
+    missing = "quantity" if has_price else "amount"
+    message = (
+        "purchases, refunds and cancellations need an amount: map columns.amount, or columns.quantity "
+        f"and columns.unit_price ({'no quantity column was found' if has_price else 'no amount column was found'}"
+        "; set default_quantity = 1 when every row is one unit)"
+    )
+    constant = source.event_type if "event_type" not in fields else None
+    rule_types = {r.event_type for r in source.classify}
+    if constant in COMMERCE_TYPES or rule_types & set(COMMERCE_TYPES):
+        raise SourceError(f"sources.{source.name}.columns.{missing}: {message}")
+    if "event_type" in fields:  # the types are in the data: its commerce rows are quarantined
+        stage.reasons.append(f"CASE WHEN {commerce} THEN 'amount: missing (no amount column is mapped)' END")
+
+
+def _offset_check(stage: _Stage, column: str) -> None:
+    """Text timestamps with an offset outside -12:00..+14:00 (such as +25:00) are quarantined:
+    such an offset is no time zone, and DuckDB would read it all the same."""
+    if stage.source_type(column) != "VARCHAR":
+        return
+    value = stage.normalised(column)
+    naive = f"TRY_CAST({value} AS TIMESTAMP)"
+    offset = f"(epoch({naive}) - epoch({stage.typed['ts']}))"
+    low, high = OFFSETS
+    stage.reasons.append(
+        f"CASE WHEN length({value}) > 19 AND ({offset} < {low} OR {offset} > {high}) THEN "
+        f"'{stage.labels['ts']}: ' || {shown(value)} || ' has an offset that is not a time zone (-12:00 to +14:00)' END"
+    )

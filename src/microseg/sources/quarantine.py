@@ -1,0 +1,54 @@
+"""The quarantine table: list, summarise and clear rejected rows per source and per file.
+
+A file is named as it was imported (its full path) or by its file name alone; a name that
+matches no quarantined file is not an error (the quarantine of that file is simply empty).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from microseg.engine.duckdb import DuckDBWarehouse
+
+COLUMNS = ("source", "file", "row_number", "reason", "record")
+
+
+def _where(source: str | None, file: str | Path | None) -> tuple[str, list]:
+    clauses, params = [], []
+    if source is not None:
+        clauses.append("q.source = ?")
+        params.append(source)
+    if file is not None:
+        name = str(file)
+        # the exact path, or any path whose last part is the given name
+        clauses.append("(q.file = ? OR q.file = ? OR parse_filename(q.file) = ?)")
+        params += [name, str(Path(name).resolve()), name]
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def list_rows(
+    wh: DuckDBWarehouse, source: str | None = None, file: str | Path | None = None, limit: int | None = None
+) -> pd.DataFrame:
+    """Quarantined rows (source, file, row_number, reason, record), newest import first."""
+    where, params = _where(source, file)
+    sql = (
+        f"SELECT {', '.join('q.' + c for c in COLUMNS)} FROM quarantine q "
+        f"LEFT JOIN imports i USING (import_id) {where} ORDER BY i.started_at DESC NULLS LAST, q.file, q.row_number"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return wh.fetch_df(sql, params)
+
+
+def count_rows(wh: DuckDBWarehouse, source: str | None = None, file: str | Path | None = None) -> int:
+    where, params = _where(source, file)
+    return int(wh.fetch(f"SELECT count(*) FROM quarantine q {where}", params)[0][0])
+
+
+def clear(wh: DuckDBWarehouse, source: str | None = None, file: str | Path | None = None) -> int:
+    """Delete quarantined rows (all of them when neither source nor file is given); returns how many."""
+    where, params = _where(source, file)
+    with wh.transaction():
+        return wh.changed(f"DELETE FROM quarantine q {where}" if where else "DELETE FROM quarantine", params)
