@@ -68,7 +68,8 @@ def run_microseg(workdir: Path) -> dict:
     started = time.perf_counter()
     rfm = rfm_table(con.table("events"), AS_OF, "day").to_pyarrow()
     summary_s = time.perf_counter() - started
-    valuation = value_customers(rfm, AS_OF, ClvConfig(period="day", horizon_months=12, discount_rate=0.01))
+    settings = ClvConfig(model="bgnbd", period="day", horizon_months=12, discount_rate=0.01)
+    valuation = value_customers(rfm, AS_OF, settings)  # BG/NBD, as lifetimes' BetaGeoFitter
     total = time.perf_counter() - started
     fits = valuation.fits.set_index(["model", "parameter"]).estimate
     return {

@@ -31,7 +31,9 @@ def demo(tmp_path_factory):
 
 def test_run_values_every_buyer_with_predictions(demo):
     project, result = demo
-    assert result.warnings == []
+    # nothing to warn about the values: every buyer has a CLV and the model finds dropout
+    assert result.with_clv == result.valued and result.dropout_identified is True
+    assert not [w for w in result.warnings if "CLV" in w or "cannot tell" in w]
     values = project.customer_values()
     summary = project.customer_summary()
     buyers = summary[summary.orders > 0]
@@ -44,7 +46,8 @@ def test_run_values_every_buyer_with_predictions(demo):
     assert (values.loc[values.frequency == 0, "recency"] == 0).all()
     assert (values.frequency == values.transactions - 1).all()
     fits = project.model_fits()
-    assert set(fits.model) == {"BGNBD", "GammaGamma"} and (fits.se > 0).all()
+    chosen = project.value_models().query("status == 'chosen'").model.item()
+    assert set(fits.model) == {chosen, "GammaGamma"} and (fits.se > 0).all()
 
 
 def test_predictions_recover_the_planted_truth(demo):
@@ -82,10 +85,12 @@ def test_one_time_buyers_only_give_a_warning_not_nans():
         }
     )
     rfm = rfm_table(events, dt.date(2024, 6, 30), "week").to_pyarrow()
-    valuation = value_customers(rfm, dt.date(2024, 6, 30), ClvConfig())
-    transactions, spend = valuation.warnings
-    assert transactions.startswith("BGNBD: no predictions") and "frequency 0" in transactions
-    assert spend.startswith("GammaGamma: no spend or CLV predictions")
+    valuation = value_customers(rfm, dt.date(2024, 6, 30), ClvConfig(model="bgnbd"))
+    assert valuation.unavailable.startswith("BG/NBD could not be fitted: every customer has frequency 0")
+    assert valuation.model is None and valuation.with_clv == 0 and valuation.warnings == []
+    models = valuation.models.to_pandas().set_index("model")
+    assert (models.status == "failed").all()
+    assert models.loc["GammaGamma", "reason"] == "no customers: frequency and monetary_value are empty"
     table = valuation.values
     assert table.num_rows == 50 and table.column("rfm_segment").null_count == 0
     for name in PREDICTIONS:

@@ -282,7 +282,12 @@ VALUE_MODELS = Table(
         Column("status", "VARCHAR", True, "chosen (gives the predictions), fitted, or failed"),
         Column("reason", "VARCHAR", False, "why it was chosen, or why it could not be fitted"),
         Column("calibration_end", "DATE", False, "last day of the calibration period of the holdout check"),
-        Column("holdout_customers", "BIGINT", False, "customers who bought by the calibration end"),
+        Column(
+            "holdout_customers",
+            "BIGINT",
+            False,
+            "customers who bought by the calibration end, scored (at most 50,000: a sample beyond)",
+        ),
         Column("holdout_actual", "DOUBLE", False, "their repeat transactions in the holdout period"),
         Column(
             "holdout_predicted", "DOUBLE", False, "predicted by the model fitted on the calibration period"
@@ -290,7 +295,9 @@ VALUE_MODELS = Table(
         Column(
             "holdout_rmse", "DOUBLE", False, "root mean squared error of per-customer holdout transactions"
         ),
-        Column("log_likelihood", "DOUBLE", False, "of the fit on all data"),
+        Column(
+            "log_likelihood", "DOUBLE", False, "of the fit on all data (or on the sample its reason names)"
+        ),
         Column(
             "dropout",
             "DOUBLE",

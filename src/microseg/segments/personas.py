@@ -843,6 +843,7 @@ def _format_segment(card: Mapping[str, Any]) -> str:
             )
     if not distinguishing:
         lines.append("    nothing stands out")
+    lines += [f"  note: {note}" for note in card.get("notes") or []]
     return "\n".join(lines)
 
 

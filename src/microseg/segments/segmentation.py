@@ -37,6 +37,7 @@ from microseg.registry import (
     TIER_LAYERS,
 )
 from microseg.schema import CUSTOMER_PROFILES
+from microseg.segments.checks import check_stages_against_value
 from microseg.segments.identity import SegmentState, match_segments
 from microseg.segments.personas import persona_context, segment_cards
 
@@ -176,6 +177,7 @@ def segment_customers(
     demographic_base = features["demographic"].mean().to_dict()
     described = profile.assign(**{k: layers[k] for k in ("behaviour", "demographic", "micro")})
     segments = _describe(described, categories, layers, multi, centroids, demographic_base)
+    warnings += check_stages_against_value(segments, described, settings)  # adds the cards' notes
     return Segmentation(customer_ids, profile, layers, multi, segments, changes, warnings)
 
 

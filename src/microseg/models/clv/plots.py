@@ -127,3 +127,43 @@ def calibration_holdout_chart(model: BTYDModel, calibration: pd.DataFrame, *, ma
         yaxis_title="mean purchases in the holdout period",
     )
     return fig
+
+
+def holdout_by_frequency_chart(validation):
+    """Mean holdout transactions by calibration frequency: actual, and each model of a
+    ``ClvValidation``."""
+    go = _go()
+    table = validation.by_frequency
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=table.index, y=table["actual"], mode="lines+markers", name="actual"))
+    for column in table.columns.drop(["customers", "actual"]):
+        fig.add_trace(
+            go.Scatter(
+                x=table.index, y=table[column], mode="lines+markers", name=column, line={"dash": "dash"}
+            )
+        )
+    fig.update_layout(
+        xaxis_title="repeat transactions in the calibration period",
+        yaxis_title="mean transactions in the holdout period",
+    )
+    return fig
+
+
+def tracking_chart(validation, *, cumulative: bool = True):
+    """Repeat transactions of the cohort week by week (or cumulated), actual and expected by
+    each model of a ``ClvValidation``, with the end of the calibration period marked."""
+    go = _go()
+    weeks = validation.tracking
+    suffix = " cumulative" if cumulative else ""
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(x=weeks["week"], y=weeks["actual" + ("_cumulative" if cumulative else "")], name="actual")
+    )
+    for label in validation.models_labels():
+        fig.add_trace(go.Scatter(x=weeks["week"], y=weeks[label + suffix], name=label, line={"dash": "dash"}))
+    fig.add_vline(x=validation.calibration_weeks + 0.5, line={"dash": "dot", "color": "grey"})
+    fig.update_layout(
+        xaxis_title=f"week (calibration to week {validation.calibration_weeks}, then holdout)",
+        yaxis_title="repeat transactions" + (" (cumulative)" if cumulative else " per week"),
+    )
+    return fig

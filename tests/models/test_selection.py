@@ -1,0 +1,242 @@
+"""Choosing the repeat-buying model by a holdout check, and the evidence for dropout."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import ibis
+import numpy as np
+import pandas as pd
+import pytest
+
+from microseg.config import ClvConfig
+from microseg.features.rfm import calibration_holdout
+from microseg.features.values import holdout_for, rfm_table, value_customers, why_no_clv
+from microseg.models.clv import BGNBD, MBGNBD, ParetoNBD
+from microseg.models.clv.selection import (
+    HoldoutScore,
+    choose_by_holdout,
+    choose_by_likelihood,
+    dropout_evidence,
+    plan_holdout,
+    repeat_buying_model,
+    score_on_holdout,
+)
+
+START = dt.datetime(2023, 1, 2)
+AS_OF = dt.date(2024, 6, 30)
+
+
+def simulate_events(n: int, seed: int, *, a: float = 0.8, b: float = 2.4) -> pd.DataFrame:
+    """Purchases of a BG/NBD population (weekly rates Gamma(0.4, 6), dropout Beta(a, b) after
+    each purchase) with Gamma-Gamma spend (p = 6, ν ~ Gamma(4, 15)), first purchases spread over
+    the first 12 weeks, observed to AS_OF."""
+    rng = np.random.default_rng(seed)
+    end = (dt.datetime.combine(AS_OF, dt.time(23)) - START).days / 7
+    rows = []
+    for i in range(n):
+        rate, p, nu = rng.gamma(0.4, 1 / 6), rng.beta(a, b), rng.gamma(4, 1 / 15)
+        t = rng.uniform(0, 12)
+        while t <= end:
+            rows.append((f"c{i:05d}", START + dt.timedelta(weeks=t), float(rng.gamma(6, 1 / nu))))
+            if rng.random() < p:
+                break
+            t += rng.exponential(1 / rate)
+    frame = pd.DataFrame(rows, columns=["customer_id", "ts", "amount"])
+    return frame.assign(event_type="purchase")
+
+
+@pytest.fixture(scope="module")
+def events() -> ibis.Table:
+    return ibis.memtable(simulate_events(3_000, seed=5))
+
+
+def test_dropout_is_identified_when_customers_leave(events):
+    rfm = rfm_table(events, AS_OF, "week").to_pandas()
+    model = BGNBD().fit(rfm.frequency, rfm.recency, rfm["T"])
+    evidence = dropout_evidence(model, "week")
+    a, b = model.params_["a"], model.params_["b"]
+    assert evidence.estimate == pytest.approx(a / (a + b))
+    assert evidence.identified and evidence.estimate - 1.96 * evidence.se > 0
+    assert "finds dropout" in evidence.describe()
+
+
+def test_dropout_is_not_identified_when_its_interval_reaches_zero():
+    """The Online Retail fit: a = 0.0034 (SE 0.0103), b = 6.75 (SE 22.4)."""
+    model = BGNBD()
+    names = ["r", "alpha", "a", "b"]
+    model.params_ = pd.Series([0.8264, 9.842, 0.003443, 6.749], index=names)
+    cov = np.diag([0.0268, 0.373, 0.0103, 22.4]) ** 2
+    cov[2, 3] = cov[3, 2] = 0.0103 * 22.4 * 0.9  # a and b move together
+    model.covariance_ = pd.DataFrame(cov, index=names, columns=names)
+    evidence = dropout_evidence(model)
+    assert evidence.estimate == pytest.approx(0.003443 / (0.003443 + 6.749))
+    assert not evidence.identified
+    assert "consistent with nobody leaving" in evidence.describe()
+
+
+def test_pareto_dropout_is_the_mean_rate():
+    model = ParetoNBD()
+    names = ["r", "alpha", "s", "beta"]
+    model.params_ = pd.Series([0.553, 10.578, 0.606, 11.669], index=names)
+    model.covariance_ = pd.DataFrame(np.diag([0.01, 1.0, 0.01, 4.0]), index=names, columns=names)
+    evidence = dropout_evidence(model, "week")
+    assert evidence.estimate == pytest.approx(0.606 / 11.669)
+    assert "per week" in evidence.measure and evidence.identified
+
+
+def test_plan_holdout():
+    first = dt.date(2023, 1, 1)
+    plan = plan_holdout(first, dt.date(2023, 12, 31))  # 364 days: a third is 121
+    assert plan.calibration_end == dt.date(2023, 12, 31) - dt.timedelta(days=121) and plan.reason is None
+    assert plan_holdout(first, dt.date(2027, 1, 1)).holdout_days == 365  # at most a year
+    assert plan_holdout(first, dt.date(2023, 12, 31), 90).calibration_end == dt.date(2023, 10, 2)
+    assert "too short" in plan_holdout(first, dt.date(2023, 2, 15)).reason
+    assert "not longer than the holdout" in plan_holdout(first, dt.date(2023, 2, 15), 60).reason
+    assert plan_holdout(None, dt.date(2023, 2, 15)).calibration_end is None
+
+
+def _score(name: str, squared: np.ndarray, predicted: float, actual: float = 100.0) -> HoldoutScore:
+    label = repeat_buying_model(name).label
+    return HoldoutScore(
+        name, label, len(squared), actual, predicted, float(np.sqrt(squared.mean())), None, squared
+    )
+
+
+def test_the_lowest_error_wins_when_it_is_clearly_lower():
+    rng = np.random.default_rng(0)
+    base = rng.exponential(1.0, 2_000)
+    scores = [_score("bgnbd", base, 95.0), _score("mbgnbd", base * 1.5, 100.0)]
+    name, reason = choose_by_holdout(scores, dt.date(2024, 1, 1), 90)
+    assert name == "bgnbd"
+    assert reason.startswith("chosen by a holdout check (calibration to 2024-01-01, 90-day holdout")
+    assert "the lowest error of per-customer holdout transactions" in reason
+
+
+def test_equally_good_models_are_told_apart_by_the_holdout_total():
+    rng = np.random.default_rng(1)
+    base = rng.exponential(1.0, 2_000)
+    noise = rng.normal(0, 0.05, 2_000)  # within the noise of the per-customer errors
+    scores = [
+        _score("bgnbd", base, 80.0),
+        _score("paretonbd", base + noise, 99.0),
+        _score("mbgnbd", base + 0.001, 120.0),
+    ]
+    name, reason = choose_by_holdout(scores, dt.date(2024, 1, 1))
+    assert name == "paretonbd"
+    assert "predict each customer's holdout transactions equally well" in reason
+    assert "Pareto/NBD is the closest on the holdout total" in reason
+
+
+def test_a_model_that_cannot_be_fitted_is_named_and_skipped():
+    base = np.ones(500)
+    failed = HoldoutScore("paretonbd", "Pareto/NBD", 500, 100.0, error="the data show no dropout")
+    name, reason = choose_by_holdout([_score("bgnbd", base, 90.0), failed], dt.date(2024, 1, 1))
+    assert name == "bgnbd" and "Pareto/NBD could not be fitted" in reason
+    assert choose_by_holdout([failed], dt.date(2024, 1, 1)) is None
+
+
+def test_choose_by_likelihood():
+    class Fitted:
+        def __init__(self, cls, ll):
+            self.model = cls()
+            self.model.log_likelihood_ = ll
+
+    fits = [
+        ("bgnbd", Fitted(BGNBD, -100.0).model),
+        ("paretonbd", None),
+        ("mbgnbd", Fitted(MBGNBD, -90.0).model),
+    ]
+    name, reason = choose_by_likelihood(fits, "the history is short")
+    assert name == "mbgnbd"
+    assert reason == (
+        "no holdout check (the history is short); chosen by likelihood on all data "
+        "(log-likelihood: MBG/NBD -90.0, BG/NBD -100.0; Pareto/NBD could not be fitted)"
+    )
+    assert choose_by_likelihood([("bgnbd", None)], "x") is None
+
+
+def test_score_on_holdout_of_a_simulated_population(events):
+    holdout = calibration_holdout(events, dt.date(2024, 1, 31), AS_OF, "week").to_pandas()
+    score, model = score_on_holdout(
+        "bgnbd",
+        holdout.frequency,
+        holdout.recency,
+        holdout["T"],
+        holdout.holdout_transactions,
+        float(holdout.holdout_duration.iloc[0]),
+        days_per_period=7,
+    )
+    assert model is not None and score.fitted
+    assert score.customers == len(holdout) and score.actual == holdout.holdout_transactions.sum()
+    # the population is a BG/NBD one: the total is predicted within a few percent
+    assert abs(score.total_error) < 0.1
+    direct = BGNBD().fit(holdout.frequency, holdout.recency, holdout["T"])
+    predicted = direct.predict_purchases(
+        holdout.holdout_duration.iloc[0], holdout.frequency, holdout.recency, holdout["T"]
+    )
+    assert score.predicted == pytest.approx(predicted.sum(), rel=1e-3)  # merged on whole days
+
+
+def test_auto_valuation_chooses_by_holdout_and_says_why(events):
+    settings = ClvConfig()
+    assert settings.model == "auto"
+    rfm = rfm_table(events, AS_OF, settings.period).to_pyarrow()
+    valuation = value_customers(rfm, AS_OF, settings, holdout_for(events, rfm, AS_OF, settings))
+    models = valuation.models.to_pandas()
+    assert list(models.model) == ["BGNBD", "ParetoNBD", "MBGNBD", "GammaGamma"]
+    chosen = models[models.status == "chosen"]
+    assert len(chosen) == 1 and chosen.reason.iloc[0] == valuation.model_reason
+    assert valuation.model_reason.startswith("chosen by a holdout check")
+    scored = models[models.model != "GammaGamma"]
+    assert scored.calibration_end.notna().all() and (scored.holdout_actual > 0).all()
+    # the chosen model is refitted on all data: its parameters are the ones stored
+    assert valuation.model in ("BG/NBD", "Pareto/NBD", "MBG/NBD")
+    assert valuation.dropout.identified and bool(chosen.dropout_identified.iloc[0])
+    assert valuation.with_clv == rfm.num_rows and valuation.unavailable is None and valuation.warnings == []
+    assert why_no_clv(models) is None
+
+
+def test_without_holdout_data_the_models_are_compared_by_likelihood(events):
+    rfm = rfm_table(events, AS_OF, "week").to_pyarrow()
+    valuation = value_customers(rfm, AS_OF, ClvConfig())
+    models = valuation.models.to_pandas()
+    fitted = models[models.log_likelihood.notna()]
+    assert valuation.model_reason.startswith("no holdout check (no holdout data given); chosen by likelihood")
+    best = fitted.loc[fitted.log_likelihood.idxmax(), "model"]
+    assert models.loc[models.status == "chosen", "model"].item() == best
+
+
+def test_a_configured_model_is_used_as_it_is(events):
+    rfm = rfm_table(events, AS_OF, "week").to_pyarrow()
+    valuation = value_customers(rfm, AS_OF, ClvConfig(model="mbgnbd"))
+    assert valuation.model == "MBG/NBD" and valuation.model_reason == 'as configured (clv.model = "mbgnbd")'
+    assert list(valuation.models.column("model").to_pylist()) == ["MBGNBD", "GammaGamma"]
+
+
+def test_large_data_is_compared_on_a_sample_and_the_choice_fitted_on_all(events, monkeypatch):
+    import microseg.features.values as values
+
+    monkeypatch.setattr(values, "CHECK_SAMPLE", 1_000)
+    settings = ClvConfig()
+    rfm = rfm_table(events, AS_OF, settings.period).to_pyarrow()
+    holdout = holdout_for(events, rfm, AS_OF, settings)
+    valuation = value_customers(rfm, AS_OF, settings, holdout)
+    population = holdout.calibration.num_rows
+    step = -(-population // 1_000)
+    assert f"{len(range(0, population, step)):,} of {population:,} customers" in valuation.model_reason
+    models = valuation.models.to_pandas()
+    assert (models.holdout_customers.dropna() <= 1_000).all()
+    assert valuation.fits.n_customers.iloc[0] == rfm.num_rows  # the chosen model: all customers
+    # the same sample again: the same choice, whatever order the engine returns the rows in
+    shuffled = rfm.take(np.random.default_rng(0).permutation(rfm.num_rows))
+    again = value_customers(shuffled, AS_OF, settings, holdout)
+    assert again.model_reason == valuation.model_reason
+
+    by_likelihood = value_customers(rfm, AS_OF, settings)  # no holdout: by likelihood, on a sample
+    sample = len(range(0, rfm.num_rows, -(-rfm.num_rows // 1_000)))
+    assert f"chosen by likelihood on a sample of {sample:,} customers" in by_likelihood.model_reason
+    assert by_likelihood.fits.n_customers.iloc[0] == rfm.num_rows
+    rows = by_likelihood.models.to_pandas().set_index("model")
+    others = rows[(rows.status == "fitted") & (rows.index != "GammaGamma")]
+    assert others.reason.str.startswith(f"fitted on a sample of {sample:,} customers").all()
