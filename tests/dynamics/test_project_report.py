@@ -73,15 +73,13 @@ def test_cli_journey_members_and_paths(backfilled, capsys):
 
 
 def test_cli_forecast_and_alerts(backfilled, capsys):
-    out = cli(backfilled, capsys, "forecast", "--backtest")
+    out = " ".join(cli(backfilled, capsys, "forecast", "--backtest").split())
     assert "Most CLV at stake" in out and "Backtest" in out and "same as last period" in out
     # which model gave the probabilities, and what CLV at stake means
     choice = backfilled.forecast_choice()
-    assert f"Next-period probabilities: {choice.reason[:40]}" in " ".join(out.split())
-    assert "CLV at stake = P(move to at_risk or churned next period) x the customer's CLV" in " ".join(
-        out.split()
-    )
-    assert "log_loss_customer" in out or "log-loss" in out
+    assert f"Next-period probabilities: {choice.reason}" in out
+    assert "CLV at stake = P(move to at_risk or churned next period) x the customer's CLV" in out
+    assert "Mean log-loss: customer model" in out and "ll_customer" in out
     out = cli(backfilled, capsys, "alerts")
     assert "No alerts" in out or "Alert" in out
 
@@ -97,7 +95,9 @@ def test_forecast_sizes_keep_the_customers(backfilled):
     risky = backfilled.at_risk()
     assert (risky["p_move"].between(0, 1)).all()
     assert risky["clv_at_stake"].dropna().is_monotonic_decreasing
-    assert (risky["clv_at_stake"] == risky["p_move"] * risky["clv"]).dropna().all()
+    valued = risky.dropna(subset=["clv"])
+    assert len(valued) > 0
+    assert valued["clv_at_stake"].to_numpy() == pytest.approx((valued["p_move"] * valued["clv"]).to_numpy())
 
 
 def test_project_report_file(backfilled, tmp_path, capsys):
