@@ -105,3 +105,22 @@ def test_one_time_buyers_only(tmp_path, capsys):
     assert (models.query("model != 'GammaGamma'").status == "failed").all()
     code, out, _ = run_cli(["-p", str(root), "values"], capsys)
     assert code == 0 and "not available (no repeat-buying model could be fitted" in out
+
+
+def test_stage_rules_drop_p_alive_only_when_dropout_is_not_identified(small_demo):
+    from microseg.project import RunResult
+
+    with Project(small_demo) as project:
+        base = project.config.segments
+        run = RunResult(dt.date(2025, 12, 31), "duckdb", 0, 0.0)
+        for identified, expected in (
+            (True, base.at_risk_p_alive),
+            (None, base.at_risk_p_alive),
+            (False, None),
+        ):
+            run.dropout_identified = identified
+            settings = project._stage_settings(run)
+            assert settings.at_risk_p_alive == expected and (settings.churned_p_alive is None) == (
+                expected is None
+            )
+    assert base.at_risk_p_alive == 0.3  # the configured rules themselves are unchanged

@@ -135,3 +135,17 @@ def test_run_command_says_the_model_and_the_clv_count(retail, capsys):
     assert f"4,372 customers, 4,339 with purchases, {with_clv:,} with a CLV" in out
     assert "Value model: BG/NBD, no holdout check" in out
     assert "Warning: BG/NBD cannot tell whether customers leave" in err
+
+
+def test_validate_says_that_no_model_can_be_checked(retail):
+    """No calibration period of this file shows dropout: every model fails there, and the
+    check shows the actual counts alone instead of failing."""
+    project, _ = retail
+    check = project.validate_clv()
+    assert check.holdout_days == 124 and check.calibration_end.isoformat() == "2011-08-07"
+    assert check.scores.error.notna().all() and check.chosen is None
+    assert list(check.by_frequency.columns) == ["customers", "actual"]
+    assert check.by_frequency.customers.sum() == check.customers == 3_196
+    holdout = check.tracking[check.tracking.part == "holdout"]
+    assert holdout.actual.sum() == 5_460
+    assert "No model could be fitted on this calibration period" in check.summary()[-1]

@@ -301,13 +301,13 @@ def _run_pipeline(project: Project, as_of: dt.date | None) -> dt.date:
         result = project.run(as_of, on_step=on_step)
     with_clv = f"{result.with_clv:,} with a CLV" if result.with_clv else "none with a CLV (see the warning)"
     say(
-        "Pipeline as of [bold]{}[/] on {}: {:,} customers, {:,} with purchases, {} in {:.1f} s",
+        "Pipeline as of [bold]{}[/] on {} in {:.1f} s: {:,} customers, {:,} with purchases, {}",
         result.as_of,
         result.backend,
+        result.seconds,
         result.customers,
         result.valued,
         with_clv,
-        result.seconds,
     )
     if result.value_model:
         say("Value model: [bold]{}[/], {}", result.value_model, result.value_model_reason)

@@ -62,7 +62,7 @@ def test_a_lost_segment_as_alive_as_the_active_stage_says_why():
     # no stage disagrees, so the warning names the segment
     assert warnings == [
         "1 segment of lost or lapsing customers has a mean P(alive) not below the active stage's "
-        "(0.540), e.g. Lost customers churned.b1 (0.950); their cards say why."
+        "(0.540), e.g. 'Lost customers churned.b1' (behaviour, 1 customer, 0.950); their cards say why."
     ]
 
 

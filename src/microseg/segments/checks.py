@@ -233,10 +233,12 @@ def _warning(flagged: list[tuple[pd.Series, _Segment]], evidence: _Evidence) -> 
             f"mark the lost or lapsing customers: {_reason(evidence, share)}; the stages follow each "
             f"customer's buying rhythm, and {cards}."
         )
-    row, segment = max(flagged, key=lambda item: item[1].p_alive)
+    row, segment = max(flagged, key=lambda item: (int(item[0]["size"]), item[1].p_alive))
     n = len(flagged)
     return (
         f"{n} segment{'s' if n != 1 else ''} of lost or lapsing customers {'have' if n != 1 else 'has'} "
         f"a mean P(alive) not below the active stage's ({evidence.active_p:.3f}), e.g. "
-        f"{row['label']!s} ({segment.p_alive:.3f}); their cards say why."
+        f"'{row['label']!s}' ({row['kind']}, {int(row['size']):,} customer{'s' if int(row['size']) != 1 else ''}, "
+        f"{segment.p_alive:.3f}); "
+        "their cards say why."
     )

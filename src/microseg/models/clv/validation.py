@@ -115,6 +115,12 @@ class ClvValidation:
         if self.chosen:
             label = type(repeat_buying_model(self.chosen)).label
             lines.append(f'clv.model = "auto" would keep {label}: {self.reason}.')
+        elif not self.models:
+            lines.append(
+                "No model could be fitted on this calibration period, so none is scored: the "
+                "actual counts are shown alone. Models that fail for lack of dropout describe "
+                "customers who do not leave in this period."
+            )
         return lines
 
     def to_html(self, title: str = "Customer value: holdout check") -> str:
