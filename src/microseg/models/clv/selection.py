@@ -111,7 +111,7 @@ class DropoutEvidence:
     def describe(self) -> str:
         """One sentence for users."""
         interval = (
-            f"{self.estimate:.4g} ± {Z95 * self.se:.2g}" if np.isfinite(self.se) else f"{self.estimate:.4g}"
+            f"{self.estimate:.2g} ± {Z95 * self.se:.2g}" if np.isfinite(self.se) else f"{self.estimate:.2g}"
         )
         if self.identified:
             return f"{self.model} finds dropout: {self.measure} {interval} (95% interval)"
