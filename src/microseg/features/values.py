@@ -221,7 +221,13 @@ def value_customers(
 
 def why_no_clv(models: pd.DataFrame) -> str | None:
     """Why a run's customers have no CLV, read from its ``value_models`` rows (None when they
-    have one, or when the rows are missing)."""
+    have one, or when the rows are missing).
+
+    >>> rows = pd.DataFrame({"model": ["BGNBD", "GammaGamma"], "status": ["failed", "fitted"],
+    ...                      "reason": ["every customer has frequency 0", None]})
+    >>> why_no_clv(rows)
+    'BG/NBD could not be fitted: every customer has frequency 0'
+    """
     from microseg.models.clv.selection import label_of
 
     if models.empty:
