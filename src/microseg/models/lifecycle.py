@@ -2,7 +2,9 @@
 
 Stages: ``prospect`` (known, never bought), ``new``, ``active``, ``at_risk``, ``churned`` and
 ``reactivated``. The default rules judge each customer by their own buying rhythm rather than one
-day count for everybody, and use P(alive) from the CLV model where it is confident:
+day count for everybody, and use P(alive) from the CLV model where it is confident (a run sets the
+P(alive) thresholds aside when its model cannot tell whether customers leave at all, see
+``microseg.models.clv.selection``):
 
 1. **prospect**: no purchase yet.
 2. **reactivated**: came back within ``new_days`` after a pause of at least
