@@ -18,10 +18,15 @@ SNAPSHOT = dt.date(2025, 9, 30)  # membership between snapshots is that of the e
 
 
 def run(args: list[str], capsys, width: int = 80) -> tuple[int, str, str]:
+    """Run a command at a terminal ``width`` characters wide."""
     cli.state.debug = False
+    widths = cli.console.width, cli.err_console.width
     cli.console.width = cli.err_console.width = width
     capsys.readouterr()
-    code = cli.main(args)
+    try:
+        code = cli.main(args)
+    finally:
+        cli.console.width, cli.err_console.width = widths
     out = capsys.readouterr()
     return code, out.out, out.err
 

@@ -130,7 +130,10 @@ def out_option(what: str = "the whole table") -> typer.models.OptionInfo:
 
 def say(template: str, *values, err: bool = False, **named) -> None:
     """Print a line: ``template`` is Rich markup of ours, ``values`` are shown as plain text."""
-    (err_console if err else console).print(shown(template, *values, **named), highlight=False)
+    # soft wrap: the terminal folds long lines, no line breaks are written into the text
+    (err_console if err else console).print(
+        shown(template, *values, **named), highlight=False, soft_wrap=True
+    )
 
 
 def write_out(frame, out: Path | None, what: str = "rows") -> None:
@@ -610,7 +613,7 @@ def persona(
         date = _parse_date(as_of)
         card = project.customer_card(customer, date) if customer else project.persona(segment_id, kind, date)
     # every string of the card is made visible first: the card's own line breaks stay
-    console.print(plain(format_card(clean_data(card)), newlines=True))
+    console.print(plain(format_card(clean_data(card)), newlines=True), soft_wrap=True)
 
 
 @app.command()
