@@ -53,6 +53,8 @@ NUMERIC = [(name, s) for name, s in all_settings() if s.minimum is not None or s
 
 
 def _config(dotted: str, value) -> dict:
+    if dotted.startswith("attributes.<name>."):  # one table per declared attribute
+        return {"attributes": {"x": {dotted.rsplit(".", 1)[1]: value}}}
     section, key = dotted.split(".")
     return {section: {key: value}}
 
@@ -66,11 +68,11 @@ def test_numeric_settings_are_range_checked_when_the_config_loads(tmp_path, name
             parse_config(_config(name, bad), tmp_path)
     if setting.maximum is not None:
         over = setting.maximum + (1 if setting.type is int else setting.maximum or 1)
-        with pytest.raises(ConfigError, match=name):
+        with pytest.raises(ConfigError, match=name.replace("<name>", "x")):
             parse_config(_config(name, over), tmp_path)
     if setting.minimum is not None:
         under = setting.minimum - 1
-        with pytest.raises(ConfigError, match=name):
+        with pytest.raises(ConfigError, match=name.replace("<name>", "x")):
             parse_config(_config(name, under), tmp_path)
 
 

@@ -12,6 +12,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from microseg.cli import main
 from microseg.project import Project
+from microseg.segments.labels import MAX_CONTRAST_WORDS
+from microseg.segments.personas import MAX_LABEL_WORDS
 
 AS_OF = dt.date(2025, 12, 31)
 SETTINGS = """
@@ -133,7 +135,8 @@ def test_personas_describe_what_sets_segments_apart(demo, truth):
     members = demo.memberships("behaviour").set_index("customer_id")["segment_id"]
     for row in segments.itertuples():
         card = json.loads(row.card)
-        assert card["label"] == row.label and len(row.label.split()) <= 5
+        # a label of at most five words, and a contrast when it would read like another's
+        assert card["label"] == row.label and len(row.label.split()) <= MAX_LABEL_WORDS + MAX_CONTRAST_WORDS
         assert card["distinguishing"], row.segment_id
     # the active segment of planted bargain hunters is labelled as such
     group = truth["group"].reindex(members.index)

@@ -975,7 +975,12 @@ class Project:
         return quarantine.list_rows(self.warehouse, source, file, limit)
 
     def quarantine_count(self, source: str | None = None, *, file: str | Path | None = None) -> int:
-        """How many rows ``quarantine`` would list without a limit."""
+        """How many rows ``quarantine`` would list without a limit.
+
+        >>> import tempfile
+        >>> Project.init(tempfile.mkdtemp()).quarantine_count()
+        0
+        """
         from microseg.sources import quarantine
 
         self._check_quarantine_source(source)
@@ -983,7 +988,12 @@ class Project:
 
     def clear_quarantine(self, source: str | None = None, *, file: str | Path | None = None) -> int:
         """Delete quarantined rows of a source and/or file (all rows when neither is given);
-        returns how many. Importing a file again also replaces its rows."""
+        returns how many. Importing a file again also replaces its rows.
+
+        >>> import tempfile
+        >>> Project.init(tempfile.mkdtemp()).clear_quarantine(file="orders.csv")
+        0
+        """
         from microseg.sources import quarantine
 
         self._check_quarantine_source(source)

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 from microseg.errors import InvalidInputError
 
-#: Lifecycle stages, in lifecycle order.
-STAGES: tuple[str, ...] = ("prospect", "new", "active", "at_risk", "churned", "reactivated")
+#: Lifecycle stages, in lifecycle order. ``returns_only`` customers have no purchase in the data,
+#: only returns or cancellations of purchases made before it starts: buyers, not prospects.
+STAGES: tuple[str, ...] = ("prospect", "new", "active", "at_risk", "churned", "reactivated", "returns_only")
 
 #: A stage as a noun phrase (the stage's own segment label).
 STAGE_NAMES: dict[str, str] = {
@@ -29,6 +30,7 @@ STAGE_NAMES: dict[str, str] = {
     "at_risk": "At-risk customers",
     "churned": "Churned customers",
     "reactivated": "Reactivated customers",
+    "returns_only": "Returns-only customers",
 }
 
 #: A stage as the first word of a persona label ("Lapsing big-spending garden lovers").
@@ -39,6 +41,7 @@ STAGE_WORDS: dict[str, str] = {
     "at_risk": "Lapsing",
     "churned": "Lost",
     "reactivated": "Returning",
+    "returns_only": "Returns-only",
 }
 
 #: Tier layers: every customer has one tier of each.
@@ -79,7 +82,7 @@ class Layer:
 LAYERS: dict[str, Layer] = {
     layer.name: layer
     for layer in (
-        Layer("lifecycle", "lifecycle stage: prospect, new, active, at_risk, churned, reactivated"),
+        Layer("lifecycle", f"lifecycle stage: {', '.join(STAGES)}"),
         Layer("clv_tier", "CLV tier: top_1, top_5, top_20, rest"),
         Layer("rfm_tier", "named RFM segment: champions, loyal, at_risk, ..."),
         Layer("tenure_tier", "time since the first purchase: 0-3m, 3-12m, 1-2y, 2y+"),

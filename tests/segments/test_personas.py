@@ -315,7 +315,7 @@ def test_identical_segments_get_distinct_labels(data):
     assert label_segment(_card(cards, cards.iloc[0]["segment_id"])) == cards.iloc[0]["label"]
 
 
-def test_numeral_as_last_resort():
+def test_segments_that_nothing_tells_apart_get_no_numeral():
     rows = pd.DataFrame(
         {"customer_id": [f"c{i}" for i in range(6)], "revenue": [10.0] * 6, "orders": [1] * 6}
     )
@@ -323,8 +323,45 @@ def test_numeral_as_last_resort():
     cards = segment_cards(
         rows, pd.DataFrame(columns=["customer_id", "category", "spend"]), membership, kind="flat"
     )
-    assert list(cards["label"]) == ["Customers", "Customers 2", "Customers 3"]
+    assert list(cards["label"]) == ["Customers", "Customers, a second group", "Customers, a third group"]
     assert all(d == [] for d in cards["distinguishing"])
+
+
+def test_look_alike_segments_are_contrasted():
+    """Two segments that would both read "Garden lovers" say how they differ: one has bought for
+    years, the other only recently (no label word speaks of tenure)."""
+    n = 200
+    rng = np.random.default_rng(3)
+    rows = pd.DataFrame(
+        {
+            "customer_id": [f"c{i}" for i in range(2 * n)],
+            "orders": 3,
+            "revenue": 100.0,
+            "days_since_first_purchase": np.r_[rng.normal(900, 50, n), rng.normal(120, 20, n)],
+        }
+    )
+    categories = pd.DataFrame({"customer_id": rows["customer_id"], "category": "garden", "spend": 1.0})
+    membership = pd.Series(["old"] * n + ["recent"] * n, index=rows["customer_id"])
+    labels = segment_cards(rows, categories, membership, kind="x").set_index("segment_id")["label"]
+    assert labels.to_dict() == {
+        "old": "Garden lovers of long standing",
+        "recent": "Garden lovers who joined recently",
+    }
+
+
+def test_source_codes_stay_out_of_labels():
+    assert label_segment({"top_categories": [("DRUG GM", 0.6)]}) == "Customers"
+    assert label_segment({"top_categories": [("MEAT-PCKGD", 0.6)]}) == "Customers"
+    assert label_segment({"top_categories": [("P0012", 0.6)]}) == "Customers"
+    assert label_segment({"top_categories": [("GARDEN", 0.6)]}) == "Garden lovers"
+    assert label_segment({"top_categories": [("BAKERY", 0.6)]}) == "Bakery shoppers"
+    # a configured noun makes a code readable
+    assert label_segment({"top_categories": [("DRUG GM", 0.6)]}, {"DRUG GM": "pharmacy shoppers"}) == (
+        "Pharmacy shoppers"
+    )
+    # an over-represented code is passed over for the next category with a noun
+    row = {"top_categories": [("garden", 0.5)], "effects": {"category:DRUG GM": 0.4, "category:toys": 0.2}}
+    assert label_segment(row) == "Gift shoppers"
 
 
 def test_names_override_and_are_kept(data):

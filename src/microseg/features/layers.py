@@ -3,41 +3,93 @@
 * **behavioural**: how much, how often and how a customer buys (orders, order value, rhythm),
   what they buy and browse (shares of spend and of page views by category), where (channel
   shares) and how they engage (web, email, app, social, per month known);
-* **demographic / contextual**: age, gender, region and acquisition channel.
+* **demographic**: who the customer is, whatever their lifecycle stage: age, gender, region,
+  country, acquisition channel and the attributes declared in ``[attributes]``.
 
 Counts are log-scaled, missing values get neutral fills (0 for activity, the median for a
-rhythm or an age), and categorical traits become indicator columns for their most common
-values. Columns are sorted by name so the same data always gives the same matrix.
+rhythm, an age or a numeric attribute), categorical traits become indicator columns for their
+most common values, ordinal bands their rank between 0 and 1. Columns are sorted by name so the
+same data always gives the same matrix.
+
+Every matrix comes with its *spec*: the fills and the values that became columns. A model kept
+from an earlier snapshot builds its features again from its own spec, so a customer whose
+inputs did not change gets the same feature values, whatever happened to the rest of the
+population (a new median, a category that moved into the top twelve). The spec's ``sources``
+(the kinds of input used) tell whether the inputs themselves changed.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 TOP_VALUES = 12
+#: Traits of the customers table that describe who a customer is, and their column prefix.
+DEMOGRAPHIC_TRAITS = {
+    "gender": "gender",
+    "region": "region",
+    "country": "country",
+    "acquisition_channel": "acquired",
+}
+
+
+@dataclass
+class FeatureSet:
+    """A feature matrix with what it takes to build it again.
+
+    ``groups`` names the group of every column (columns of one group share a scale when
+    clustered: the indicators of one trait), ``weights`` the weight of every column, ``spec``
+    the recipe (JSON-friendly) and ``sources`` the kinds of input it reads.
+    """
+
+    matrix: pd.DataFrame
+    groups: list[str]
+    weights: list[float]
+    spec: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.spec.get("sources", []))
 
 
 def _log(profile: pd.DataFrame, column: str) -> pd.Series:
     return np.log1p(pd.to_numeric(profile[column], errors="coerce").fillna(0).clip(lower=0))
 
 
-def category_shares(
-    categories: pd.DataFrame, index: pd.Index, prefix: str = "cat", top: int = TOP_VALUES
-) -> pd.DataFrame:
-    """Each customer's share per category (of spend, or of views) for the ``top`` categories by
-    total weight (the rest add up in ``<prefix>_other``), one row per customer of ``index``
-    (zeros without any)."""
-    if categories is not None and not categories.empty:
-        categories = categories[categories["category"] != "unknown"]  # products without a category
+def top_categories(categories: pd.DataFrame | None, top: int = TOP_VALUES) -> list[str]:
+    """The ``top`` categories by total weight (spend, or views), by name."""
     if categories is None or categories.empty:
-        return pd.DataFrame(index=index)
+        return []
+    categories = categories[categories["category"] != "unknown"]  # products without a category
+    if categories.empty:
+        return []
     weight = "spend" if "spend" in categories.columns else "views"
     totals = categories.groupby("category")[weight].sum().sort_values(ascending=False, kind="stable")
-    kept = set(totals.index[:top])
-    names = sorted(kept | {"other"})  # the rest are folded into "other"
+    return sorted(str(c) for c in totals.index[:top])
+
+
+def category_shares(
+    categories: pd.DataFrame,
+    index: pd.Index,
+    prefix: str = "cat",
+    top: int = TOP_VALUES,
+    kept: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Each customer's share per category (of spend, or of views) for the ``top`` categories by
+    total weight, or the ``kept`` ones (the rest add up in ``<prefix>_other``), one row per
+    customer of ``index`` (zeros without any)."""
+    if categories is not None and not categories.empty:
+        categories = categories[categories["category"] != "unknown"]  # products without a category
+    names = list(kept) if kept is not None else top_categories(categories, top)
+    if categories is None or categories.empty or not names:
+        return pd.DataFrame(index=index)
+    names = sorted(set(names) | {"other"})  # the rest are folded into "other"
     column = np.array([f"{prefix}_{c}" for c in names], dtype=object)
-    code = pd.Categorical(categories["category"], categories=names).codes.astype(np.int64)
+    code = pd.Categorical(categories["category"].astype(str), categories=names).codes.astype(np.int64)
     code[code < 0] = names.index("other")
     row = index.get_indexer(categories["customer_id"])
     inside = row >= 0
@@ -46,7 +98,7 @@ def category_shares(
         weights=pd.to_numeric(categories["share"], errors="coerce").fillna(0.0).to_numpy(float)[inside],
         minlength=len(index) * len(column),
     ).reshape(len(index), len(column))
-    used = np.flatnonzero(matrix.any(axis=0))  # "other" only when some category was folded into it
+    used = [j for j, name in enumerate(names) if name != "other" or matrix[:, j].any()]
     wide = pd.DataFrame(matrix[:, used], index=index, columns=list(column[used]))
     return wide.reindex(sorted(wide.columns), axis=1)
 
@@ -59,15 +111,22 @@ def _per_month(profile: pd.DataFrame, column: str) -> pd.Series:
 
 
 def behaviour_features(
-    profile: pd.DataFrame, categories: pd.DataFrame, browsing: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """Behavioural features, one row per customer of ``profile`` (indexed by customer_id).
+    profile: pd.DataFrame,
+    categories: pd.DataFrame,
+    browsing: pd.DataFrame | None = None,
+    spec: Mapping[str, Any] | None = None,
+) -> FeatureSet:
+    """Behavioural features, one row per customer of ``profile``, built from ``spec`` when given
+    (the spec of a kept model) or from this data.
 
-    Who a customer is, not where they are in their lifecycle (that is the stage): lifetime
-    buying, spend and browsing by category, channels, and engagement per month known.
+    Who a customer is as a buyer, not where they are in their lifecycle (that is the stage):
+    lifetime buying, spend and browsing by category, channels, and engagement per month known.
     """
     rhythm = pd.to_numeric(profile["rhythm_days"], errors="coerce")
-    typical = rhythm.median() if rhythm.notna().any() else 0.0
+    if spec is not None and "rhythm_fill" in spec:
+        typical = float(spec["rhythm_fill"])
+    else:
+        typical = float(rhythm.median()) if rhythm.notna().any() else 0.0
     frame = pd.DataFrame(
         {
             "orders": _log(profile, "orders"),
@@ -84,36 +143,136 @@ def behaviour_features(
         },
         index=profile.index,
     )
-    frame = frame.join(category_shares(categories, profile.index, "cat"))
-    if browsing is not None:
-        frame = frame.join(category_shares(browsing, profile.index, "browse"))
-    return frame.reindex(sorted(frame.columns), axis=1).astype(float)
+    sources = ["activity"]
+    kept = dict(spec or {})
+    made: dict[str, Any] = {"rhythm_fill": typical}
+    for prefix, table in (("cat", categories), ("browse", browsing)):
+        names = kept.get(prefix) if spec is not None else top_categories(table)
+        if not names:
+            continue
+        shares = category_shares(table, profile.index, prefix, kept=names)
+        for column in (f"{prefix}_{n}" for n in names):  # kept columns stay when nobody buys there
+            if column not in shares:
+                shares[column] = 0.0
+        frame = frame.join(shares)
+        made[prefix] = list(names)
+        sources.append(prefix)
+    made["sources"] = sources
+    frame = frame.reindex(sorted(frame.columns), axis=1).astype(float)
+    return FeatureSet(frame, list(frame.columns), [1.0] * frame.shape[1], made)
 
 
-def _indicators(values: pd.Series, prefix: str, top: int = TOP_VALUES) -> pd.DataFrame:
-    counts = values.value_counts()
-    kept = sorted(counts.index[:top])
+def behaviour_sources(categories: pd.DataFrame | None, browsing: pd.DataFrame | None) -> list[str]:
+    """The kinds of input a fresh behavioural matrix would read from this data."""
+    sources = ["activity"]
+    sources += [p for p, t in (("cat", categories), ("browse", browsing)) if top_categories(t)]
+    return sources
+
+
+def _indicators(values: pd.Series, prefix: str, kept: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(
         {f"{prefix}_{value}": (values == value).astype(float) for value in kept}, index=values.index
     )
 
 
-def demographic_features(profile: pd.DataFrame) -> pd.DataFrame:
-    """Demographic and contextual features (empty when the customers have no such traits)."""
-    parts = []
-    age = pd.to_numeric(profile["age"], errors="coerce")
-    if age.notna().any():
-        parts.append(age.fillna(age.median()).rename("age").to_frame())
-    for column, prefix in (
-        ("gender", "gender"),
-        ("region", "region"),
-        ("country", "country"),
-        ("acquisition_channel", "acquired"),
-    ):
-        values = profile[column]
-        if values.notna().any() and values.nunique() > 1:
-            parts.append(_indicators(values.fillna("unknown"), prefix))
+def _trait_values(profile: pd.DataFrame, column: str) -> pd.Series | None:
+    """A categorical trait as text, with ``unknown`` for missing; None when it does not vary."""
+    if column not in profile:
+        return None
+    values = profile[column]
+    if not values.notna().any() or values.nunique() < 2:
+        return None
+    return values.astype(object).where(values.notna(), "unknown").astype(str)
+
+
+def demographic_features(
+    profile: pd.DataFrame,
+    attributes: Mapping[str, Any] | None = None,
+    spec: Mapping[str, Any] | None = None,
+    year: int | None = None,
+) -> FeatureSet:
+    """Demographic features of every customer of ``profile`` (empty when nobody has any
+    trait), from ``spec`` when given (the spec of a kept model) or from this data.
+
+    ``attributes`` are the declared attributes (``microseg.config.AttributeConfig`` by name),
+    read from the profile columns of the same name; ``year`` is the year of the snapshot: a kept
+    model measures ages in the year it was fitted, so that nobody changes segment for turning a
+    year older on the first of January.
+    """
+    parts: list[pd.DataFrame] = []
+    groups: list[str] = []
+    weights: list[float] = []
+    made: dict[str, Any] = {}
+    kept = spec or {}
+    fresh = spec is None
+
+    def add(frame: pd.DataFrame, group: str, weight: float) -> None:
+        parts.append(frame)
+        groups.extend([group] * frame.shape[1])
+        weights.extend([weight] * frame.shape[1])
+
+    age = pd.to_numeric(profile["age"], errors="coerce") if "age" in profile else None
+    if age is not None and (fresh and age.notna().any() or "age" in kept):
+        old = kept.get("age", {})
+        on = int(old.get("year", year or 0))
+        fill = float(old["fill"]) if "fill" in old else float(age.median())
+        shifted = age - ((year or on) - on)
+        add(shifted.fillna(fill).rename("age").to_frame(), "age", 1.0)
+        made["age"] = {"fill": fill, "year": on}
+    for column, prefix in DEMOGRAPHIC_TRAITS.items():
+        values = _trait_values(profile, column)
+        if fresh and values is None or not fresh and column not in kept:
+            continue
+        if values is None:
+            values = pd.Series("unknown", index=profile.index)
+        names = kept[column] if not fresh else sorted(values.value_counts().index[:TOP_VALUES])
+        add(_indicators(values, prefix, names), column, 1.0)
+        made[column] = list(names)
+    for name, attribute in (attributes or {}).items():
+        if attribute.weight <= 0 or name not in profile:
+            continue
+        key = f"attr:{name}"
+        if not fresh and key not in kept:
+            continue
+        frame, recipe = _attribute_frame(profile[name], name, attribute, kept.get(key))
+        if frame is None:
+            continue
+        add(frame, key, float(attribute.weight))
+        made[key] = recipe
+    made["sources"] = sorted(made)
     if not parts:
-        return pd.DataFrame(index=profile.index)
-    frame = pd.concat(parts, axis=1)
-    return frame.reindex(sorted(frame.columns), axis=1).astype(float)
+        return FeatureSet(pd.DataFrame(index=profile.index), [], [], made)
+    frame = pd.concat(parts, axis=1).astype(float)
+    order = np.argsort(np.asarray(frame.columns, dtype=str), kind="stable")
+    return FeatureSet(frame.iloc[:, order], [groups[i] for i in order], [weights[i] for i in order], made)
+
+
+def demographic_sources(profile: pd.DataFrame, attributes: Mapping[str, Any] | None = None) -> list[str]:
+    """The kinds of input a fresh demographic matrix would read from this data."""
+    return demographic_features(profile, attributes).sources
+
+
+def _attribute_frame(values: pd.Series, name: str, attribute, recipe: Mapping[str, Any] | None):
+    """The columns of one declared attribute and their recipe (None when it does not vary)."""
+    if attribute.type == "numeric":
+        numbers = pd.to_numeric(values, errors="coerce")
+        if recipe is None:
+            if numbers.nunique() < 2:
+                return None, None
+            recipe = {"fill": float(numbers.median())}
+        return numbers.fillna(recipe["fill"]).rename(name).to_frame(), dict(recipe)
+    if attribute.type == "ordinal":
+        order = list(attribute.order)
+        rank = pd.Series(pd.Categorical(values, categories=order, ordered=True).codes, index=values.index)
+        rank = rank.where(rank >= 0).astype(float) / max(len(order) - 1, 1)
+        if recipe is None:
+            if rank.nunique() < 2:
+                return None, None
+            recipe = {"fill": float(rank.median())}
+        return rank.fillna(recipe["fill"]).rename(name).to_frame(), dict(recipe)
+    text = values.astype(object).where(values.notna(), "unknown").astype(str)
+    if recipe is None:
+        if text.nunique() < 2:
+            return None, None
+        recipe = {"values": sorted(text.value_counts().index[:TOP_VALUES])}
+    return _indicators(text, name, recipe["values"]), dict(recipe)

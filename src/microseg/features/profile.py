@@ -4,14 +4,18 @@ One Ibis query over the events (so it runs on every engine) gives behaviour, rhy
 and channel use; a second gives spend by product category. Traits come from the customers table.
 Only events on or before the as-of date count.
 
-Columns (``PROFILE_COLUMNS``) are fixed; category shares are long (``customer_id, category,
-spend, share``) because the categories are the retailer's own.
+Columns (``PROFILE_COLUMNS``) are fixed, plus the configured page flags and declared attributes
+(``[attributes]``: one column per attribute, text for categorical and ordinal ones, a number for
+numeric ones, read from a column of the customers table or a key of their ``traits``); category
+shares are long (``customer_id, category, spend, share``) because the categories are the
+retailer's own.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -188,10 +192,43 @@ def category_spend(events: ir.Table, products: ir.Table, as_of: dt.date) -> ir.T
     return spend.mutate(share=ibis.ifelse(total > 0, spend.spend / total, 0.0))
 
 
-def profile_columns(page_flags: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Column name -> type of the profile, with the configured page flags."""
+def profile_columns(
+    page_flags: Mapping[str, str] | None = None, attributes: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """Column name -> type of the profile, with the configured page flags and attributes."""
     flags = {f"visited_{name}_{days}d": "boolean" for name in (page_flags or {}) for days in RECENT_WINDOWS}
-    return {**PROFILE_COLUMNS, **flags}
+    declared = {
+        name: "float64" if attribute.type == "numeric" else "string"
+        for name, attribute in (attributes or {}).items()
+    }
+    return {**PROFILE_COLUMNS, **flags, **declared}
+
+
+def _json_text(value: ir.JSONValue) -> ir.StringValue:
+    """A JSON value as text, whether it holds a string, a number or a boolean."""
+    return ibis.coalesce(
+        value.unwrap_as("string"),
+        value.unwrap_as("int64").cast("string"),
+        value.unwrap_as("float64").cast("string"),
+        value.unwrap_as("boolean").cast("string"),
+    )
+
+
+def attribute_values(customers: ir.Table, attributes: Mapping[str, Any]) -> ir.Table:
+    """``customer_id`` and one column per declared attribute: from the customers column it
+    names, else from the key of the customers' ``traits`` JSON (text; numeric attributes as
+    numbers, values that are not numbers left empty)."""
+    traits = customers.traits.cast("json")
+    columns = {}
+    for name, attribute in attributes.items():
+        source = attribute.source
+        if source in customers.columns and source != "traits":
+            text = customers[source].cast("string")
+        else:
+            text = _json_text(traits[source])
+        text = text.strip().nullif("")
+        columns[name] = text.try_cast("float64") if attribute.type == "numeric" else text
+    return customers.select("customer_id", **columns)
 
 
 def customer_profile(
@@ -201,8 +238,10 @@ def customer_profile(
     as_of: dt.date,
     reactivation_gap_days: int = 365,
     page_flags: Mapping[str, str] | None = None,
+    attributes: Mapping[str, Any] | None = None,
 ) -> ir.Table:
-    """One row per customer known on ``as_of`` (see ``profile_columns``)."""
+    """One row per customer known on ``as_of`` (see ``profile_columns``); ``attributes`` are the
+    declared attributes (``microseg.config.AttributeConfig`` by name)."""
     active = behaviour(events, as_of, reactivation_gap_days, page_flags)
     known = known_without_events(customers, events, as_of)
     ids = known.union(active.select("customer_id")).distinct()
@@ -224,6 +263,10 @@ def customer_profile(
         .left_join(top, "customer_id")
         .drop("customer_id_right")
     )
+    if attributes:
+        joined = joined.left_join(attribute_values(customers, attributes), "customer_id").drop(
+            "customer_id_right"
+        )
     zero_filled = {
         name: joined[name].fill_null(0)
         for name, dtype in PROFILE_COLUMNS.items()
@@ -254,6 +297,5 @@ def customer_profile(
         if name.startswith("visited_")
     }
     out = out.mutate(**flags)
-    return out.select(
-        *[out[name].cast(dtype).name(name) for name, dtype in profile_columns(page_flags).items()]
-    )
+    columns = profile_columns(page_flags, attributes)
+    return out.select(*[out[name].cast(dtype).name(name) for name, dtype in columns.items()])

@@ -35,18 +35,22 @@ A label is up to four slots, in this order, at most ``MAX_LABEL_WORDS`` words:
 3. *Engagement* (threshold ``ENGAGEMENT_EFFECT``, the strongest only): app-first (app share or
    app events), email-engaged (email open or click rate), web-browsing (page views or web share),
    in-store (POS share), social-following (social follows).
-4. *Category noun* (``CATEGORY_NOUNS``, always present): the category whose spend share exceeds
-   the base's the most, when by at least ``CATEGORY_LIFT``; otherwise the segment's top spend
-   category; unknown categories become "<category> shoppers" and a segment without any spend
-   becomes "customers". So the fallback label is "Customers" or e.g. "Garden lovers".
+4. *Category noun* (always present): the category whose spend share exceeds the base's the
+   most, when by at least ``CATEGORY_LIFT``; otherwise the segment's top spend category. Its noun
+   is the configured one (``segments.category_nouns``), a known one (``CATEGORY_NOUNS``), or
+   "<category> shoppers"; a category that reads like a source code ("DRUG GM", "meat-pckgd")
+   has no noun and is passed over. A segment without any such category is "customers". So the
+   fallback label is "Customers" or e.g. "Garden lovers".
 
 Words beyond the limit are dropped in this order: the second value word, the engagement word,
 the lifecycle word. The first word is capitalised.
 
-Within a layer (``segment_cards``) labels are unique: segments are visited from the largest, a
-segment whose label is taken adds its next most distinguishing unused trait (weaker value or
-engagement words, a plurality stage over ``PLURALITY_STAGE``), and as a last resort a numeral
-("Garden lovers 2"). Names given by the caller win and are never changed.
+Within a layer (``segment_cards``) labels are unique and never numbered: segments are visited
+from the largest, a segment whose label is taken adds its next most distinguishing unused trait
+(weaker value or engagement words, a plurality stage over ``PLURALITY_STAGE``), and segments
+that still read alike each get a contrast, the trait that sets it apart from the others
+("Garden lovers with larger orders" against "Garden lovers buying more often"; see
+``microseg.segments.labels``). Names given by the caller win and are never changed.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from scipy import sparse
 
 from microseg.errors import MicrosegError
 from microseg.registry import STAGE_WORDS, STAGES
+from microseg.segments.labels import category_name, contrast_labels, profile_phrase
 
 __all__ = [
     "CARD_COLUMNS",
@@ -284,15 +289,22 @@ class PersonaContext:
     clv: np.ndarray
     spend: np.ndarray  # customers x categories
     codes: dict[str, tuple[np.ndarray, list[str]]]  # stage / gender / region: value code per customer, values
+    attributes: dict[str, Any] = field(default_factory=dict)  # declared attributes in the profile
 
 
-def persona_context(profile: pd.DataFrame, categories: pd.DataFrame | None) -> PersonaContext:
-    """Everything ``segment_cards`` reads, for all customers of ``profile``."""
+def persona_context(
+    profile: pd.DataFrame, categories: pd.DataFrame | None, attributes: Mapping[str, Any] | None = None
+) -> PersonaContext:
+    """Everything ``segment_cards`` reads, for all customers of ``profile``; ``attributes`` are
+    the declared attributes (``microseg.config.AttributeConfig`` by name) found in its columns."""
     prof = _by_customer(profile)
     index = prof.index
+    declared = {name: a for name, a in (attributes or {}).items() if name in prof.columns}
     names = [f for f in NUMERIC_FEATURES if f in prof.columns]
+    names += [name for name, a in declared.items() if a.type == "numeric" and name not in names]
     codes = {}
-    for column, missing in (("stage", "unknown"), ("gender", "unknown"), ("region", None)):
+    banded = [(name, "unknown") for name, a in declared.items() if a.type != "numeric"]
+    for column, missing in (("stage", "unknown"), ("gender", "unknown"), ("region", None), *banded):
         if column not in prof.columns:
             continue
         values = pd.Categorical(prof[column])  # a no-op for categorical columns
@@ -346,6 +358,7 @@ def persona_context(profile: pd.DataFrame, categories: pd.DataFrame | None) -> P
         clv=_numeric(prof, "clv").to_numpy(float),
         spend=spend,
         codes=codes,
+        attributes=declared,
     )
 
 
@@ -444,6 +457,7 @@ def segment_cards(
     names: Mapping[str, str] | None = None,
     context: PersonaContext | None = None,
     base: str = "the layer",
+    nouns: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """One card per segment of one layer (columns ``CARD_COLUMNS``), largest segment first.
 
@@ -454,7 +468,8 @@ def segment_cards(
     generated label of those segments; generated labels are unique within the layer.
     ``context`` (from :func:`persona_context` on the same profile and categories) saves building
     it again when several layers are described; ``base`` names the customers the segments are
-    compared with (the members of ``membership``), for the card.
+    compared with (the members of ``membership``), for the card; ``nouns`` give readable persona
+    nouns of product categories (``segments.category_nouns``).
     """
     context = context or persona_context(profile, categories)
     members = _members(membership, pd.DataFrame(index=context.index))
@@ -481,6 +496,14 @@ def segment_cards(
     stage_table, stage_names = _mix_table(context, "stage", rows, codes, k)
     gender_table, gender_names = _mix_table(context, "gender", rows, codes, k)
     region_table, region_names = _mix_table(context, "region", rows, codes, k)
+    attribute_tables = {
+        name: _mix_table(context, name, rows, codes, k)
+        for name in context.attributes
+        if name in context.codes
+    }
+    attribute_means = {
+        name: stats.column(context, name) for name in context.attributes if name in context.columns
+    }
 
     cards_rows = []
     for code in range(k):
@@ -494,6 +517,13 @@ def segment_cards(
             "gender": _mix_of(gender_table[code], gender_names) if gender_table is not None else {},
             "top_regions": [(r, float(n / sizes[code])) for r, n in top_regions],
         }
+        if context.attributes:
+            demographics["attributes"] = {
+                name: _clean(attribute_means[name][code])
+                if name in attribute_means
+                else _attribute_mix(attribute_tables[name], code, context.attributes[name])
+                for name in context.attributes
+            }
         cards_rows.append(
             {
                 "segment_id": uniques[code],
@@ -521,8 +551,20 @@ def segment_cards(
     cards = pd.DataFrame(cards_rows, columns=list(CARD_COLUMNS))
     order = sorted(range(k), key=lambda i: (-cards.at[i, "size"], str(cards.at[i, "segment_id"])))
     cards = cards.iloc[order].reset_index(drop=True)
-    cards["label"] = _unique_labels(cards, names or {})
+    cards["label"] = _unique_labels(cards, names or {}, nouns, context.attributes)
     return cards
+
+
+def _attribute_mix(table: tuple[np.ndarray | None, list[str]], code: int, attribute: Any) -> dict[str, float]:
+    """Shares of a banded attribute's values in one segment: bands in their order, other values
+    by share (the three largest)."""
+    counts, names = table
+    if counts is None:
+        return {}
+    mix = _mix_of(counts[code], names, tuple(attribute.order))
+    if attribute.type == "ordinal":
+        return mix
+    return dict(list(mix.items())[:TOP_CATEGORIES])
 
 
 def _group_medians(values: np.ndarray, codes: np.ndarray, k: int) -> np.ndarray:
@@ -544,7 +586,7 @@ class _Plan:
     engagement: str | None = None
     alternates: list[tuple[str, str, float]] = field(default_factory=list)
 
-    def compose(self, numeral: str | None = None) -> str:
+    def compose(self) -> str:
         values = sorted(self.values, key=VALUE_WORDS.index)
         parts = {
             "lifecycle": self.lifecycle,
@@ -554,18 +596,16 @@ class _Plan:
         }
         if len(values) > 1:
             parts["value2"] = values[1]
-        extra = 1 if numeral else 0
 
         def words() -> list[str]:
             order = [parts["lifecycle"], parts["value"], parts["value2"], parts["engagement"]]
             return [w for w in order if w] + self.noun.split()
 
         for slot in ("value2", "engagement", "lifecycle", "value"):
-            if len(words()) + extra <= MAX_LABEL_WORDS:
+            if len(words()) <= MAX_LABEL_WORDS:
                 break
             parts[slot] = None
-        out = words() + ([numeral] if numeral else [])
-        out = [w.lower() if w in STAGE_WORDS.values() else w for w in out]
+        out = [w.lower() if w in STAGE_WORDS.values() else w for w in words()]
         text = " ".join(out)
         return text[:1].upper() + text[1:]
 
@@ -584,35 +624,38 @@ def _effect_sizes(row: Any) -> dict[str, float]:
     return {f: float(e) for f, e in effects.items() if e is not None and np.isfinite(e)}
 
 
-def _noun(category: str | None) -> str:
-    if category is None or category.lower() in ("unknown", "other", ""):  # no category to speak of
-        return "customers"
-    known = CATEGORY_NOUNS.get(category.lower())
+def _noun(category: str | None, nouns: Mapping[str, str] | None = None) -> str | None:
+    """The persona noun of a category: configured, known, or "<first word> shoppers" when the
+    name reads as words; None when it reads like a source code (it stays out of labels)."""
+    if category is None:
+        return None
+    nouns = nouns or {}
+    configured = nouns.get(category) or nouns.get(category.casefold())
+    if configured:
+        return configured
+    known = CATEGORY_NOUNS.get(category.casefold())
     if known:
         return known
-    word = category.replace("_", " ").split()
-    return f"{word[0].lower()} shoppers" if word else "customers"
+    words = category_name(category)
+    return f"{words.split()[0]} shoppers" if words else None
 
 
-def _plan(row: Any) -> _Plan:
+def _plan(row: Any, nouns: Mapping[str, str] | None = None) -> _Plan:
     effects = _effect_sizes(row)
 
     def d(feature: str) -> float:
         return effects.get(feature, 0.0)
 
-    # category noun: the most over-represented category, else the top spend category
+    # category noun: the most over-represented category that has a noun, else the top spend
+    # category that has one (codes from the source system have none unless configured)
     lifts = sorted(
         ((e, f[len(CATEGORY_PREFIX) :]) for f, e in effects.items() if f.startswith(CATEGORY_PREFIX)),
         key=lambda t: (-t[0], t[1]),
     )
-    top = _field(row, "top_categories", [])
-    if lifts and lifts[0][0] >= CATEGORY_LIFT:
-        category = lifts[0][1]
-    elif len(top):
-        category = str(top[0][0])
-    else:
-        category = None
-    plan = _Plan(noun=_noun(category))
+    candidates = [c for e, c in lifts if e >= CATEGORY_LIFT]
+    candidates += [str(c) for c, _ in _field(row, "top_categories", [])[:1]]
+    noun = next((n for n in (_noun(c, nouns) for c in candidates) if n), "customers")
+    plan = _Plan(noun=noun)
 
     # lifecycle: the dominant stage
     stages = sorted(_field(row, "stage_mix", {}).items(), key=lambda kv: (-kv[1], kv[0]))
@@ -657,18 +700,26 @@ def _plan(row: Any) -> _Plan:
     return plan
 
 
-def label_segment(card_row: Mapping[str, Any] | pd.Series) -> str:
+def label_segment(card_row: Mapping[str, Any] | pd.Series, nouns: Mapping[str, str] | None = None) -> str:
     """A short readable label (at most ``MAX_LABEL_WORDS`` words) for one segment card.
 
     Reads ``stage_mix``, ``top_categories`` and the effect sizes (``effects``, else
-    ``distinguishing``) of the card; see the module docstring for the rules. The label is not
-    made unique here: ``segment_cards`` does that for a whole layer.
+    ``distinguishing``) of the card; ``nouns`` are configured category nouns. See the module
+    docstring for the rules. The label is not made unique here: ``segment_cards`` does that for
+    a whole layer.
     """
-    return _plan(card_row).compose()
+    return _plan(card_row, nouns).compose()
 
 
-def _unique_labels(cards: pd.DataFrame, names: Mapping[str, str]) -> list[str]:
-    """Generated labels, unique within the layer (case-insensitive); given names win."""
+def _unique_labels(
+    cards: pd.DataFrame,
+    names: Mapping[str, str],
+    nouns: Mapping[str, str] | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Generated labels, unique within the layer (case-insensitive) without numerals; given
+    names win. Look-alikes first take their next distinguishing trait; those still alike get a
+    contrast (``microseg.segments.labels``)."""
     named = {i: names[str(sid)] for i, sid in enumerate(cards["segment_id"]) if str(sid) in names}
     taken = {name.casefold() for name in named.values()}
     labels = []
@@ -676,7 +727,7 @@ def _unique_labels(cards: pd.DataFrame, names: Mapping[str, str]) -> list[str]:
         if i in named:
             labels.append(named[i])
             continue
-        plan = _plan(cards.iloc[i])
+        plan = _plan(cards.iloc[i], nouns)
         label = plan.compose()
         refined = replace(plan, values=list(plan.values))
         for slot, word, _ in plan.alternates:
@@ -693,13 +744,24 @@ def _unique_labels(cards: pd.DataFrame, names: Mapping[str, str]) -> list[str]:
             else:
                 continue
             label = refined.compose()
-        number = 2
-        while label.casefold() in taken:
-            label = plan.compose(str(number))
-            number += 1
         taken.add(label.casefold())
         labels.append(label)
-    return labels
+    effects = [_effect_sizes(cards.iloc[i]) for i in range(len(cards))]
+    return contrast_labels(
+        labels, effects, _phrases(attributes or {}), fixed=[i in named for i in range(len(cards))]
+    )
+
+
+def _phrases(attributes: Mapping[str, Any]):
+    """The contrast phrase of a feature: a profile feature, a category, or a numeric attribute."""
+
+    def phrase(feature: str, higher: bool) -> str | None:
+        attribute = attributes.get(feature)
+        if attribute is not None:
+            return attribute.phrase("higher" if higher else "lower")
+        return profile_phrase(feature, higher)
+
+    return phrase
 
 
 # --- customer cards -------------------------------------------------------------------------------

@@ -2,9 +2,11 @@
 
 1. **lifecycle stage** first (``microseg.models.lifecycle``);
 2. **tiers** (CLV, RFM, tenure, engagement), their composite code and the configured composites;
-3. **clusters within each stage**: a behavioural layer and a demographic layer, k chosen by
-   silhouette, ids kept stable across runs by ``microseg.segments.identity``; a customer's
-   **micro-segment** is the combination ``stage.behaviour.demographic``;
+3. **clusters**: a behavioural layer within each stage (``active.b2``) and a demographic layer
+   over all customers whatever their stage (``d3``), k chosen for quality and stability across
+   seeds (``microseg.models.clustering``), models kept from one snapshot to the next so that ids
+   stay put (``microseg.segments.clustered``); a customer's **micro-segment** is the combination
+   ``stage.behaviour.demographic`` (``active.b2.d3``);
 4. **rule segments** from the configuration;
 5. **personas** for every segment of every layer.
 
@@ -14,17 +16,23 @@ behaviour, demographic, micro) and in any number of composites and rule segments
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import ibis
 import numpy as np
 import pandas as pd
 
 from microseg.config import SegmentConfig
-from microseg.features.layers import behaviour_features, demographic_features
-from microseg.models.clustering import SegmentClusterer
+from microseg.features.layers import (
+    behaviour_features,
+    behaviour_sources,
+    demographic_features,
+    demographic_sources,
+)
 from microseg.models.lifecycle import LifecycleModel
 from microseg.models.rules import evaluate_rules, frame_schema, parse_rules
 from microseg.models.tiers import assign_tiers, clv_tier, named_composites, tenure_tier
@@ -32,29 +40,30 @@ from microseg.registry import (
     CLUSTER_LETTERS,
     EXCLUSIVE_LAYERS,
     STAGE_NAMES,
-    STAGE_WORDS,
     STAGES,
     TIER_LAYERS,
 )
 from microseg.schema import CUSTOMER_PROFILES
 from microseg.segments.checks import check_stages_against_value
-from microseg.segments.identity import SegmentState, match_segments
+from microseg.segments.clustered import (
+    MODEL_COLUMNS,
+    LayerModel,
+    PreviousSegment,
+    ScopeResult,
+    cluster_scope,
+)
+from microseg.segments.demographic_labels import demographic_labels
+from microseg.segments.labels import contrast_labels
 from microseg.segments.personas import persona_context, segment_cards
 
-#: Clustered layers and the letter of their segment ids (``active.b2``, ``active.d0``).
+__all__ = ["CLUSTER_LAYERS", "LayerModel", "PreviousSegment", "Segmentation", "segment_customers"]
+
+#: Clustered layers and the letter of their segment ids (``active.b2``, ``d0``).
 CLUSTER_LAYERS = CLUSTER_LETTERS
 #: Layers in which every customer has exactly one segment.
 EXCLUSIVE_KINDS = EXCLUSIVE_LAYERS
-
-
-@dataclass(frozen=True)
-class PreviousSegment:
-    """A segment of the last run, as stored: its members and its centroid in feature units."""
-
-    segment_id: str
-    members: np.ndarray
-    centroid: Mapping[str, float]
-    name: str | None = None
+#: The scope of a model over all customers (the demographic layer).
+ALL = "all"
 
 
 @dataclass
@@ -73,6 +82,24 @@ class Segmentation:
     segments: pd.DataFrame  # kind, segment_id, label, size, share, ..., card, centroid
     changes: pd.DataFrame  # kind, event, old_id, new_id, basis, shared, overlap (identity across runs)
     warnings: list[str] = field(default_factory=list)
+    # kind, scope, status, reason, fitted_as_of, k, stability, quality, ...: the clustering models
+    models: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(MODEL_COLUMNS)))
+
+    def model_lines(self) -> list[str]:
+        """One line per clustered layer: how many models were reused or refitted, and their
+        stability across seeds (for ``run`` to print)."""
+        lines = []
+        for kind, rows in self.models.groupby("kind", sort=False):
+            counts = rows["status"].value_counts()
+            status = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+            low, high = rows["stability"].min(), rows["stability"].max()
+            spread = f"{low:.2f}" if abs(high - low) < 0.005 else f"{low:.2f} to {high:.2f}"
+            what = "model" if len(rows) == 1 else "models (one per stage)"
+            lines.append(
+                f"{kind}: {len(rows)} {what}, {status}; {int(rows['k'].sum())} segments; "
+                f"stability across seeds {spread}"
+            )
+        return lines
 
     @property
     def memberships(self) -> pd.DataFrame:
@@ -116,6 +143,10 @@ def segment_customers(
     retired: Mapping[str, Sequence[str]] | None = None,
     browsing: pd.DataFrame | None = None,
     customer_ids: np.ndarray | None = None,
+    *,
+    models: Mapping[tuple[str, str], LayerModel] | None = None,
+    as_of: dt.date | None = None,
+    refit: bool = False,
 ) -> Segmentation:
     """Segment every customer of ``profile`` (profile + values).
 
@@ -123,9 +154,12 @@ def segment_customers(
     ids), or, faster on millions of customers, its rows are numbered 0..n-1, ``customer_ids``
     gives their ids (sorted) and ``categories``/``browsing`` carry the numbers.
 
-    ``previous`` holds the clustered segments of the last run by id prefix (e.g. ``active.b``)
-    and ``retired`` every id ever used per prefix, so that a refitted model keeps the ids of
-    segments that are essentially the same and never reuses an old id.
+    ``models`` are the clustering models of the previous snapshot by (layer, scope): they are
+    reused when they still fit (``microseg.segments.clustered``), unless ``refit``. ``previous``
+    holds the clustered segments of the last run by id prefix (e.g. ``active.b``) and
+    ``retired`` every id used before per prefix, so that a refitted model keeps the ids of
+    segments that are essentially the same and never reuses an old id. ``as_of`` is the
+    snapshot date (default: the profile's ``as_of``).
     """
     if customer_ids is None:
         profile = profile.sort_index()
@@ -156,29 +190,39 @@ def segment_customers(
             {"customer": composites.index.to_numpy(), "segment_id": composites["composite"].to_numpy()}
         )
 
-    features = {
-        "behaviour": behaviour_features(profile, categories, browsing),
-        "demographic": demographic_features(profile),
-    }
-    clustered, changes, centroids = _cluster_layers(
-        profile, features, settings, previous or {}, retired or {}, customer_ids
+    if as_of is None and "as_of" in profile and len(profile):
+        as_of = pd.Timestamp(profile["as_of"].iloc[0]).date()
+    clustered = _cluster_layers(
+        profile,
+        categories,
+        browsing,
+        settings,
+        previous or {},
+        retired or {},
+        models or {},
+        customer_ids,
+        as_of,
+        refit,
     )
-    layers.update(clustered)
-    demographic_suffix = pd.Categorical(
-        np.asarray(clustered["demographic"].categories.str.split(".").str[-1], dtype=object)[
-            clustered["demographic"].codes
-        ]
-    )
-    layers["micro"] = _combined([clustered["behaviour"], demographic_suffix], ".")
+    layers.update(clustered.layers)
+    layers["micro"] = _combined([layers["behaviour"], layers["demographic"]], ".")
 
     warnings: list[str] = []
     if settings.rules:
         multi["rule"] = _rule_members(profile, settings.rules)
-    demographic_base = features["demographic"].mean().to_dict()
     described = profile.assign(**{k: layers[k] for k in ("behaviour", "demographic", "micro")})
-    segments = _describe(described, categories, layers, multi, centroids, demographic_base)
+    segments = _describe(described, categories, layers, multi, clustered, settings)
     warnings += check_stages_against_value(segments, described, settings)  # adds the cards' notes
-    return Segmentation(customer_ids, profile, layers, multi, segments, changes, warnings)
+    return Segmentation(
+        customer_ids,
+        profile,
+        layers,
+        multi,
+        segments,
+        clustered.changes,
+        warnings,
+        models=clustered.models,
+    )
 
 
 def _combined(parts: Sequence[pd.Categorical], separator: str) -> pd.Categorical:
@@ -224,71 +268,105 @@ def _lifecycle(profile: pd.DataFrame, settings: SegmentConfig) -> np.ndarray:
         at_risk_p_alive=settings.at_risk_p_alive,
         churned_p_alive=settings.churned_p_alive,
     )
-    return model.fit(profile).predict(profile)
+    stage = model.fit(profile).predict(profile)
+    # no purchase in the data but returns or cancellations: they bought before the data starts
+    returned = pd.to_numeric(profile["returned"], errors="coerce").fillna(0.0).to_numpy(float)
+    stage[(stage == "prospect") & (returned > 0)] = "returns_only"
+    return stage
 
 
-def _cluster_layers(profile, features, settings, previous, retired, customer_ids):
-    """Behavioural and demographic clusters within each stage, with stable ids."""
-    labels = {kind: np.empty(len(profile), dtype=object) for kind in CLUSTER_LAYERS}
-    changes: list[pd.DataFrame] = []
-    centroids: dict[str, dict] = {}
-    stage = np.asarray(profile["stage"].cat.codes)
+@dataclass
+class _Clustered:
+    """The clustered layers of a run: memberships, identity events, descriptions and models."""
+
+    layers: dict[str, pd.Categorical]
+    changes: pd.DataFrame
+    centroids: dict[str, dict[str, float]]  # segment id -> members' mean features
+    models: pd.DataFrame
+    results: dict[tuple[str, str], ScopeResult]
+
+
+def _cluster_layers(
+    profile: pd.DataFrame,
+    categories: pd.DataFrame,
+    browsing: pd.DataFrame | None,
+    settings: SegmentConfig,
+    previous: Mapping[str, Sequence[PreviousSegment]],
+    retired: Mapping[str, Sequence[str]],
+    models: Mapping[tuple[str, str], LayerModel],
+    customer_ids: np.ndarray,
+    as_of: dt.date | None,
+    refit: bool,
+) -> _Clustered:
+    """Behavioural clusters within each stage and demographic clusters over everyone, each scope
+    continuing its kept model (``microseg.segments.clustered``)."""
     id_strings = np.asarray(customer_ids).astype(str)  # once: matching compares them with old members
-    for kind, letter in CLUSTER_LAYERS.items():
-        matrix = features[kind]
-        values = matrix.to_numpy(float)
-        for code, name in enumerate(profile["stage"].cat.categories):
-            rows = np.flatnonzero(stage == code)
-            if len(rows) == 0:
-                continue
-            prefix = f"{name}.{letter}"
-            x = values[rows] if values.shape[1] else np.zeros((len(rows), 1))
-            columns = list(matrix.columns) if values.shape[1] else ["all"]
-            model = SegmentClusterer(
-                k_min=settings.k_min,
-                k_max=settings.k_max,
-                sample_size=settings.sample_size,
-                random_state=settings.seed,
-            ).fit(x)
-            raw_centers = _raw_centroids(x, model.labels_, model.k_)
-            mean, scale = x.mean(axis=0), x.std(axis=0)
-            scale = np.where(scale > 1e-12, scale, 1.0)
-            states = [
-                SegmentState(
-                    segment_id=old.segment_id,
-                    centroid=(np.array([old.centroid.get(c, 0.0) for c in columns]) - mean) / scale,
-                    members=old.members,
-                    size=len(old.members),
-                    name=old.name,
-                )
-                for old in previous.get(prefix, [])
-            ]
-            matching = match_segments(
-                states,
-                customer_ids=id_strings[rows],
-                labels=model.labels_,
-                centroids=(raw_centers - mean) / scale,
-                prefix=prefix,
-                retired_ids=retired.get(prefix, ()),
-            )
-            ids = np.asarray(matching.segment_ids, dtype=object)
-            labels[kind][rows] = ids[model.labels_]
-            if len(matching.events):
-                changes.append(pd.DataFrame(matching.events).assign(kind=kind))
-            for label, segment_id in enumerate(ids):
-                if segment_id is not None:
-                    centroids[segment_id] = dict(
-                        zip(columns, np.round(raw_centers[label], 6).tolist(), strict=True)
-                    )
+    stage = np.asarray(profile["stage"].cat.codes)
+    labels = {kind: np.empty(len(profile), dtype=object) for kind in CLUSTER_LAYERS}
+    results: dict[tuple[str, str], ScopeResult] = {}
+
+    def run(kind: str, scope: str, prefix: str, rows: np.ndarray, build, sources) -> None:
+        result = cluster_scope(
+            kind,
+            scope,
+            prefix,
+            build,
+            sources,
+            id_strings[rows],
+            settings,
+            kept=models.get((kind, scope)),
+            previous=previous.get(prefix, ()),
+            retired=retired.get(prefix, ()),
+            as_of=as_of,
+            refit=refit,
+        )
+        labels[kind][rows] = result.ids
+        results[(kind, scope)] = result
+
+    letter = CLUSTER_LAYERS["behaviour"]
+    for code, name in enumerate(profile["stage"].cat.categories):
+        rows = np.flatnonzero(stage == code)
+        if len(rows) == 0:
+            continue
+        part = profile.iloc[rows]
+        spend, views = _rows_of(categories, rows), _rows_of(browsing, rows)
+        run(
+            "behaviour",
+            name,
+            f"{name}.{letter}",
+            rows,
+            lambda spec, part=part, spend=spend, views=views: behaviour_features(part, spend, views, spec),
+            behaviour_sources(spend, views),
+        )
+    year = as_of.year if as_of else None
+    everyone = np.arange(len(profile))
+    run(
+        "demographic",
+        ALL,
+        CLUSTER_LAYERS["demographic"],
+        everyone,
+        lambda spec: demographic_features(profile, settings.attributes, spec, year),
+        demographic_sources(profile, settings.attributes),
+    )
+
+    changes = [r.events.assign(kind=kind) for (kind, _), r in results.items() if len(r.events)]
     change_frame = pd.concat(changes, ignore_index=True) if changes else pd.DataFrame(columns=["kind"])
-    return {kind: pd.Categorical(values) for kind, values in labels.items()}, change_frame, centroids
+    centroids = {sid: c for r in results.values() for sid, c in r.centroids.items()}
+    model_rows = pd.DataFrame([r.row() for r in results.values()], columns=list(MODEL_COLUMNS))
+    return _Clustered(
+        layers={kind: pd.Categorical(values) for kind, values in labels.items()},
+        changes=change_frame,
+        centroids=centroids,
+        models=model_rows,
+        results=results,
+    )
 
 
-def _raw_centroids(x: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
-    sums = np.zeros((k, x.shape[1]))
-    np.add.at(sums, labels, x)
-    counts = np.bincount(labels, minlength=k)[:, None]
-    return sums / np.maximum(counts, 1)
+def _rows_of(frame: pd.DataFrame | None, rows: np.ndarray) -> pd.DataFrame | None:
+    """The rows of a long per-customer table (customers numbered) that belong to ``rows``."""
+    if frame is None:
+        return None
+    return frame[np.isin(frame["customer_id"].to_numpy(), rows)]
 
 
 def _rule_members(profile: pd.DataFrame, rules: Mapping[str, str]) -> pd.DataFrame:
@@ -322,47 +400,6 @@ def _tier_names(kind: str, tiers) -> dict[str, str] | None:
     return names
 
 
-ACQUISITION_WORDS = {"paid_search": "from search ads", "organic": "from search", "referral": "by referral"}
-
-
-def _demographic_name(segment_id: str, centroid: Mapping[str, float], base: Mapping[str, float]) -> str:
-    """A demographic segment by its people: stage, gender when one dominates, age band, and the
-    place or acquisition channel that sets it apart (over-represented against all customers, or
-    nearly everyone in it)."""
-    words = [STAGE_WORDS.get(segment_id.split(".")[0], "")]
-    women, men = centroid.get("gender_F", 0.0), centroid.get("gender_M", 0.0)
-    words.append(("women" if women > men else "men") if max(women, men) >= 0.65 else "customers")
-    age = centroid.get("age")
-    if age is not None and np.isfinite(age):
-        words.append(f"in their {int(age // 10 * 10)}s")
-    candidates = sorted(
-        (
-            (max(value - base.get(feature, 0.0), value - 0.6), feature)
-            for feature, value in centroid.items()
-            if feature.startswith(("region_", "country_", "acquired_"))
-        ),
-        reverse=True,
-    )
-    for strength, feature in candidates[:1]:
-        if strength < 0.2:
-            break
-        if feature.startswith(("region_", "country_")):
-            words.append(f"in {feature.split('_', 1)[1]}")
-        else:
-            channel = feature.removeprefix("acquired_")
-            words.append(ACQUISITION_WORDS.get(channel, f"via {channel.replace('_', ' ')}"))
-    return " ".join(w for w in words if w)
-
-
-def _unique(labels: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    out = []
-    for label in labels:
-        seen[label] = seen.get(label, 0) + 1
-        out.append(label if seen[label] == 1 else f"{label} {seen[label]}")
-    return out
-
-
 def _plain_cards(profile: pd.DataFrame, membership: pd.Series, kind: str) -> pd.DataFrame:
     """Size, share, revenue share and mean CLV of each segment, labelled by its id."""
     frame = pd.DataFrame(
@@ -387,11 +424,17 @@ def _plain_cards(profile: pd.DataFrame, membership: pd.Series, kind: str) -> pd.
 
 
 #: Layers clustered within each stage: their segments are described against their stage.
-CLUSTERED = ("behaviour", "demographic", "micro")
+WITHIN_STAGES = ("behaviour", "micro")
 
 
 def _cards_within_stages(
-    profile: pd.DataFrame, categories: pd.DataFrame, membership: pd.Series, kind: str, context
+    profile: pd.DataFrame,
+    categories: pd.DataFrame,
+    membership: pd.Series,
+    kind: str,
+    context,
+    nouns: Mapping[str, str],
+    names: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Cards of a layer clustered within stages: each segment against the other customers of
     its stage (what sets these active customers apart from the active ones), with sizes and
@@ -412,6 +455,8 @@ def _cards_within_stages(
             kind=kind,
             context=context,
             base=f"all {STAGE_NAMES.get(name, name).lower()}",
+            nouns=nouns,
+            names=names,
         )
         by_segment = pd.Series(revenue[rows]).groupby(members.to_numpy()).sum()
         cards["revenue_share"] = (
@@ -420,8 +465,38 @@ def _cards_within_stages(
         parts.append(cards)
     cards = pd.concat(parts, ignore_index=True)
     cards["share"] = cards["size"] / cards["size"].sum()
-    cards["label"] = _unique(list(cards["label"]))
-    return cards.sort_values(["size", "segment_id"], ascending=[False, True], ignore_index=True)
+    cards = cards.sort_values(["size", "segment_id"], ascending=[False, True], ignore_index=True)
+    # labels are unique within each stage; the stage word sets stages apart, and when it cannot
+    # (a label without one) the look-alikes are contrasted
+    effects = [dict(e) if isinstance(e, Mapping) else {} for e in cards["effects"]]
+    cards["label"] = contrast_labels(list(cards["label"]), effects)
+    return cards
+
+
+def _micro_names(behaviour: Mapping[str, str], demographic: Mapping[str, str], ids) -> dict[str, str]:
+    """A micro-segment by its two parts: "Active garden lovers, women in their 30s"."""
+    names = {}
+    for micro in ids:
+        b, _, d = str(micro).rpartition(".")
+        people = demographic.get(d, "")
+        text = behaviour.get(b, b)
+        if people and people != "Customers":
+            text += ", " + people[:1].lower() + people[1:]
+        names[str(micro)] = text
+    return names
+
+
+def _model_card(result: ScopeResult) -> dict[str, Any]:
+    """What a clustered segment's card says about its model."""
+    model = result.model
+    return {
+        "status": result.status,
+        "reason": result.reason,
+        "fitted_as_of": model.fitted_as_of.isoformat() if model.fitted_as_of else None,
+        "stability": round(model.stability, 4),
+        "silhouette": round(result.quality, 4),
+        "segments": model.model.k,
+    }
 
 
 def _describe(
@@ -429,31 +504,47 @@ def _describe(
     categories: pd.DataFrame,
     layers: Mapping[str, pd.Categorical],
     multi: Mapping[str, pd.DataFrame],
-    centroids: dict,
-    demographic_base: Mapping[str, float],
+    clustered: _Clustered,
+    settings: SegmentConfig,
 ) -> pd.DataFrame:
     """One row per segment of every layer: sizes, value, persona label and card."""
     frames = []
-    context = persona_context(profile, categories)
+    nouns = settings.category_nouns
+    context = persona_context(profile, categories, settings.attributes)
+    labels: dict[str, dict[str, str]] = {}
     for kind, values in layers.items():
         membership = pd.Series(values, index=profile.index)
         if kind == "composite_code":  # hundreds of tier combinations: sizes and value only
             cards = _plain_cards(profile, membership, kind)
+        elif kind == "behaviour":
+            cards = _cards_within_stages(profile, categories, membership, kind, context, nouns)
+        elif kind == "micro":
+            names = _micro_names(labels["behaviour"], labels["demographic"], values.categories)
+            cards = _cards_within_stages(profile, categories, membership, kind, context, nouns, names)
+        elif kind == "demographic":
+            names = demographic_labels(profile, values, settings.attributes)
+            cards = segment_cards(
+                profile,
+                categories,
+                membership,
+                kind=kind,
+                names=names,
+                context=context,
+                base="all customers",
+                nouns=nouns,
+            )
         else:
-            if kind in CLUSTERED:
-                cards = _cards_within_stages(profile, categories, membership, kind, context)
-            else:
-                names = STAGE_NAMES if kind == "lifecycle" else _tier_names(kind, values.categories)
-                cards = segment_cards(
-                    profile, categories, membership, kind=kind, names=names, context=context
-                )
-            if kind == "demographic":
-                cards["label"] = _unique(
-                    [
-                        _demographic_name(sid, centroids.get(sid, {}), demographic_base)
-                        for sid in cards["segment_id"]
-                    ]
-                )
+            names = STAGE_NAMES if kind == "lifecycle" else _tier_names(kind, values.categories)
+            cards = segment_cards(
+                profile, categories, membership, kind=kind, names=names, context=context, nouns=nouns
+            )
+        if kind in CLUSTER_LAYERS:
+            scopes = {
+                sid: clustered.results[(kind, ALL if kind == "demographic" else sid.split(".")[0])]
+                for sid in cards["segment_id"].astype(str)
+            }
+            cards["model"] = [_model_card(scopes[sid]) for sid in cards["segment_id"].astype(str)]
+        labels[kind] = dict(zip(cards["segment_id"].astype(str), cards["label"], strict=True))
         frames.append(cards)
     for kind, rows in multi.items():
         # customers may be in several: describe each segment on its own members
@@ -464,6 +555,7 @@ def _describe(
                 pd.Series(part["segment_id"].to_numpy(), index=part["customer"].to_numpy()),
                 kind=kind,
                 context=context,
+                nouns=nouns,
             )
             for _, part in rows.groupby("segment_id")
         ]
@@ -483,6 +575,7 @@ def _describe(
             frames.append(cards)
     segments = pd.concat(frames, ignore_index=True)
     segments["segment_id"] = segments["segment_id"].astype(str)
+    centroids = clustered.centroids
     segments["centroid"] = segments["segment_id"].map(
         lambda s: json.dumps(centroids[s]) if s in centroids else None
     )

@@ -1,4 +1,10 @@
-"""Keeping segmentations in the warehouse, and reading back what the next run builds on."""
+"""Keeping segmentations in the warehouse, and reading back what the next run builds on.
+
+A run continues the run before it, never a later one: the *reference* of a run as of a date is
+the latest stored run before that date (or, when there is none, the stored run of that date
+itself, as when the first snapshot is redone). Its clustering models, its clustered segments and
+the ids used up to it are what the new run starts from, whatever order dates are run in.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +22,11 @@ from microseg.schema import (
     CUSTOMER_PROFILES,
     SEGMENT_CHANGES,
     SEGMENT_MEMBERSHIPS,
+    SEGMENT_MODELS,
     SEGMENT_REGISTRY,
     SEGMENTS,
 )
-from microseg.segments.segmentation import CLUSTER_LAYERS, PreviousSegment, Segmentation
+from microseg.segments.segmentation import CLUSTER_LAYERS, LayerModel, PreviousSegment, Segmentation
 
 _PREFIX = re.compile(r"^(.*?)(\d+)$")
 
@@ -30,19 +37,38 @@ def id_prefix(segment_id: str) -> str:
     return match.group(1) if match else segment_id
 
 
+def reference_date(wh: DuckDBWarehouse, as_of: dt.date) -> dt.date | None:
+    """The run that a run as of ``as_of`` continues: the latest before it, else that date's own
+    stored run (None on a first run). Never a later one."""
+    return wh.fetch(
+        "SELECT coalesce(max(as_of) FILTER (WHERE as_of < ?), max(as_of) FILTER (WHERE as_of = ?)) "
+        "FROM segments",
+        [as_of, as_of],
+    )[0][0]
+
+
+def kept_models(wh: DuckDBWarehouse, as_of: dt.date) -> dict[tuple[str, str], LayerModel]:
+    """The clustering models of the reference run of ``as_of``, by (layer, scope)."""
+    last = reference_date(wh, as_of)
+    if last is None:
+        return {}
+    rows = wh.fetch_df("SELECT * FROM segment_models WHERE as_of = ?", [last])
+    return {(str(r["kind"]), str(r["scope"])): LayerModel.from_row(r) for r in rows.to_dict("records")}
+
+
 def previous_segments(
     wh: DuckDBWarehouse, as_of: dt.date
 ) -> tuple[dict[str, list[PreviousSegment]], dict[str, list[str]]]:
-    """The clustered segments of the run to continue (by id prefix), and the other clustered ids
-    ever used (by id prefix): never to be handed out again."""
+    """The clustered segments of the reference run (by id prefix), and the other clustered ids
+    used up to it (by id prefix): never to be handed out again."""
+    last = reference_date(wh, as_of)
     retired: dict[str, list[str]] = {}
-    for (segment_id,) in wh.fetch("SELECT segment_id FROM segment_registry ORDER BY segment_id"):
+    used = wh.fetch(
+        "SELECT segment_id FROM segment_registry WHERE first_as_of <= ? ORDER BY segment_id",
+        [last or dt.date.min],
+    )
+    for (segment_id,) in used:
         retired.setdefault(id_prefix(segment_id), []).append(segment_id)
-    # the run of that date when it is redone, else the latest before it, else (back-filling an
-    # earlier date) the earliest after it: ids stay aligned whichever order dates are run in
-    last = wh.fetch(
-        "SELECT coalesce(max(as_of) FILTER (WHERE as_of <= ?), min(as_of)) FROM segments", [as_of]
-    )[0][0]
     if last is None:
         return {}, retired
     kinds = list(CLUSTER_LAYERS)
@@ -156,13 +182,15 @@ def store_segmentation(
         changes.assign(as_of=as_of)[[c.name for c in SEGMENT_CHANGES.columns]],
         f"as_of = {where}",
     )
+    models = segmentation.models.assign(as_of=as_of)
+    wh.replace_frame(SEGMENT_MODELS, models[[c.name for c in SEGMENT_MODELS.columns]], f"as_of = {where}")
     clustered = segments[segments["kind"].isin(list(CLUSTER_LAYERS))][["segment_id", "kind"]]
     wh.con.register("__new_ids", clustered)
     try:
         wh.sql(
-            "UPDATE segment_registry SET last_as_of = greatest(last_as_of, ?) "
-            "WHERE segment_id IN (SELECT segment_id FROM __new_ids)",
-            [as_of],
+            "UPDATE segment_registry SET last_as_of = greatest(last_as_of, ?), "
+            "first_as_of = least(first_as_of, ?) WHERE segment_id IN (SELECT segment_id FROM __new_ids)",
+            [as_of, as_of],
         )
         wh.sql(
             f"INSERT INTO {SEGMENT_REGISTRY.name} SELECT segment_id, kind, ?, ? FROM __new_ids n "
