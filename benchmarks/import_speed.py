@@ -5,7 +5,7 @@ Builds one file of N generated events (default 10M, all event kinds mixed), then
 * reference: ``CREATE TABLE AS SELECT * FROM read_parquet(...)`` into a fresh DuckDB file
   (no validation, no deduplication);
 * microseg: ``Project.import_sources()`` into a fresh project (mapping, per-row checks,
-  quarantine, content-key deduplication, customers and products);
+  quarantine, event identity and corrections, customers and products);
 * microseg again on the same file (the idempotent re-import: everything is a duplicate).
 
 Prints rows/s and the ratio microseg / reference. Usage::
@@ -89,7 +89,7 @@ def microseg_import(workdir: Path, path: Path) -> tuple[float, float, int]:
         again = time.perf_counter() - started
         rows = sum(r.rows_read for r in first)
         assert sum(r.loaded for r in second) == 0, "re-import must add nothing"
-        assert sum(r.loaded + r.duplicates + r.quarantined for r in first) == rows
+        assert sum(r.loaded + r.duplicates + r.corrected + r.quarantined for r in first) == rows
     return seconds, again, rows
 
 

@@ -271,35 +271,44 @@ def _load_events(
         n_good = n_ids = wh.fetch(f"SELECT count(*) FROM {good}")[0][0]
     repeats = n_good != n_ids
     if not keyed and identity.basis == "new":
-        # a file never seen: every good line is a new event, nothing to compare
-        result.loaded = wh.changed(f"INSERT INTO events SELECT {values} FROM {good}")
-        written = good
+        known = 0  # a file never seen: every good line is a new event, nothing to compare
     else:
         wh.sql(
             f"CREATE TEMP TABLE __known_{tag} AS SELECT event_id, {_content_hash()} AS __stored FROM events "
             f"WHERE event_id IN (SELECT event_id FROM {good})"
         )
+        known = wh.count(f"__known_{tag}")
+    if not known and not repeats:
+        result.loaded = wh.changed(f"INSERT INTO events SELECT {values} FROM {good}")
+        written = good
+    else:
+        # one narrow row per staged row: its status, and whether it is the version to store
         order = "PARTITION BY event_id ORDER BY __row"
         previous = f"lag(__h) OVER ({order})" if repeats else "NULL"
         last = "row_number() OVER (PARTITION BY event_id ORDER BY __row DESC) = 1" if repeats else "true"
         wh.sql(
-            f"CREATE TEMP TABLE __rows_{tag} AS SELECT *, CASE "
+            f"CREATE TEMP TABLE __status_{tag} AS SELECT __row, event_id, __stored IS NOT NULL AS __known, CASE "
             f"WHEN __prev IS NOT NULL THEN (CASE WHEN __prev = __h THEN 'duplicate' ELSE 'corrected' END) "
             f"WHEN __stored IS NULL THEN 'loaded' WHEN __stored = __h THEN 'duplicate' ELSE 'corrected' END "
             f"AS __status, __last AND (__stored IS NULL OR __stored <> __h) AS __write FROM ("
-            f"SELECT s.*, k.__stored, {previous} AS __prev, {last} AS __last FROM "
-            f"(SELECT *, {_content_hash()} AS __h FROM {good}) s LEFT JOIN __known_{tag} k USING (event_id))"
+            f"SELECT s.__row, s.event_id, s.__h, k.__stored, {previous} AS __prev, {last} AS __last FROM "
+            f"(SELECT __row, event_id, {_content_hash()} AS __h FROM {good}) s "
+            f"LEFT JOIN __known_{tag} k USING (event_id))"
         )
-        counts = dict(wh.fetch(f"SELECT __status, count(*) FROM __rows_{tag} GROUP BY 1"))
+        counts = dict(wh.fetch(f"SELECT __status, count(*) FROM __status_{tag} GROUP BY 1"))
         result.loaded = int(counts.get("loaded", 0))
         result.corrected = int(counts.get("corrected", 0))
-        wh.sql(
-            f"DELETE FROM events WHERE event_id IN "
-            f"(SELECT event_id FROM __rows_{tag} WHERE __write AND __stored IS NOT NULL)"
-        )
-        wh.changed(f"INSERT INTO events SELECT {values} FROM __rows_{tag} WHERE __write")
-        written = f"(SELECT * FROM __rows_{tag} WHERE __status = 'loaded')"
-        wh.sql(f"DROP TABLE __known_{tag}")
+        if result.corrected:
+            wh.sql(
+                f"DELETE FROM events WHERE event_id IN "
+                f"(SELECT event_id FROM __status_{tag} WHERE __write AND __known)"
+            )
+        if result.loaded or result.corrected:
+            wh.changed(
+                f"INSERT INTO events SELECT {values} FROM {good} "
+                f"WHERE __row IN (SELECT __row FROM __status_{tag} WHERE __write)"
+            )
+        written = f"(SELECT * FROM {good} WHERE __row IN (SELECT __row FROM __status_{tag} WHERE __status = 'loaded'))"
     result.duplicates = int(n_good) - result.loaded - result.corrected
     if not keyed and identity.basis != "new":
         result.details["removed"] = _remove_withdrawn(wh, tag, source, identity, result, rejects)
@@ -307,8 +316,6 @@ def _load_events(
         f"SELECT event_type, count(*), count(*) FILTER (WHERE customer_id IS NULL) FROM {written} "
         "GROUP BY 1 ORDER BY 1"
     )
-    with contextlib.suppress(Exception):
-        wh.sql(f"DROP TABLE IF EXISTS __rows_{tag}")
     result.details["by_event_type"] = {t: int(n) for t, n, _ in by_type}
     result.details["anonymous"] = sum(int(a) for _, _, a in by_type)
 

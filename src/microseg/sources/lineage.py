@@ -57,6 +57,11 @@ def _hash_file(path: Path, checkpoints: set[int]) -> tuple[str, dict[int, str]]:
 
 
 def new_lineage(source: str, fingerprint: str) -> str:
+    """The lineage a file starts: 16 hex digits of the source and the file's fingerprint.
+
+    >>> new_lineage("orders", "0" * 64)
+    '22c28f04e9c9fa2c'
+    """
     return hashlib.sha256(f"{source}\0{fingerprint}".encode()).hexdigest()[:16]
 
 

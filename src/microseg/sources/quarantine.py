@@ -43,6 +43,7 @@ def list_rows(
 
 
 def count_rows(wh: DuckDBWarehouse, source: str | None = None, file: str | Path | None = None) -> int:
+    """How many quarantined rows ``list_rows`` would give without a limit."""
     where, params = _where(source, file)
     return int(wh.fetch(f"SELECT count(*) FROM quarantine q {where}", params)[0][0])
 

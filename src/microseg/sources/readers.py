@@ -94,13 +94,6 @@ def kind_of(path: Path, source: SourceConfig) -> FileKind:
     return FileKind(fmt)
 
 
-def format_of(path: Path, fmt: str, source: str) -> str:
-    """The format a file is read as (``fmt`` unless it is "auto")."""
-    from microseg.config import parse_source
-
-    return kind_of(path, parse_source(source, {"path": str(path), "format": fmt})).format
-
-
 # --- text checks before reading -------------------------------------------------------------------
 
 
@@ -390,6 +383,7 @@ def read_jsonl(wh: DuckDBWarehouse, path: Path, kind: FileKind, source: SourceCo
 
 
 def read_parquet(wh: DuckDBWarehouse, path: Path, source: SourceConfig) -> RawFile:
+    """A Parquet file with its own column types, numbered by its row order."""
     scan = f"read_parquet({quote_literal(str(path))}, file_row_number = true)"
     try:
         columns = wh.describe(scan)
@@ -401,6 +395,7 @@ def read_parquet(wh: DuckDBWarehouse, path: Path, source: SourceConfig) -> RawFi
 
 
 def read_xlsx(wh: DuckDBWarehouse, path: Path, source: SourceConfig, tag: str) -> RawFile:
+    """One sheet of a workbook (see ``spreadsheets``); rows wider than the header are rejects."""
     sheet = spreadsheets.read_sheet(path, source.sheet, source.header, source.name)
     names = _column_names(source, sheet.names, path)
     table = sheet.to_arrow(names)
@@ -439,6 +434,7 @@ def read_file(wh: DuckDBWarehouse, path: Path, kind: FileKind, source: SourceCon
 
 
 def drop_temporaries(wh: DuckDBWarehouse, tag: str) -> None:
+    """Drop the temporary tables of the import ``tag``."""
     for name in (
         "raw",
         "skips",
@@ -449,10 +445,13 @@ def drop_temporaries(wh: DuckDBWarehouse, tag: str) -> None:
         "duck_rejects",
         "duck_scans",
         "reject_lines",
+        "known",
+        "status",
     ):
         wh.sql(f"DROP TABLE IF EXISTS __{name}_{tag}")
 
 
 def remove_workdir(workdir: Path | None) -> None:
+    """Remove the folder of an import's converted copies (when it made one)."""
     if workdir is not None:
         shutil.rmtree(workdir, ignore_errors=True)

@@ -31,6 +31,8 @@ def engine() -> str:
 
 @dataclass
 class Sheet:
+    """A sheet's column names and rows, each row with its number after the header."""
+
     names: list[str]
     rows: list[tuple[int, list[Any]]]  # (data row number, cells) of rows that fit the header
     too_wide: list[tuple[int, list[Any]]] = field(default_factory=list)  # rows with extra cells

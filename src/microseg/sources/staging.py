@@ -141,6 +141,23 @@ def _label(field_name: str, column: str) -> str:
     return field_name if field_name == column else f"{field_name} ({column})"
 
 
+def _too_large(label: str, value_sql: str) -> str:
+    return (
+        f"CASE WHEN strlen({value_sql}) > {MAX_VALUE_BYTES} THEN '{label}: the value is ' || "
+        f"{marked(f'round(strlen({value_sql}) / 1048576, 1)')} || ' MB, over the "
+        f"{MAX_VALUE_BYTES // 2**20} MB limit' END"
+    )
+
+
+def _may_have_more_decimals(source_type: str) -> bool:
+    """Whether values of this type can carry more than the 4 decimals money keeps."""
+    if source_type in ("VARCHAR", "DOUBLE", "FLOAT"):
+        return True
+    if source_type.startswith("DECIMAL("):
+        return int(source_type.rstrip(")").split(",")[1]) > 4
+    return False
+
+
 def _numeric_text(value: str, source: SourceConfig) -> str:
     """SQL of a number written as text, with a decimal comma read as a point when configured."""
     if source.decimal_separator != ",":
@@ -209,20 +226,16 @@ class _Stage:
         self.present[key] = value
         self.labels[key] = label = _label(key, column)
         cannot_read = f"'{label}: cannot read ' || {shown(value)} || ' as {TYPE_WORDS.get(col.type, 'text')}'"
-        if col.type == MONEY and (
-            typ == "VARCHAR" or typ in ("DOUBLE", "FLOAT") or typ.startswith("DECIMAL")
-        ):
+        if col.type == MONEY and _may_have_more_decimals(typ):
             text = _numeric_text(value, self.source) if typ == "VARCHAR" else value
-            number = f"TRY_CAST({text} AS DOUBLE)"
             cannot_read = (
-                f"CASE WHEN {number} IS NOT NULL THEN '{label}: ' || {shown(value)} || "
+                f"CASE WHEN TRY_CAST({text} AS DOUBLE) IS NOT NULL THEN '{label}: ' || {shown(value)} || "
                 f"' is too large (at most {MONEY_DIGITS} digits before the decimal point)' ELSE {cannot_read} END"
             )
             # more than 4 decimals: reported, and amounts are computed from the unrounded value
-            self.rounded[label] = (
-                f"(abs({number} - CAST({sql} AS DOUBLE)) > 1e-9 * greatest(1.0, abs({number})))"
-            )
-            self.exact[key] = f"TRY_CAST({text} AS DECIMAL(18,8))"
+            exact = f"TRY_CAST({text} AS DECIMAL(18,8))"
+            self.rounded[label] = f"({exact} <> {sql})"
+            self.exact[key] = exact
         if can_fail:
             self.reasons.append(f"CASE WHEN {value} IS NOT NULL AND {sql} IS NULL THEN {cannot_read} END")
         if typ == "VARCHAR" and self.raw.json_lines:
@@ -230,11 +243,7 @@ class _Stage:
 
     def size_check(self, label: str, value_sql: str) -> None:
         """A value over ``MAX_VALUE_BYTES`` is quarantined with its size."""
-        self.reasons.append(
-            f"CASE WHEN strlen({value_sql}) > {MAX_VALUE_BYTES} THEN '{label}: the value is ' || "
-            f"{marked(f'round(strlen({value_sql}) / 1048576, 1)')} || ' MB, over the "
-            f"{MAX_VALUE_BYTES // 2**20} MB limit' END"
-        )
+        self.reasons.append(_too_large(label, value_sql))
 
     def require(self, key: str, fields: dict[str, str]) -> None:
         if key not in fields:
@@ -252,9 +261,16 @@ class _Stage:
         if self.raw.json_lines:
             return
         label_of = {column: self.labels.get(key, column) for key, column in mapping.fields.items()}
-        for i, (column, typ) in enumerate(self.raw.columns.items()):
-            if typ == "VARCHAR":  # the raw columns reach the checks as __raw_<i> (see plan)
-                self.size_check(label_of.get(column, column), f"__raw_{i}")
+        # the raw columns reach the checks as __raw_<i> (see plan)
+        texts = [
+            (label_of.get(column, column), f"__raw_{i}")
+            for i, (column, typ) in enumerate(self.raw.columns.items())
+            if typ == "VARCHAR"
+        ]
+        if texts:  # one cheap test per row; which value is too large only when one is
+            longest = "greatest(" + ", ".join(f"coalesce(strlen({v}), 0)" for _, v in texts) + ")"
+            each = joined([_too_large(label, v) for label, v in texts])
+            self.reasons.append(f"CASE WHEN {longest} > {MAX_VALUE_BYTES} THEN {each} END")
 
     def leftover_json(self, mapping: Mapping) -> str:
         """The source columns no field uses, as a JSON object (so nothing read is lost)."""
@@ -505,10 +521,12 @@ def _event_rules(stage: _Stage, mapping: Mapping, currency: str, lineage: str) -
         q = typed["quantity"] if "quantity" in fields else f"CAST({int(source.default_quantity)} AS BIGINT)"
         price = stage.exact.get("unit_price", typed["unit_price"])
         amount = f"TRY_CAST({q} * {price} AS {MONEY})"
+        # the exact product is checked only near the limit, where the cheap one cannot tell
+        near = f"abs(CAST({q} AS DOUBLE) * CAST({typed['unit_price']} AS DOUBLE)) >= 0.99e{MONEY_DIGITS}"
         stage.reasons.append(
-            f"CASE WHEN {commerce} AND {q} IS NOT NULL AND {typed['unit_price']} IS NOT NULL AND {amount} IS NULL "
+            f"CASE WHEN {commerce} AND {near} THEN (CASE WHEN {amount} IS NULL "
             f"THEN 'amount: quantity × unit_price is too large (' || {marked(q)} || ' × ' || "
-            f"{marked(typed['unit_price'])} || ')' END"
+            f"{marked(typed['unit_price'])} || ')' END) END"
         )
     else:
         _no_amount(stage, mapping, commerce)
