@@ -132,6 +132,10 @@ def test_the_command_line_starts_without_the_data_stack():
     probe = "import microseg; print(microseg.Project.__name__, microseg.generate_demo.__name__)"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["Project", "generate_demo"]
+    import microseg
+
+    assert set(microseg.__all__) == {*microseg._EXPORTS, "__version__"}
+    assert all(getattr(microseg, name) is not None for name in microseg.__all__)
 
 
 def test_version(capsys):

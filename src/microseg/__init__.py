@@ -36,7 +36,26 @@ _EXPORTS: dict[str, str] = {
     "load_config": "microseg.config",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "EVENT_TYPES",
+    "TABLES",
+    "ConfigError",
+    "ImportResult",
+    "InvalidInputError",
+    "MicrosegError",
+    "MissingDependencyError",
+    "NotFittedError",
+    "Project",
+    "ProjectConfig",
+    "ProjectNotFoundError",
+    "RunResult",
+    "SchemaError",
+    "SourceError",
+    "__version__",
+    "customer_summary",
+    "generate_demo",
+    "load_config",
+]
 
 if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eagerly
     from microseg.config import ProjectConfig, load_config
