@@ -293,7 +293,7 @@ def _print_rejections(results: list[ImportResult]) -> None:
         )
 
 
-def _run_pipeline(project: Project, as_of: dt.date | None) -> dt.date:
+def _run_pipeline(project: Project, as_of: dt.date | None, refit: bool = False) -> dt.date:
     """Run the pipeline, print what it did; returns the date it ran as of."""
     with _progress() as progress:
         task = progress.add_task("pipeline", total=1)
@@ -301,7 +301,7 @@ def _run_pipeline(project: Project, as_of: dt.date | None) -> dt.date:
         def on_step(name: str, i: int, n: int) -> None:
             progress.update(task, description=name, completed=i, total=n)
 
-        result = project.run(as_of, on_step=on_step)
+        result = project.run(as_of, on_step=on_step, refit=refit)
     with_clv = f"{result.with_clv:,} with a CLV" if result.with_clv else "none with a CLV (see the warning)"
     say(
         "Pipeline as of [bold]{}[/] on {} in {:.1f} s: {:,} customers, {:,} with purchases, {}",
@@ -314,6 +314,8 @@ def _run_pipeline(project: Project, as_of: dt.date | None) -> dt.date:
     )
     if result.value_model:
         say("Value model: [bold]{}[/], {}", result.value_model, result.value_model_reason)
+    for line in result.clusters:  # clustered layers: models kept or refitted, stability across seeds
+        say("Clusters: {}", line)
     fits = project.model_fits(result.as_of)
     if not fits.empty:
         frame = fits[["model", "parameter", "estimate", "se"]]
@@ -372,11 +374,18 @@ def run(
         str | None, typer.Option("--as-of", help="Analysis date YYYY-MM-DD (default from config).")
     ] = None,
     out: Annotated[Path | None, out_option("the fitted model parameters")] = None,
+    refit: Annotated[
+        bool,
+        typer.Option(
+            "--refit",
+            help="Fit the clustered layers anew instead of continuing the previous snapshot's models.",
+        ),
+    ] = False,
 ) -> None:
     """Run the pipeline as of the analysis date and store the results."""
     date = _parse_date(as_of)
     with _project() as project:
-        as_of_run = _run_pipeline(project, date)
+        as_of_run = _run_pipeline(project, date, refit)
         if out is not None:
             write_out(project.model_fits(as_of_run), out, "parameters")
 
@@ -555,10 +564,12 @@ def segments(
         say("No segments: {}.", empty_because)
         return
     if kind is None:
-        layers = frame.groupby("kind", sort=False).agg(
-            segments=("segment_id", "size"), customers=("size", "sum")
-        )
-        layers = layers.reset_index().rename(columns={"kind": "layer"})
+        from microseg.registry import LAYERS
+
+        layers = frame.groupby("kind").agg(segments=("segment_id", "size"), customers=("size", "sum"))
+        order = [name for name in LAYERS if name in layers.index]  # registry order: lifecycle first
+        order += sorted(set(layers.index) - set(order))
+        layers = layers.loc[order].reset_index().rename(columns={"kind": "layer"})
         write_out(layers, out, "layers")
         show_frame(layers, "Segment layers", left=("layer",))
         console.print("Details of a layer: [bold]microseg segments --kind behaviour[/]")
@@ -623,9 +634,10 @@ def status(out: Annotated[Path | None, out_option()] = None) -> None:
 
     with _project() as project:
         counts = pd.DataFrame(list(project.status().items()), columns=["table", "rows"])
-        title = f"Warehouse {project.config.warehouse}"
+        warehouse = project.config.warehouse
     write_out(counts, out, "tables")
-    show_frame(counts, title, left=("table",))
+    say("Warehouse: {}", warehouse)  # a path is too long for a table title
+    show_frame(counts, "Rows by table", left=("table",))
 
 
 @app.command()
