@@ -211,7 +211,11 @@ class Project:
         on_file: Callable[[str, Path, ImportResult | None], None] | None = None,
     ) -> list[ImportResult]:
         """Import the named sources (all when ``names`` is empty), customers and products first
-        so that traits are in place before events arrive."""
+        so that traits are in place before events arrive.
+
+        Returns one result per file. A file with more quarantined rows than its source's
+        ``max_rejected_share`` is imported all the same; ``microseg.sources.files.check_rejections``
+        raises for it (as ``microseg import`` exits 1)."""
         sources = self.config.sources
         wanted = list(names) if names else list(sources)
         for name in wanted:
