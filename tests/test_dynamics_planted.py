@@ -85,12 +85,12 @@ def _write_weekly_buyers(data: Path, until: dt.date) -> None:
     n = len(ts)
     rows = pd.DataFrame(
         {
-            "event_id": [f"EW{i:014d}" for i in range(n)],
+            "event_id": [f"WEEKLY{i:010d}" for i in range(n)],
             "event_type": "purchase",
             "ts": ts,
             "customer_id": owner,
             "channel": "web",
-            "order_id": [f"OW{i:012d}" for i in range(n)],
+            "order_id": [f"OWEEKLY{i:09d}" for i in range(n)],
             "product_id": [f"P{1 + i % 20:04d}" for i in range(n)],
             "quantity": 1,
             "unit_price": [Decimal("25.00")] * n,
