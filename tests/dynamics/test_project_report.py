@@ -107,6 +107,11 @@ def test_project_report_file(backfilled, tmp_path, capsys):
     for heading in ("Stage sizes over time", "Migration between stages", "Transition matrix", "Personas"):
         assert heading in html
     assert "Alerts" in html and "Forecast for next period" in html
+    # the forecast says which model gave it and what CLV at stake means
+    reason = backfilled.forecast_choice().reason
+    assert f"Next-period probabilities come from {reason}." in html
+    assert "CLV at stake = P(move to at_risk or churned next period) x the customer&#x27;s CLV" in html
+    assert "the period from 2025-11-30 to 2025-12-31 was tested" in html
     # one file: no script, style sheet or image is loaded from anywhere
     assert re.search(r"<script[^>]*\bsrc=", html) is None
     assert re.search(r"<(link|img)\b", html) is None
