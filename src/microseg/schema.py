@@ -447,7 +447,7 @@ SEGMENT_CHANGES = Table(
         Column("event", "VARCHAR", True, "kept, new, merged, split or vanished"),
         Column("old_id", "VARCHAR", False, ""),
         Column("new_id", "VARCHAR", False, ""),
-        Column("basis", "VARCHAR", False, "membership or centroid"),
+        Column("basis", "VARCHAR", False, "members or centroid (refitted), model (kept model)"),
         Column("shared", "BIGINT", False, "customers in both"),
         Column("overlap", "DOUBLE", False, "overlap coefficient of the members"),
     ),

@@ -889,8 +889,17 @@ def _format_segment(card: Mapping[str, Any]) -> str:
         f"  channels: {_pairs(card.get('channels') or {})}",
         f"  demographics: mean age {'-' if age is None else f'{age:.1f}'}; "
         f"gender {_pairs(demo.get('gender') or {})}; regions {_pairs(demo.get('top_regions') or [])}",
-        f"  what sets them apart from {card.get('base') or 'the layer'}:",
     ]
+    if demo.get("attributes"):
+        lines.append(f"  attributes: {_attributes_text(demo['attributes'])}")
+    model = card.get("model")
+    if model:
+        lines.append(
+            f"  model: {model['status']}, fitted on {model.get('fitted_as_of') or '-'}; "
+            f"{model.get('segments', '-')} segments, stability across seeds {model['stability']:.2f}, "
+            f"silhouette {model['silhouette']:.2f}"
+        )
+    lines.append(f"  what sets them apart from {card.get('base') or 'the layer'}:")
     distinguishing = card.get("distinguishing") or []
     for d in distinguishing:
         if d.get("kind") == "category" or str(d["feature"]).startswith(CATEGORY_PREFIX):
@@ -907,6 +916,17 @@ def _format_segment(card: Mapping[str, Any]) -> str:
         lines.append("    nothing stands out")
     lines += [f"  note: {note}" for note in card.get("notes") or []]
     return "\n".join(lines)
+
+
+def _attributes_text(attributes: Mapping[str, Any]) -> str:
+    """Declared attributes of a segment: value shares, or the mean of a numeric one."""
+    parts = []
+    for name, value in attributes.items():
+        if isinstance(value, Mapping):
+            parts.append(f"{name} {_pairs(value)}")
+        else:
+            parts.append(f"{name} mean {'-' if value is None else f'{value:,.2f}'}")
+    return "; ".join(parts)
 
 
 def _format_customer(card: Mapping[str, Any]) -> str:

@@ -339,15 +339,15 @@ def _cluster_layers(
             behaviour_sources(spend, views),
         )
     year = as_of.year if as_of else None
-    everyone = np.arange(len(profile))
-    run(
-        "demographic",
-        ALL,
-        CLUSTER_LAYERS["demographic"],
-        everyone,
-        lambda spec: demographic_features(profile, settings.attributes, spec, year),
-        demographic_sources(profile, settings.attributes),
-    )
+    if len(profile):
+        run(
+            "demographic",
+            ALL,
+            CLUSTER_LAYERS["demographic"],
+            np.arange(len(profile)),
+            lambda spec: demographic_features(profile, settings.attributes, spec, year),
+            demographic_sources(profile, settings.attributes),
+        )
 
     changes = [r.events.assign(kind=kind) for (kind, _), r in results.items() if len(r.events)]
     change_frame = pd.concat(changes, ignore_index=True) if changes else pd.DataFrame(columns=["kind"])
@@ -474,13 +474,16 @@ def _cards_within_stages(
 
 
 def _micro_names(behaviour: Mapping[str, str], demographic: Mapping[str, str], ids) -> dict[str, str]:
-    """A micro-segment by its two parts: "Active garden lovers, women in their 30s"."""
+    """A micro-segment by its two parts: "Active garden lovers, women in their 30s", "Active
+    garden lovers in London" (a demographic label without a head noun joins without one)."""
     names = {}
     for micro in ids:
         b, _, d = str(micro).rpartition(".")
         people = demographic.get(d, "")
         text = behaviour.get(b, b)
-        if people and people != "Customers":
+        if people.startswith("Customers "):
+            text += " " + people.removeprefix("Customers ")
+        elif people and people != "Customers":
             text += ", " + people[:1].lower() + people[1:]
         names[str(micro)] = text
     return names
