@@ -100,8 +100,14 @@ def hostile(tmp_path_factory) -> Path:
     return root
 
 
-def test_import_and_status_are_safe(hostile, capsys):
-    for args in (["import"], ["status"], ["snapshots"]):
+def test_import_run_and_status_are_safe(hostile, capsys):
+    for args in (
+        ["import"],
+        ["run", "--as-of", SNAPSHOTS[1]],  # the same date again: its results are replaced
+        ["backfill", "--from", SNAPSHOTS[0], "--to", SNAPSHOTS[1]],
+        ["status"],
+        ["snapshots"],
+    ):
         code, out, err = cli(["-p", str(hostile), *args], capsys)
         assert code == 0, err
         assert_safe(out, err)
