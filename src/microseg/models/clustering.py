@@ -20,6 +20,9 @@ values weighs as much as one with two). Then, on a sample of the customers drawn
    third decimal of a silhouette (which does move with the seed). When no k is admissible the
    customers are one segment: there is no structure that a seed would not change.
 
+Every k gets its five fits: a single fit is not a reliable guess of a k's quality (one start in
+ten can land in a poorer optimum), so no k is passed over on the strength of one.
+
 Cluster numbers are ordered by size (largest first), then by centroid. A fitted model is kept as
 a :class:`ClusterModel` (scaling and centres in raw feature units) so that later snapshots can
 assign customers to the same centres.
@@ -124,7 +127,7 @@ class SegmentClusterer(Estimator):
         best = None
         if len(z) >= MIN_CUSTOMERS and largest_k >= 2:
             seeds = np.random.default_rng(self.random_state).integers(0, 2**31 - 1, size=self.n_seeds)
-            admissible = {}
+            admissible: dict[int, tuple[float, np.ndarray]] = {}
             for k in range(max(self.k_min, 2), largest_k + 1):
                 stability, labels, centers = self._ensemble(k, zs, seeds)
                 if len(np.unique(labels)) < 2:
