@@ -13,6 +13,7 @@ import pytest
 
 from microseg.config import parse_source
 from microseg.dynamics.snapshots import fingerprint
+from microseg.errors import SourceError
 from microseg.sources.files import import_file
 from tests.sources.conftest import orders_source, write
 
@@ -185,3 +186,18 @@ def test_event_key_must_name_event_fields(key):
 
     with pytest.raises(ConfigError, match=r"sources.orders.event_key"):
         orders_source("x.csv", event_key=key)
+
+
+def test_a_file_imported_by_the_content_keyed_version_is_not_stored_twice(warehouse, tmp_path):
+    path = write(tmp_path / "orders.csv", IDENTICAL_LINES)
+    # what an import by the earlier version left: events with content ids, a log row without lineage
+    warehouse.sql(
+        "INSERT INTO imports (import_id, source, file, started_at, seconds, rows_read, loaded, duplicates, "
+        "quarantined) VALUES ('old', 'orders', ?, now(), 1, 5, 3, 2, 0)",
+        [str(path)],
+    )
+    with pytest.raises(SourceError, match=r"imported by an earlier version .* event_key"):
+        import_file(warehouse, orders_source(path), path)
+    assert warehouse.count("events") == 0
+    keyed = orders_source(path, event_key=["customer_id", "ts", "product_id"])
+    assert import_file(warehouse, keyed, path).rows_read == 5

@@ -150,6 +150,8 @@ def import_file(
         readable = prepare_text(path, kind, source, workdir) if kind.is_text else path
         if readable != path:  # a UTF-8 copy, uncompressed
             kind = FileKind(kind.format)
+        if table is EVENTS:
+            _refuse_content_keyed_reimport(wh, source, path)
         identity = identify(
             wh, source.name, path, appendable=readable == path and kind.is_text and kind.compression == "none"
         )
@@ -175,6 +177,23 @@ def import_file(
             drop_temporaries(wh, tag)
         remove_workdir(workdir)
     return result
+
+
+def _refuse_content_keyed_reimport(wh: DuckDBWarehouse, source: SourceConfig, path: Path) -> None:
+    """A file imported by a version of microseg that identified rows by their content (its
+    imports have no lineage) would be stored a second time under line ids: refuse that."""
+    if "event_id" in source.columns or source.event_key:
+        return
+    earlier = wh.fetch(
+        "SELECT count(*) FROM imports WHERE source = ? AND file = ? AND lineage IS NULL",
+        [source.name, str(path)],
+    )[0][0]
+    if earlier:
+        raise SourceError(
+            f"sources.{source.name}: {path} was imported by an earlier version of microseg, which identified "
+            "events by their content; importing it again would store its lines a second time. Set event_key "
+            "to the fields that identify an event, or rebuild the warehouse (delete it and import again)"
+        )
 
 
 def _stage(wh: DuckDBWarehouse, tag: str, source: SourceConfig, plan: StagePlan, path: Path) -> None:
