@@ -128,10 +128,7 @@ def test_values_show_every_hostile_id_as_text(hostile, capsys, tmp_path):
         assert shows(customer) in out, customer
 
 
-# A NUL byte in an id is cut off on the way into customer_profiles and segment_memberships (a
-# NumPy unicode array handed to Arrow ends a string at NUL), so that customer has no card yet.
-NUL_CUT = pytest.mark.xfail(reason="ids are cut at a NUL byte in profiles and memberships", strict=True)
-CARD_IDS = [pytest.param(c, marks=NUL_CUT) if "\x00" in c else c for c in HOSTILE]
+CARD_IDS = HOSTILE
 
 
 @pytest.mark.parametrize("customer", CARD_IDS)

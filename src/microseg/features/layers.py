@@ -89,7 +89,7 @@ def category_shares(
         return pd.DataFrame(index=index)
     names = sorted(set(names) | {"other"})  # the rest are folded into "other"
     column = np.array([f"{prefix}_{c}" for c in names], dtype=object)
-    code = pd.Categorical(categories["category"].astype(str), categories=names).codes.astype(np.int64)
+    code = pd.Index(names).get_indexer(categories["category"].astype(str)).astype(np.int64)
     code[code < 0] = names.index("other")
     row = index.get_indexer(categories["customer_id"])
     inside = row >= 0

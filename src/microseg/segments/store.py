@@ -135,7 +135,7 @@ def store_segmentation(
     ids = pa.table(
         {
             "customer": pa.array(np.arange(len(segmentation.customer_ids), dtype=np.int64)),
-            "customer_id": pa.array(segmentation.customer_ids.astype(str)),
+            "customer_id": pa.array(segmentation.customer_ids.astype(object), pa.string()),  # not via NumPy text: it ends at a NUL
         }
     )
     wh.con.register("__ids", ids)
