@@ -304,7 +304,13 @@ def persona_context(
     names += [name for name, a in declared.items() if a.type == "numeric" and name not in names]
     codes = {}
     banded = [(name, "unknown") for name, a in declared.items() if a.type != "numeric"]
-    for column, missing in (("stage", "unknown"), ("gender", "unknown"), ("region", None), *banded):
+    for column, missing in (
+        ("stage", "unknown"),
+        ("gender", "unknown"),
+        ("region", None),
+        ("country", None),
+        *banded,
+    ):
         if column not in prof.columns:
             continue
         values = pd.Categorical(prof[column])  # a no-op for categorical columns
@@ -438,6 +444,15 @@ def _mix_table(context: PersonaContext, column: str, rows: np.ndarray, codes: np
     return table, names
 
 
+def _top_places(table, names: list[str], code: int, size: int) -> list[tuple[str, float]]:
+    """The ``TOP_REGIONS`` most common places of a segment with their shares of its customers."""
+    if table is None:
+        return []
+    counts = table[code]
+    present = sorted(((names[i], counts[i]) for i in np.flatnonzero(counts)), key=lambda kv: (-kv[1], kv[0]))
+    return [(place, float(n / size)) for place, n in present[:TOP_REGIONS]]
+
+
 def _mix_of(counts: np.ndarray, names: list[str], order: tuple[str, ...] = ()) -> dict[str, float]:
     total = counts.sum()
     if total <= 0:
@@ -496,6 +511,7 @@ def segment_cards(
     stage_table, stage_names = _mix_table(context, "stage", rows, codes, k)
     gender_table, gender_names = _mix_table(context, "gender", rows, codes, k)
     region_table, region_names = _mix_table(context, "region", rows, codes, k)
+    country_table, country_names = _mix_table(context, "country", rows, codes, k)
     attribute_tables = {
         name: _mix_table(context, name, rows, codes, k)
         for name in context.attributes
@@ -507,15 +523,11 @@ def segment_cards(
 
     cards_rows = []
     for code in range(k):
-        top_regions = []
-        if region_table is not None:
-            counts = region_table[code]
-            present = [(region_names[i], counts[i]) for i in np.flatnonzero(counts)]
-            top_regions = sorted(present, key=lambda kv: (-kv[1], kv[0]))[:TOP_REGIONS]
         demographics = {
             "mean_age": _clean(age_means[code]),
             "gender": _mix_of(gender_table[code], gender_names) if gender_table is not None else {},
-            "top_regions": [(r, float(n / sizes[code])) for r, n in top_regions],
+            "top_regions": _top_places(region_table, region_names, code, sizes[code]),
+            "top_countries": _top_places(country_table, country_names, code, sizes[code]),
         }
         if context.attributes:
             demographics["attributes"] = {
@@ -885,11 +897,23 @@ def _format_segment(card: Mapping[str, Any]) -> str:
         f"  value: mean CLV {_money(card.get('mean_clv'))}, median CLV {_money(card.get('median_clv'))}, "
         f"mean P(alive) {_money(card.get('mean_p_alive'))}",
         f"  stages: {_pairs(card.get('stage_mix') or {})}",
-        f"  top categories: {_pairs(card.get('top_categories') or [])}",
-        f"  channels: {_pairs(card.get('channels') or {})}",
-        f"  demographics: mean age {'-' if age is None else f'{age:.1f}'}; "
-        f"gender {_pairs(demo.get('gender') or {})}; regions {_pairs(demo.get('top_regions') or [])}",
     ]
+    # lines the data say nothing about (no categories, channels or demographics) are left out
+    categories = [(c, v) for c, v in card.get("top_categories") or [] if c != "unknown"]
+    if categories:
+        lines.append(f"  top categories: {_pairs(categories)}")
+    channels = {c: v for c, v in (card.get("channels") or {}).items() if v is not None}
+    if channels:
+        lines.append(f"  channels: {_pairs(channels)}")
+    gender = {g: v for g, v in (demo.get("gender") or {}).items() if g != "unknown"}
+    people = [f"mean age {age:.1f}"] if age is not None else []
+    if gender:
+        people.append(f"gender {_pairs(demo.get('gender'))}")
+    for key, name in (("top_regions", "regions"), ("top_countries", "countries")):
+        if demo.get(key):
+            people.append(f"{name} {_pairs(demo[key])}")
+    if people:
+        lines.append(f"  demographics: {'; '.join(people)}")
     if demo.get("attributes"):
         lines.append(f"  attributes: {_attributes_text(demo['attributes'])}")
     model = card.get("model")
