@@ -512,6 +512,8 @@ def segment_cards(
     gender_table, gender_names = _mix_table(context, "gender", rows, codes, k)
     region_table, region_names = _mix_table(context, "region", rows, codes, k)
     country_table, country_names = _mix_table(context, "country", rows, codes, k)
+    if len(country_names) < 2:  # everybody in one country: nothing to tell segments apart by
+        country_table = None
     attribute_tables = {
         name: _mix_table(context, name, rows, codes, k)
         for name in context.attributes
