@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from microseg.errors import NotFittedError
-from microseg.models.clv import BGBB, BGNBD, MBGNBD, GammaGamma, ParetoNBD, ShiftedBetaGeometric
+from microseg.models.clv import BGBB, BGNBD, MBGNBD, NBD, GammaGamma, ParetoNBD, ShiftedBetaGeometric
 
 
 def continuous_data(seed: int = 0, n: int = 3_000):
@@ -59,6 +59,7 @@ MODELS = [
     (BGNBD, continuous_data),
     (ParetoNBD, continuous_data),
     (MBGNBD, continuous_data),
+    (NBD, continuous_data),
     (GammaGamma, spend_data),
     (BGBB, discrete_data),
     (ShiftedBetaGeometric, survival_data),
