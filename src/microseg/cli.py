@@ -516,7 +516,9 @@ def validate(
     ] = None,
     model: Annotated[
         list[str] | None,
-        typer.Option("--model", help="bgnbd, paretonbd or mbgnbd; repeat for several (default: clv.model)."),
+        typer.Option(
+            "--model", help="bgnbd, paretonbd, mbgnbd or nbd; repeat for several (default: clv.model)."
+        ),
     ] = None,
     out: Annotated[Path | None, out_option("the table by calibration frequency")] = None,
     html: Annotated[

@@ -121,9 +121,11 @@ CLV_SETTINGS: tuple[Setting, ...] = (
         "model",
         str,
         "auto",
-        "Model of repeat buying: BG/NBD, Pareto/NBD or MBG/NBD; auto fits all three and keeps the "
-        "best on a holdout check (by likelihood when the history is too short for one).",
-        ("auto", "bgnbd", "paretonbd", "mbgnbd"),
+        "Model of repeat buying: BG/NBD, Pareto/NBD, MBG/NBD or the NBD (nobody leaves); auto fits "
+        "all four and keeps a model with dropout when the data show dropout, the NBD when they do "
+        "not, the best on a holdout check (by likelihood when the history is too short for one); "
+        "see docs/values.md.",
+        ("auto", "bgnbd", "paretonbd", "mbgnbd", "nbd"),
     ),
     _s(
         "holdout_days",

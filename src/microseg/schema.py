@@ -278,7 +278,9 @@ VALUE_MODELS = Table(
     "value_models",
     (
         Column("as_of", "DATE", True, ""),
-        Column("model", "VARCHAR", True, "BGNBD, ParetoNBD or MBGNBD (repeat buying), GammaGamma (spend)"),
+        Column(
+            "model", "VARCHAR", True, "BGNBD, ParetoNBD, MBGNBD or NBD (repeat buying), GammaGamma (spend)"
+        ),
         Column("status", "VARCHAR", True, "chosen (gives the predictions), fitted, or failed"),
         Column("reason", "VARCHAR", False, "why it was chosen, or why it could not be fitted"),
         Column("calibration_end", "DATE", False, "last day of the calibration period of the holdout check"),
@@ -302,9 +304,10 @@ VALUE_MODELS = Table(
             "dropout",
             "DOUBLE",
             False,
-            "mean dropout: a/(a+b) per purchase (BG/NBD, MBG/NBD) or s/beta per clv.period (Pareto/NBD)",
+            "mean dropout: a/(a+b) per purchase (BG/NBD, MBG/NBD) or s/beta per clv.period (Pareto/NBD); "
+            "0 for the NBD, where nobody leaves",
         ),
-        Column("dropout_se", "DOUBLE", False, "its standard error (delta method)"),
+        Column("dropout_se", "DOUBLE", False, "its standard error (delta method); empty for the NBD"),
         Column("dropout_identified", "BOOLEAN", False, "the 95% interval of the dropout excludes 0"),
     ),
     "The models each run considered for customer value: the repeat-buying model chosen and why "

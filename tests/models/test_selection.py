@@ -12,13 +12,15 @@ import pytest
 from microseg.config import ClvConfig
 from microseg.features.rfm import calibration_holdout
 from microseg.features.values import holdout_for, rfm_table, value_customers, why_no_clv
-from microseg.models.clv import BGNBD, MBGNBD, ParetoNBD
+from microseg.models.clv import BGNBD, MBGNBD, NBD, ParetoNBD
 from microseg.models.clv.selection import (
     HoldoutScore,
     choose_by_holdout,
     choose_by_likelihood,
     dropout_evidence,
     plan_holdout,
+    rank_by_holdout,
+    rank_by_likelihood,
     repeat_buying_model,
     score_on_holdout,
 )
@@ -136,16 +138,28 @@ def test_a_model_that_cannot_be_fitted_is_named_and_skipped():
     assert choose_by_holdout([failed], dt.date(2024, 1, 1)) is None
 
 
-def test_choose_by_likelihood():
-    class Fitted:
-        def __init__(self, cls, ll):
-            self.model = cls()
-            self.model.log_likelihood_ = ll
+def fitted_model(cls, ll: float, dropout_se: float = 0.01):
+    """A model as fitted: parameters, covariance and log-likelihood (dropout 0.2 per purchase,
+    with this standard error)."""
+    model = cls()
+    if cls is NBD:
+        model.params_ = pd.Series({"r": 0.4, "alpha": 10.0})
+    else:
+        model.params_ = pd.Series({"r": 0.4, "alpha": 10.0, "a": 1.0, "b": 4.0})
+    names = list(model.params_.index)
+    variance = np.full(len(names), 1e-4)
+    if cls is not NBD:  # var(a/(a+b)) = (b² var a + a² var b)/(a+b)^4
+        variance[2] = variance[3] = (dropout_se * 25) ** 2 / 17
+    model.covariance_ = pd.DataFrame(np.diag(variance), index=names, columns=names)
+    model.log_likelihood_ = ll
+    return model
 
+
+def test_choose_by_likelihood():
     fits = [
-        ("bgnbd", Fitted(BGNBD, -100.0).model),
+        ("bgnbd", fitted_model(BGNBD, -100.0)),
         ("paretonbd", None),
-        ("mbgnbd", Fitted(MBGNBD, -90.0).model),
+        ("mbgnbd", fitted_model(MBGNBD, -90.0)),
     ]
     name, reason = choose_by_likelihood(fits, "the history is short")
     assert name == "mbgnbd"
@@ -154,6 +168,80 @@ def test_choose_by_likelihood():
         "(log-likelihood: MBG/NBD -90.0, BG/NBD -100.0; Pareto/NBD could not be fitted)"
     )
     assert choose_by_likelihood([("bgnbd", None)], "x") is None
+
+
+def test_by_likelihood_a_model_that_finds_dropout_comes_before_the_nbd():
+    fits = [
+        ("bgnbd", fitted_model(BGNBD, -100.0)),
+        ("mbgnbd", fitted_model(MBGNBD, -90.0, dropout_se=0.2)),  # dropout not identified
+        ("nbd", fitted_model(NBD, -95.0)),
+    ]
+    assert rank_by_likelihood(fits) == ["bgnbd", "nbd", "mbgnbd"]
+    name, reason = choose_by_likelihood(fits, "the history is short")
+    assert name == "bgnbd"
+    assert reason == (
+        "no holdout check (the history is short); BG/NBD finds dropout on all data, so MBG/NBD (dropout "
+        "not identified) and the NBD (nobody leaves) are set aside; chosen by likelihood on all data "
+        "(log-likelihood: MBG/NBD -90.0, NBD -95.0, BG/NBD -100.0)"
+    )
+
+
+def test_by_likelihood_the_nbd_is_used_when_no_model_finds_dropout():
+    fits = [
+        ("bgnbd", fitted_model(BGNBD, -90.0, dropout_se=0.2)),
+        ("paretonbd", None),
+        ("mbgnbd", None),
+        ("nbd", fitted_model(NBD, -91.0)),
+    ]
+    errors = {"paretonbd": "the data show no dropout: the likelihood keeps rising; observe longer"}
+    name, reason = choose_by_likelihood(fits, "the history is short", errors=errors)
+    assert name == "nbd" and rank_by_likelihood(fits) == ["nbd", "bgnbd"]
+    assert reason == (
+        "no holdout check (the history is short); no model with dropout finds any on all data (BG/NBD: "
+        "dropout not identified; Pareto/NBD: the data show no dropout; MBG/NBD: could not be fitted), "
+        "so the NBD, where nobody leaves, is used (log-likelihood: BG/NBD -90.0, NBD -91.0; "
+        "Pareto/NBD and MBG/NBD could not be fitted)"
+    )
+    # without the NBD, the best of the models whose dropout is not identified
+    name, reason = choose_by_likelihood([*fits[:3], ("nbd", None)], "short", errors={"nbd": "flat: r"})
+    assert name == "bgnbd"
+    assert "no model finds dropout on all data and the NBD could not be fitted (flat)" in reason
+
+
+def test_on_the_holdout_the_nbd_is_scored_but_a_model_with_dropout_is_preferred():
+    rng = np.random.default_rng(2)
+    base = rng.exponential(1.0, 2_000)
+    scores = [
+        _score("bgnbd", base * 1.2, 95.0),
+        _score("mbgnbd", base * 1.1, 97.0),
+        _score("nbd", base, 100.0),  # the best score, but nobody leaves in it
+    ]
+    scores[0].finds_dropout = True
+    name, reason = choose_by_holdout(scores, dt.date(2024, 1, 1), 90)
+    assert name == "bgnbd" and rank_by_holdout(scores) == ["bgnbd", "nbd", "mbgnbd"]
+    assert reason.startswith(
+        "chosen by a holdout check (calibration to 2024-01-01, 90-day holdout, 2,000 customers): BG/NBD "
+        "finds dropout on the calibration period, so MBG/NBD (dropout not identified) and the NBD (nobody "
+        "leaves) are set aside; the lowest error of per-customer holdout transactions; per-customer "
+        "RMSE: NBD "
+    )
+    # no model finds dropout: the NBD is used, and its score is reported
+    scores[0].finds_dropout = False
+    name, reason = choose_by_holdout(scores, dt.date(2024, 1, 1), 90)
+    assert name == "nbd" and rank_by_holdout(scores) == ["nbd", "mbgnbd", "bgnbd"]
+    assert reason.startswith(
+        "no model with dropout finds any on the calibration period (BG/NBD: dropout not identified; "
+        "MBG/NBD: dropout not identified), so the NBD, where nobody leaves, is used; scored by a holdout "
+        "check (calibration to 2024-01-01, 90-day holdout, 2,000 customers): per-customer RMSE: NBD "
+    )
+    assert reason.endswith("its holdout total: 100 predicted vs 100 actual (+0%)")
+
+
+def test_nbd_evidence_says_nobody_leaves():
+    evidence = dropout_evidence(fitted_model(NBD, -1.0))
+    assert not evidence.identified and not evidence.modelled and evidence.estimate == 0.0
+    assert evidence.describe().startswith("The value model is the NBD model: nobody leaves in this data")
+    assert "P(alive) is not estimated" in evidence.describe()
 
 
 def test_score_on_holdout_of_a_simulated_population(events):
@@ -184,7 +272,7 @@ def test_auto_valuation_chooses_by_holdout_and_says_why(events):
     rfm = rfm_table(events, AS_OF, settings.period).to_pyarrow()
     valuation = value_customers(rfm, AS_OF, settings, holdout_for(events, rfm, AS_OF, settings))
     models = valuation.models.to_pandas()
-    assert list(models.model) == ["BGNBD", "ParetoNBD", "MBGNBD", "GammaGamma"]
+    assert list(models.model) == ["BGNBD", "ParetoNBD", "MBGNBD", "NBD", "GammaGamma"]
     chosen = models[models.status == "chosen"]
     assert len(chosen) == 1 and chosen.reason.iloc[0] == valuation.model_reason
     assert valuation.model_reason.startswith("chosen by a holdout check")
@@ -202,7 +290,10 @@ def test_without_holdout_data_the_models_are_compared_by_likelihood(events):
     valuation = value_customers(rfm, AS_OF, ClvConfig())
     models = valuation.models.to_pandas()
     fitted = models[models.log_likelihood.notna()]
-    assert valuation.model_reason.startswith("no holdout check (no holdout data given); chosen by likelihood")
+    assert valuation.model_reason.startswith(
+        "no holdout check (no holdout data given); dropout is identified on all data, so the NBD (nobody "
+        "leaves) is set aside; chosen by likelihood on all data"
+    )
     best = fitted.loc[fitted.log_likelihood.idxmax(), "model"]
     assert models.loc[models.status == "chosen", "model"].item() == best
 

@@ -65,19 +65,35 @@ def test_models_fitted_on_the_calibration_period(check):
     assert bgnbd.round(3).to_dict() == {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
     pareto = check.models["paretonbd"].params_
     assert pareto.round(3).to_dict() == {"r": 0.553, "alpha": 10.578, "s": 0.606, "beta": 11.669}
+    assert check.models["nbd"].params_.round(3).to_dict() == {"r": 0.385, "alpha": 12.072}
     scores = check.scores.set_index("model")
     # BG/NBD under-forecasts CDNOW's holdout by about 12% from the customers' histories
     assert scores.loc["bgnbd", "predicted"] == pytest.approx(1_653, abs=2)
     assert scores.loc["bgnbd", "total_error"] == pytest.approx(1_653 / 1_882 - 1, abs=0.002)
 
 
+def test_the_nbd_over_predicts_a_holdout_with_dropout(check):
+    """CDNOW customers leave; the NBD, where nobody does, expects 2,930 holdout transactions
+    where 1,882 happened (+56%), and the holdout check keeps a model with dropout."""
+    scores = check.scores.set_index("model")
+    assert scores.loc["nbd", "predicted"] == pytest.approx(2_930, abs=2)
+    assert scores.loc["nbd", "total_error"] == pytest.approx(0.557, abs=0.002)
+    assert scores.loc["nbd", "rmse"] > scores.loc[["bgnbd", "paretonbd", "mbgnbd"], "rmse"].max()
+    # at its maximum likelihood the NBD's conditional total is its cohort total (the α equation)
+    assert scores.loc["nbd", "cohort_predicted"] == pytest.approx(scores.loc["nbd", "predicted"], rel=1e-6)
+    assert check.chosen == "paretonbd"
+    assert "dropout is identified on the calibration period, so the NBD (nobody leaves) is set aside" in (
+        check.reason
+    )
+
+
 def test_table_by_calibration_frequency(check):
     table = check.by_frequency
     assert list(table.index) == ["0", "1", "2", "3", "4", "5", "6", "7+"]
-    assert list(table.columns) == ["customers", "actual", "BG/NBD", "Pareto/NBD", "MBG/NBD"]
+    assert list(table.columns) == ["customers", "actual", "BG/NBD", "Pareto/NBD", "MBG/NBD", "NBD"]
     assert table.customers.sum() == 2_357
     assert (table.actual * table.customers).sum() == pytest.approx(1_882)
-    for label in ("BG/NBD", "Pareto/NBD", "MBG/NBD"):
+    for label in ("BG/NBD", "Pareto/NBD", "MBG/NBD", "NBD"):
         assert table[label].is_monotonic_increasing  # more calibration purchases, more predicted
         model = check.scores.set_index("label").loc[label]
         assert (table[label] * table.customers).sum() == pytest.approx(model.predicted)
@@ -85,8 +101,12 @@ def test_table_by_calibration_frequency(check):
 
 def test_tracking_adds_up_and_follows_the_actual_curve(check):
     weeks = check.tracking
-    for label in ("BG/NBD", "Pareto/NBD", "MBG/NBD"):
+    for label in ("BG/NBD", "Pareto/NBD", "MBG/NBD", "NBD"):
         assert weeks[label].sum() == pytest.approx(weeks[f"{label} cumulative"].iloc[-1])
+        if label == "NBD":  # fits the calibration weeks, then overshoots: nobody leaves in it
+            nbd = weeks.set_index("week")["NBD cumulative"]
+            assert abs(nbd[39] / 2_457 - 1) < 0.01 and nbd[78] / 4_339 - 1 > 0.2
+            continue
         # the cohort curve is within 10% of the actual cumulative count at the end of each part
         for week in (39, 78):
             expected = weeks.loc[weeks.week == week, f"{label} cumulative"].item()

@@ -66,6 +66,20 @@ def test_a_lost_segment_as_alive_as_the_active_stage_says_why():
     ]
 
 
+def test_the_nbd_value_model_is_named_when_p_alive_is_one_for_everyone():
+    """The NBD lets nobody leave: every buyer's P(alive) is exactly 1, and the note says so
+    instead of calling it "near 1"."""
+    profile = _profile([1.0, 1.0, 1.0], [1.0, 1.0, 1.0])
+    segments = _segments(profile)
+    (warning,) = check_stages_against_value(segments, profile, SegmentConfig())
+    note = segments.set_index("segment_id")["notes"]["churned"][0]
+    assert note.startswith(
+        "Mean P(alive) 1.000 (active stage: 1.000): the value model is the NBD, where nobody leaves, so "
+        "P(alive) is 1 for everyone."
+    )
+    assert "the value model is the NBD, where nobody leaves" in warning and "near 1" not in warning
+
+
 def test_no_dropout_in_the_data_notes_every_lapsed_segment():
     profile = _profile([0.999, 0.998, 0.999], [0.99, 0.985, 0.997])
     segments = _segments(profile)

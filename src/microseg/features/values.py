@@ -4,10 +4,11 @@ The RFM summary is an Ibis expression (it runs on the configured engine) with on
 customer; scores and models run with NumPy on its columns, and the result is an Arrow table
 ready to store.
 
-With ``clv.model = "auto"`` the repeat-buying model is chosen among BG/NBD, Pareto/NBD and
-MBG/NBD by a holdout check when the history allows it, by likelihood otherwise
-(``microseg.models.clv.selection``); the choice, the candidates' scores and the evidence for
-dropout are returned as a small table. When no model can be fitted (every customer bought once,
+With ``clv.model = "auto"`` the repeat-buying model is chosen among BG/NBD, Pareto/NBD,
+MBG/NBD and the NBD: a model with dropout when the data show dropout, the NBD (nobody leaves)
+when none does, compared by a holdout check when the history allows it, by likelihood otherwise
+(the exact rule is in ``microseg.models.clv.selection``); the choice, the candidates' scores and
+the evidence for dropout are returned as a small table. When no model can be fitted (every customer bought once,
 too few customers...) the RFM columns are still produced, the prediction columns are left empty
 and the reason is returned; nothing fails silently.
 """
@@ -46,9 +47,12 @@ from microseg.models.clv.selection import (
     listed,
     plain_reason,
     plan_holdout,
+    rank_by_holdout,
+    rank_by_likelihood,
     repeat_buying_model,
     score_on_holdout,
     short_reason,
+    tier,
 )
 
 PREDICTIONS = ("p_alive", "churn_risk", "expected_purchases", "expected_spend", "clv")
@@ -417,6 +421,31 @@ class _Candidates:
     def choose(self, name: str, reason: str) -> None:
         self.chosen, self.reason = self.candidates[name], reason
 
+    def use_first(self, order: list[str], choice: tuple[str, str], tiers: dict[str, int], how: str) -> bool:
+        """Choose the first model of ``order`` that can be fitted on all data, and that still
+        finds dropout there when it was preferred for finding it (tier 0); False when none is
+        left. ``choice`` is the (name, reason) of the first, ``how`` how it was chosen."""
+        passed = []
+        for name in order:
+            model = self.fit(name)
+            candidate = self.candidates[name]
+            if model is None:
+                passed.append(f"{candidate.label} could not be fitted on all data")
+                continue
+            if tiers.get(name) == 0 and not dropout_evidence(model).identified:
+                passed.append(f"{candidate.label} finds no dropout on all data")
+                continue
+            reason = choice[1]
+            if passed:
+                first = self.candidates[choice[0]].label
+                reason = (
+                    f"{first} was chosen {how}, but {'; '.join(passed).removeprefix(first + ' ')}; "
+                    f"{candidate.label} is the next in line ({reason})"
+                )
+            self.choose(name, reason)
+            return True
+        return False
+
     def rows(self, as_of: dt.date) -> list[dict]:
         """The ``value_models`` rows of the candidates."""
         rows = []
@@ -446,7 +475,7 @@ class _Candidates:
                 row.update(
                     log_likelihood=fitted.log_likelihood_,
                     dropout=evidence.estimate,
-                    dropout_se=evidence.se,
+                    dropout_se=evidence.se if evidence.modelled else None,
                     dropout_identified=evidence.identified,
                 )
             if candidate.error is not None:
@@ -506,44 +535,27 @@ def _choose(ux, ut, uT, weights, settings: ClvConfig, holdout: Holdout | None) -
         sampled = population if population > CHECK_SAMPLE else None
         choice = choose_by_holdout(scores, plan.calibration_end, plan.holdout_days, sampled)
         if choice is not None:
-            # the best on the holdout, unless it cannot be fitted on all data: then the next
-            ranked = sorted((s for s in scores if s.fitted), key=lambda s: (s.model != choice[0], s.rmse))
-            for score in ranked:
-                if candidates.fit(score.model) is not None:
-                    reason = choice[1]
-                    if score.model != choice[0]:
-                        best = candidates.candidates[choice[0]]
-                        reason = (
-                            f"{best.label} was best on the holdout check but could not be fitted on "
-                            f"all data; {score.label} is the next best ({reason})"
-                        )
-                    candidates.choose(score.model, reason)
-                    return candidates
-            labels = [s.label for s in ranked]
+            tiers = {score.model: score.tier for score in scores}
+            if candidates.use_first(rank_by_holdout(scores), choice, tiers, "on the holdout check"):
+                return candidates
+            labels = [s.label for s in scores if s.fitted]
             verb = "was" if len(labels) == 1 else "were"
-            why_not = f"{listed(labels)} {verb} fitted on the calibration period but not on all data"
+            why_not = f"{listed(labels)} {verb} fitted on the calibration period but not used on all data"
         else:
             why_not = f"no model could be fitted on the calibration period to {plan.calibration_end}"
 
     # by likelihood: on a sample of the customers when they are many (Pareto/NBD takes seconds
     # per hundred thousand), then the chosen model on all of them
     fits = [(name, candidates.fit_sample(name)) for name in REPEAT_BUYING_MODELS]
-    choice = choose_by_likelihood(fits, why_not, sample=candidates.sample_size)
-    ranked = (
-        sorted(
-            (fit for fit in fits if fit[1] is not None),
-            key=lambda fit: (fit[0] != choice[0], -fit[1].log_likelihood_),
-        )
-        if choice
-        else []
-    )
-    for name, _ in ranked:
-        if candidates.fit(name) is not None:
-            reason = choice[1]
-            if name != choice[0]:
-                best = candidates.candidates[choice[0]]
-                reason = f"{best.label} could not be fitted on all data; {candidates.candidates[name].label} is the next best ({reason})"
-            candidates.choose(name, reason)
+    errors = {
+        c.name: c.sample_error or c.error for c in candidates.candidates.values() if c.sample_error or c.error
+    }
+    choice = choose_by_likelihood(fits, why_not, sample=candidates.sample_size, errors=errors)
+    if choice is not None:
+        tiers = {
+            name: tier(name, dropout_evidence(model).identified) for name, model in fits if model is not None
+        }
+        if candidates.use_first(rank_by_likelihood(fits), choice, tiers, "by likelihood"):
             return candidates
     candidates.error = "no repeat-buying model could be fitted: " + "; ".join(
         f"{c.label}: {short_reason(c.error or c.sample_error or '')}" for c in candidates.candidates.values()

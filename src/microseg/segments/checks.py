@@ -5,8 +5,9 @@ stage) whose mean P(alive) is as high as the active stage's says one thing in it
 another in its numbers. The stages follow each customer's buying rhythm; P(alive) follows the
 repeat-buying model, and the model can have good reasons to disagree:
 
-* it finds almost no dropout in the data, so P(alive) is near 1 for everyone (then every lost or
-  lapsing segment is affected: its P(alive) says nothing about who has lapsed);
+* it finds almost no dropout in the data, so P(alive) is near 1 for everyone, or it is the NBD,
+  where nobody leaves and P(alive) is 1 (then every lost or lapsing segment is affected: its
+  P(alive) says nothing about who has lapsed);
 * most of the segment bought only once, and the model cannot see a one-time buyer leave
   (BG/NBD gives them P(alive) = 1 until a second purchase);
 * or the customers bought often enough that the present gap does not yet worry the model.
@@ -87,6 +88,8 @@ class _Evidence:
         self.active_p = float(self.p_alive[active].mean())
         self.active_clv = float(clv[active].mean()) if clv is not None else float("nan")
         self.near_one = float((known >= NEAR_ONE).mean())
+        # exactly 1 for every buyer: the value model has no dropout at all (the NBD)
+        self.nobody_leaves = bool((known == 1.0).all())
         self.uninformative = self.near_one >= NEARLY_ALL or not np.isfinite(self.active_p)
         once = pd.to_numeric(profile.get("transactions"), errors="coerce") == 1
         once_p = self.p_alive[once].dropna()
@@ -102,6 +105,8 @@ class _Evidence:
 
 def _reason(evidence: _Evidence, one_time_share: float) -> str:
     """Why the value model does not see these customers as lapsed."""
+    if evidence.nobody_leaves:
+        return "the value model is the NBD, where nobody leaves, so P(alive) is 1 for everyone"
     if evidence.uninformative:
         return (
             "the value model finds almost no dropout in this data, so P(alive) is near 1 for "

@@ -447,7 +447,7 @@ class BTYDModel(Estimator):
 
 
 class RepeatBuyingModel(BTYDModel):
-    """The continuous-time models of repeat buying (BG/NBD, Pareto/NBD, MBG/NBD): one ``fit``.
+    """The continuous-time models of repeat buying (BG/NBD, Pareto/NBD, MBG/NBD, NBD): one ``fit``.
 
     Subclasses give ``label``, ``_prepare`` (the compressed data in the form their likelihood
     reads), ``_starts``, ``_neg_log_likelihood`` and optionally ``_neg_log_likelihood_hessian``
@@ -455,6 +455,8 @@ class RepeatBuyingModel(BTYDModel):
     """
 
     label: ClassVar[str] = ""
+    #: Whether customers can leave in this model (False for the NBD, whose P(alive) is always 1).
+    has_dropout: ClassVar[bool] = True
 
     def fit(self, frequency, recency, T, weights=None, *, distinct: bool = False):
         """Maximum likelihood on (repeat purchases, age at last purchase, age) per customer.

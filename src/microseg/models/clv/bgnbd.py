@@ -86,6 +86,9 @@ class BGNBD(RepeatBuyingModel):
     def _prepare(self, x, t_x, T, w) -> _Data:
         return _Data.build(x, t_x, T, w)
 
+    def _no_dropout(self, params: np.ndarray, T: np.ndarray) -> bool:
+        return bool(params[2] / (params[2] + params[3]) < 1e-6)
+
     @staticmethod
     def _log_likelihood_terms(params, x, t_x, T):
         """Per-customer log-likelihood and the weights of its two branches (still alive at T,

@@ -83,6 +83,7 @@ class NBD(RepeatBuyingModel):
 
     param_names = ("r", "alpha")
     label = "NBD"
+    has_dropout = False
 
     def _prepare(self, x, t_x, T, w) -> _Sums:
         sums = _Sums.build(x, T, w)

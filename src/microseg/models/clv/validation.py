@@ -15,9 +15,12 @@ by then (their calibration RFM) and compared with what those customers did after
 * **scores**: the per-customer error of holdout transactions and the holdout totals, the
   numbers ``clv.model = "auto"`` chooses by (``microseg.models.clv.selection``).
 
+Every repeat-buying model is checked, the NBD (nobody leaves) included, so data without visible
+dropout still get predicted against actual holdout transactions.
+
 On the CDNOW sample split at 1997-09-30 (week 39 of 78), the cohort made 2,457 repeat
 transactions in the calibration weeks and 1,882 in the holdout weeks; BG/NBD predicts 1,653 of
-them from the customers' calibration histories.
+them from the customers' calibration histories, and the NBD, which lets nobody leave, 2,930.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pandas as pd
 
 from microseg.models.clv.base import RepeatBuyingModel
 from microseg.models.clv.selection import (
+    NO_DROPOUT_MODEL,
     REPEAT_BUYING_MODELS,
     HoldoutScore,
     choose_by_holdout,
@@ -116,11 +120,17 @@ class ClvValidation:
             label = type(repeat_buying_model(self.chosen)).label
             lines.append(f'clv.model = "auto" would keep {label}: {self.reason}.')
         elif not self.models:
-            lines.append(
-                "No model could be fitted on this calibration period, so none is scored: the "
-                "actual counts are shown alone. Models that fail for lack of dropout describe "
-                "customers who do not leave in this period."
+            line = (
+                "No model could be fitted on this calibration period, so none is scored: the actual "
+                "counts are shown alone."
             )
+            no_dropout = self.scores["error"].fillna("").str.contains("show no dropout")
+            if no_dropout.any() and NO_DROPOUT_MODEL not in set(self.scores["model"]):
+                line += (
+                    " The models that fail for lack of dropout describe customers who do not leave in "
+                    f"this period: check the NBD, where nobody leaves (--model {NO_DROPOUT_MODEL})."
+                )
+            lines.append(line)
         return lines
 
     def to_html(self, title: str = "Customer value: holdout check") -> str:
