@@ -78,6 +78,13 @@ def test_auto_finds_a_model_that_fits(small_demo, capsys):
     assert chosen.reason.item() == result.value_model_reason
     bgnbd = models.query("model == 'BGNBD'")
     assert bgnbd.status.item() == "failed" and "does not settle" in bgnbd.reason.item()
+    # BG/NBD finds dropout on the calibration period but cannot be fitted on all data: the models
+    # are compared there, and MBG/NBD, which finds dropout on all data, comes before the NBD
+    assert result.value_model == "MBG/NBD" and result.dropout_identified is True
+    assert result.value_model_reason.startswith(
+        "no holdout check (the models chosen on the holdout check cannot be used on all data: BG/NBD "
+        "could not be fitted on all data); MBG/NBD finds dropout on all data"
+    )
     code, out, _ = run_cli(["-p", str(small_demo), "values", "--top", "3"], capsys)
     assert code == 0 and "not available" not in out and "(highest CLV first)" in out
 

@@ -44,7 +44,6 @@ from microseg.models.clv.selection import (
     choose_by_holdout,
     choose_by_likelihood,
     dropout_evidence,
-    listed,
     plain_reason,
     plan_holdout,
     rank_by_holdout,
@@ -375,6 +374,7 @@ class _Candidates:
         self.reason = ""
         self.error: str | None = None  # why no model gives predictions
         self.calibration_end: dt.date | None = None
+        self.passed: list[str] = []  # why ``use_first`` passed over models
 
     @property
     def model(self) -> RepeatBuyingModel | None:
@@ -424,8 +424,9 @@ class _Candidates:
     def use_first(self, order: list[str], choice: tuple[str, str], tiers: dict[str, int], how: str) -> bool:
         """Choose the first model of ``order`` that can be fitted on all data, and that still
         finds dropout there when it was preferred for finding it (tier 0); False when none is
-        left. ``choice`` is the (name, reason) of the first, ``how`` how it was chosen."""
-        passed = []
+        left (``passed`` then says why each was passed over). ``choice`` is the (name, reason)
+        of the first, ``how`` how it was chosen."""
+        self.passed = passed = []
         for name in order:
             model = self.fit(name)
             candidate = self.candidates[name]
@@ -536,11 +537,17 @@ def _choose(ux, ut, uT, weights, settings: ClvConfig, holdout: Holdout | None) -
         choice = choose_by_holdout(scores, plan.calibration_end, plan.holdout_days, sampled)
         if choice is not None:
             tiers = {score.model: score.tier for score in scores}
-            if candidates.use_first(rank_by_holdout(scores), choice, tiers, "on the holdout check"):
+            order = rank_by_holdout(scores)
+            if tiers[choice[0]] == 0:
+                # the calibration period shows dropout: only a model that finds it will do; when
+                # none can be used on all data, all models are compared there instead
+                order = [name for name in order if tiers[name] == 0]
+            if candidates.use_first(order, choice, tiers, "on the holdout check"):
                 return candidates
-            labels = [s.label for s in scores if s.fitted]
-            verb = "was" if len(labels) == 1 else "were"
-            why_not = f"{listed(labels)} {verb} fitted on the calibration period but not used on all data"
+            why_not = (
+                "the models chosen on the holdout check cannot be used on all data: "
+                f"{'; '.join(candidates.passed)}"
+            )
         else:
             why_not = f"no model could be fitted on the calibration period to {plan.calibration_end}"
 

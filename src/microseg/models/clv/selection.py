@@ -35,8 +35,10 @@ only when the NBD cannot be fitted either. Within the tier:
   order).
 
 The chosen model is then fitted on all the data. A model chosen for its dropout is kept only if
-that fit identifies dropout too; otherwise, or when it cannot be fitted, the next model in the
-order above takes its place.
+that fit identifies dropout too; otherwise, or when it cannot be fitted, the next model of its
+tier takes its place, and when none of the tier is left, the models are compared on all the data
+by likelihood, tiers included, as without a holdout check. Any other model that cannot be fitted
+on all the data gives way to the next in the order above.
 
 >>> import numpy as np, pandas as pd
 >>> from microseg.models.clv.bgnbd import BGNBD
