@@ -169,3 +169,13 @@ def test_validate_scores_the_nbd(retail):
         check.tracking["NBD cumulative"][check.tracking.part == "calibration"].iloc[-1] + holdout.NBD.sum()
     )
     assert 'clv.model = "auto" would keep NBD' in check.summary()[-1]
+
+
+def test_validate_of_a_model_with_dropout_alone_points_to_the_nbd(retail):
+    project, _ = retail
+    check = project.validate_clv(models=["bgnbd"])
+    assert not check.models and check.chosen is None
+    assert check.summary()[-1].endswith(
+        "The models that fail for lack of dropout describe customers who do not leave in this period: "
+        "check the NBD, where nobody leaves (--model nbd)."
+    )

@@ -305,6 +305,19 @@ def test_a_configured_model_is_used_as_it_is(events):
     assert list(valuation.models.column("model").to_pylist()) == ["MBGNBD", "GammaGamma"]
 
 
+def test_a_configured_nbd_lets_nobody_leave(events):
+    rfm = rfm_table(events, AS_OF, "week").to_pyarrow()
+    valuation = value_customers(rfm, AS_OF, ClvConfig(model="nbd"))
+    assert valuation.model == "NBD" and valuation.model_reason == 'as configured (clv.model = "nbd")'
+    assert not valuation.dropout.identified and not valuation.dropout.modelled
+    values = valuation.values.to_pandas()
+    assert (values.p_alive == 1.0).all() and (values.churn_risk == 0.0).all()
+    assert values.clv.notna().all() and (values.clv > 0).all()
+    rows = valuation.models.to_pandas().set_index("model")
+    assert rows.loc["NBD", "dropout"] == 0.0 and pd.isna(rows.loc["NBD", "dropout_se"])
+    assert list(valuation.fits.query("model == 'NBD'").parameter) == ["r", "alpha"]
+
+
 def test_large_data_is_compared_on_a_sample_and_the_choice_fitted_on_all(events, monkeypatch):
     import microseg.features.values as values
 
