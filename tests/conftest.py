@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from microseg.engine.duckdb import DuckDBWarehouse
+from microseg.project import Project
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -38,6 +39,41 @@ def demo_shop(tmp_path_factory) -> Path:
     from tests.readme_examples import make_demo
 
     return make_demo(tmp_path_factory.mktemp("readme") / "shop")
+
+
+#: The Online Retail file as a user configures it (README, "Use it on your data").
+RETAIL_CONFIG = """
+[project]
+name = "online-retail"
+analysis_date = "2011-12-09"
+
+[sources.retail]
+path = "{path}"
+event_type = "purchase"
+null_values = ["", "nan"]
+missing_customer = "anonymous"
+classify = [{{ event_type = "cancellation", column = "InvoiceNo", starts_with = "C" }}]
+columns = {{ customer_id = "CustomerID", ts = "InvoiceDate", order_id = "InvoiceNo", product_id = "StockCode", quantity = "Quantity", unit_price = "UnitPrice" }}
+customer_columns = {{ country = "Country" }}
+product_columns = {{ name = "Description" }}
+"""
+
+
+def online_retail_project(root: Path) -> Project:
+    """A project of the Online Retail file of ../shared/data in ``root``, not imported yet."""
+    path = shared_file("online_retail_2010_2011.parquet")
+    (root / "microseg.toml").write_text(RETAIL_CONFIG.format(path=path), encoding="utf-8")
+    return Project(root)
+
+
+@pytest.fixture(scope="session")
+def retail_run(tmp_path_factory):
+    """Online Retail imported and run as of its last day: shared by the tests that only read it."""
+    project = online_retail_project(tmp_path_factory.mktemp("online-retail"))
+    project.import_sources()
+    result = project.run()
+    yield project, result
+    project.close()
 
 
 @pytest.fixture

@@ -8,27 +8,11 @@ import pandas as pd
 import pytest
 
 from microseg.config import parse_config
-from microseg.project import Project
 from microseg.registry import STAGES
-from tests.conftest import shared_file
+from tests.conftest import RETAIL_CONFIG as CONFIG
+from tests.conftest import online_retail_project, shared_file
 
 pytestmark = pytest.mark.realdata
-
-CONFIG = """
-[project]
-name = "online-retail"
-analysis_date = "2011-12-09"
-
-[sources.retail]
-path = "{path}"
-event_type = "purchase"
-null_values = ["", "nan"]
-missing_customer = "anonymous"
-classify = [{{ event_type = "cancellation", column = "InvoiceNo", starts_with = "C" }}]
-columns = {{ customer_id = "CustomerID", ts = "InvoiceDate", order_id = "InvoiceNo", product_id = "StockCode", quantity = "Quantity", unit_price = "UnitPrice" }}
-customer_columns = {{ country = "Country" }}
-product_columns = {{ name = "Description" }}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +22,7 @@ def retail_frame() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def retail_project(tmp_path_factory):
-    path = shared_file("online_retail_2010_2011.parquet")
-    root = tmp_path_factory.mktemp("online-retail")
-    (root / "microseg.toml").write_text(CONFIG.format(path=path))
-    project = Project(root)
+    project = online_retail_project(tmp_path_factory.mktemp("online-retail"))
     first = project.import_sources()
     second = project.import_sources()
     project.run()

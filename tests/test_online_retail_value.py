@@ -20,24 +20,15 @@ import pytest
 from microseg.cli import main, state
 from microseg.models.lifecycle import LifecycleModel
 from microseg.project import Project
-from tests.conftest import shared_file
-from tests.test_online_retail import CONFIG
 
 pytestmark = pytest.mark.realdata
 
 LAPSED_WORDS = re.compile(r"\b(?:lost|lapsing|churned|at-risk|at risk)\b", re.IGNORECASE)
 
 
-@pytest.fixture(scope="module")
-def retail(tmp_path_factory):
-    path = shared_file("online_retail_2010_2011.parquet")
-    root = tmp_path_factory.mktemp("online-retail-value")
-    (root / "microseg.toml").write_text(CONFIG.format(path=path))
-    project = Project(root)
-    project.import_sources()
-    result = project.run()
-    yield project, result
-    project.close()
+@pytest.fixture
+def retail(retail_run):
+    return retail_run
 
 
 def test_run_warns_that_nobody_leaves_in_the_value_model(retail):

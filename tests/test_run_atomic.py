@@ -8,7 +8,6 @@ before the first step, and date columns can be used in rules.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import subprocess
 import sys
 import textwrap
@@ -175,7 +174,7 @@ def test_rules_can_compare_dates(changed_project, tmp_path):
 
 
 def test_an_empty_warehouse_says_so(tmp_path):
-    project = Project.init(tmp_path)
+    Project.init(tmp_path)
     (tmp_path / "microseg.toml").write_text('[project]\nanalysis_date = "2025-12-31"\n', encoding="utf-8")
     with Project(tmp_path) as project, pytest.raises(MicrosegError, match="run `microseg import` first"):
         project.run()

@@ -13,35 +13,16 @@ import pytest
 
 from microseg.cli import main, state
 from microseg.errors import MicrosegError
-from microseg.project import Project
-from tests.conftest import shared_file
+from tests.conftest import online_retail_project
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
-CONFIG = """
-[project]
-name = "online-retail"
-analysis_date = "2011-12-09"
-
-[sources.retail]
-path = "{path}"
-event_type = "purchase"
-null_values = ["", "nan"]
-missing_customer = "anonymous"
-classify = [{{ event_type = "cancellation", column = "InvoiceNo", starts_with = "C" }}]
-columns = {{ customer_id = "CustomerID", ts = "InvoiceDate", order_id = "InvoiceNo", product_id = "StockCode", quantity = "Quantity", unit_price = "UnitPrice" }}
-customer_columns = {{ country = "Country" }}
-product_columns = {{ name = "Description" }}
-"""
 END, LAST_MONTH_END = dt.date(2011, 12, 9), dt.date(2011, 11, 30)
 
 
 @pytest.fixture(scope="module")
 def retail(tmp_path_factory):
-    path = shared_file("online_retail_2010_2011.parquet")
-    root = tmp_path_factory.mktemp("retail-forecast")
-    (root / "microseg.toml").write_text(CONFIG.format(path=path))
-    project = Project(root)
+    project = online_retail_project(tmp_path_factory.mktemp("retail-forecast"))
     project.import_sources()
     project.run()
     project.backfill(dt.date(2010, 12, 31))

@@ -11,8 +11,6 @@ import pandas as pd
 import pytest
 
 from microseg.project import Project
-from tests.conftest import shared_file
-from tests.test_online_retail import CONFIG as RETAIL_CONFIG
 
 pytestmark = pytest.mark.slow
 
@@ -71,16 +69,9 @@ def test_demo_labels_carry_no_numeral_and_no_source_code(coded_demo):
     assert behaviour.str.contains("tech buyers").any(), behaviour.tolist()
 
 
-@pytest.fixture(scope="module")
-def retail(tmp_path_factory):
-    path = shared_file("online_retail_2010_2011.parquet")
-    root = tmp_path_factory.mktemp("retail-labels")
-    (root / "microseg.toml").write_text(RETAIL_CONFIG.format(path=path))
-    project = Project(root)
-    project.import_sources()
-    project.run()
-    yield project
-    project.close()
+@pytest.fixture
+def retail(retail_run):
+    return retail_run[0]
 
 
 @pytest.mark.realdata
