@@ -52,8 +52,9 @@ from threadpoolctl import threadpool_limits
 from microseg.dynamics.forecast import GONE, _require_columns, at_risk_table
 from microseg.models.base import Estimator, Interval
 
-#: Numeric history columns read from the snapshots when present (absent ones count as missing).
-HISTORY_COLUMNS = (
+#: The customer's history stored with each snapshot that the model reads: profile columns, then
+#: value-model columns (absent ones count as missing).
+PROFILE_HISTORY = (
     "transactions",
     "orders",
     "revenue",
@@ -64,10 +65,9 @@ HISTORY_COLUMNS = (
     "page_views_90d",
     "email_opens_90d",
     "app_events_90d",
-    "p_alive",
-    "expected_purchases",
-    "clv",
 )
+VALUE_HISTORY = ("p_alive", "expected_purchases", "clv")
+HISTORY_COLUMNS = PROFILE_HISTORY + VALUE_HISTORY
 #: The categories a tree can split on (HistGradientBoosting's limit, less one for missing).
 MAX_CATEGORIES = 254
 

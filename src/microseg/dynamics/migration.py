@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from microseg.config import suggest
+from microseg.dynamics.customer_forecast import PROFILE_HISTORY, VALUE_HISTORY
 from microseg.dynamics.periods import describe_periods
 from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import MicrosegError
@@ -210,20 +211,6 @@ def period_counts(
     return frame
 
 
-#: Per-customer history the customer forecast learns from, as stored with each snapshot.
-PROFILE_FEATURES = (
-    "transactions",
-    "orders",
-    "revenue",
-    "days_since_first_purchase",
-    "days_since_last_purchase",
-    "rhythm_days",
-    "days_since_return",
-    "page_views_90d",
-    "email_opens_90d",
-    "app_events_90d",
-)
-VALUE_FEATURES = ("p_alive", "expected_purchases")
 
 
 def states_over_time(
@@ -235,8 +222,8 @@ def states_over_time(
 ) -> pd.DataFrame:
     """One row per customer and snapshot: ``customer_id, as_of, state`` (the segment of ``kind``),
     ``group`` (the segment of ``group_kind``) and ``clv``: the input of the Markov forecast.
-    With ``features``, also the customer's history on that date (``PROFILE_FEATURES`` from the
-    profile, ``VALUE_FEATURES`` from the value model): the input of the customer forecast."""
+    With ``features``, also the customer's history on that date (``PROFILE_HISTORY`` from the
+    profile, ``VALUE_HISTORY`` from the value model): the input of the customer forecast."""
     if kind in MULTI_KINDS:
         raise MicrosegError(f"forecasts need a layer with one segment per customer, not {kind}")
     group = "coalesce(g.segment_id, 'none')" if group_kind else "'all'"
@@ -248,7 +235,7 @@ def states_over_time(
     )
     extra = ""
     if features:
-        columns = [f"p.{c}" for c in PROFILE_FEATURES] + [f"v.{c}" for c in VALUE_FEATURES]
+        columns = [f"p.{c}" for c in PROFILE_HISTORY] + [f"v.{c}" for c in VALUE_HISTORY if c != "clv"]
         extra = ", " + ", ".join(columns)
         join += " LEFT JOIN customer_profiles p ON p.customer_id = m.customer_id AND p.as_of = m.as_of"
     return wh.fetch_df(
