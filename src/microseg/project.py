@@ -29,8 +29,9 @@ from microseg.dynamics.history import customer_history, members_on, segment_laye
 from microseg.dynamics.snapshots import fingerprint, snapshot_dates
 from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import ConfigError, InvalidInputError, MicrosegError
-from microseg.features.profile import category_browsing, category_spend, customer_profile
-from microseg.features.summary import customer_summary
+from microseg.features.asof import AsOf
+from microseg.features.profile import browsing_of, customer_profile, profile_of, spend_of
+from microseg.features.summary import summary_of
 from microseg.features.values import holdout_for, rfm_table, value_customers
 from microseg.models.rules import parse_rules
 from microseg.registry import LAYERS, TIER_LAYERS, check_layer, suggest
@@ -282,15 +283,25 @@ class Project:
         recomputed = bool(
             self.warehouse.fetch("SELECT count(*) FROM snapshots WHERE as_of = ?", [as_of])[0][0]
         )
+        # the one cut at as_of: every step reads the events through this snapshot, whose shared
+        # aggregates the engine computes once for the run
+        snapshot = AsOf(
+            events,
+            as_of,
+            customers=customers,
+            products=products,
+            page_flags=self.config.segments.page_flags,
+            cache=True,
+        )
         steps = [
-            ("customer summary", lambda: self._run_summary(events, customers, as_of, result)),
-            ("customer values", lambda: self._run_values(events, as_of, result)),
-            ("segments", lambda: self._run_segments(events, customers, products, as_of, result, refit)),
+            ("customer summary", lambda: self._run_summary(snapshot, result)),
+            ("customer values", lambda: self._run_values(snapshot, result)),
+            ("segments", lambda: self._run_segments(snapshot, result, refit)),
             ("history", lambda: update_history(self.warehouse, as_of, recomputed=recomputed)),
         ]
         # The results of a date are replaced in one transaction: a run that fails or is killed at
         # any point leaves the previous results of that date whole and consistent.
-        with self.warehouse.transaction():
+        with self.warehouse.transaction(), snapshot:
             for i, (name, work) in enumerate(steps):
                 if on_step:
                     on_step(name, i, len(steps))
@@ -395,8 +406,9 @@ class Project:
         frame.insert(1, "period", [kinds.get(day, "") for day in pd.to_datetime(frame["as_of"]).dt.date])
         return frame
 
-    def _run_summary(self, events, customers, as_of: dt.date, result: RunResult) -> None:
-        result.customers = self._store(CUSTOMER_SUMMARY, customer_summary(events, as_of, customers), as_of)
+    def _run_summary(self, snapshot: AsOf, result: RunResult) -> None:
+        as_of = snapshot.as_of
+        result.customers = self._store(CUSTOMER_SUMMARY, summary_of(snapshot), as_of)
         if result.customers == 0:
             raise MicrosegError(self._nobody_known(as_of))
 
@@ -410,10 +422,10 @@ class Project:
             )
         return f"no customer to segment as of {as_of}: the first event of a known customer is on {first}"
 
-    def _run_values(self, events, as_of: dt.date, result: RunResult) -> None:
-        settings = self.config.clv
-        rfm = rfm_table(events, as_of, settings.period).to_pyarrow()
-        holdout = holdout_for(events, rfm, as_of, settings) if settings.model == "auto" else None
+    def _run_values(self, snapshot: AsOf, result: RunResult) -> None:
+        settings, as_of = self.config.clv, snapshot.as_of
+        rfm = rfm_table(snapshot, as_of, settings.period).to_pyarrow()
+        holdout = holdout_for(snapshot, rfm, as_of, settings) if settings.model == "auto" else None
         valuation = value_customers(rfm, as_of, settings, holdout)
         where = f"as_of = DATE '{as_of.isoformat()}'"
         values = valuation.values.append_column(
@@ -440,17 +452,20 @@ class Project:
             settings = dataclasses.replace(settings, at_risk_p_alive=None, churned_p_alive=None)
         return settings
 
-    def _run_segments(
-        self, events, customers, products, as_of: dt.date, result: RunResult, refit: bool = False
-    ) -> None:
+    def _run_segments(self, snapshot: AsOf, result: RunResult, refit: bool = False) -> None:
         settings = self._stage_settings(result)
-        wh = self.warehouse
-        profile = self._profile_expr(events, customers, products, as_of).order_by("customer_id").to_pyarrow()
+        wh, as_of = self.warehouse, snapshot.as_of
+        segment_settings = self.config.segments
+        profile = (
+            profile_of(snapshot, segment_settings.reactivation_gap_days, segment_settings.attributes)
+            .order_by("customer_id")
+            .to_pyarrow()
+        )
         # customers are numbered by their sorted ids: pandas then works on integers
         numbers = CustomerNumbers(wh, profile.column("customer_id"))
         try:
-            categories = numbers.number(category_spend(events, products, as_of).to_pyarrow())
-            browsing = numbers.number(category_browsing(events, products, as_of).to_pyarrow())
+            categories = numbers.number(spend_of(snapshot).to_pyarrow())
+            browsing = numbers.number(browsing_of(snapshot).to_pyarrow())
             values = wh.fetch_df(
                 f"SELECT n.customer, {', '.join('v.' + c for c in VALUE_COLUMNS)} FROM __customer_numbers n "
                 "LEFT JOIN customer_values v ON v.customer_id = n.customer_id AND v.as_of = ? ORDER BY n.customer",

@@ -20,13 +20,9 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 
-from microseg.features.summary import distinct_count, events_until, known_without_events
+from microseg.features.asof import RECENT_WINDOWS, AsOf
+from microseg.features.summary import buying_counts
 from microseg.schema import PROFILE_FEATURES
-
-#: Days of the recent-activity windows.
-RECENT_WINDOWS = (30, 90)
-#: Purchase channels whose share of purchase lines is profiled.
-CHANNELS = ("pos", "web", "app")
 
 _IBIS_TYPES = {
     "VARCHAR": "string",
@@ -53,30 +49,14 @@ def behaviour(
     """Per customer with any event: buying, rhythm, engagement and channel features, and for
     each page flag (name -> URL fragment) whether the customer viewed such a page in the last
     30 and 90 days (``visited_<name>_30d``, ``visited_<name>_90d``)."""
-    e = events_until(events, as_of)
-    end = ibis.literal(as_of, type="date")
-    flags = page_flags or {}
+    return behaviour_of(AsOf(events, as_of, page_flags=page_flags), reactivation_gap_days)
 
-    def since(days: int) -> ir.BooleanValue:  # on one of the last ``days`` days up to as_of
-        first_day = as_of - dt.timedelta(days=days - 1)
-        return e.ts >= ibis.literal(dt.datetime.combine(first_day, dt.time()), type="timestamp")
 
-    # Two steps: per customer and event type (one hash key; the type compared once per event),
-    # then per customer over those few rows.
-    by_type = e.group_by(["customer_id", "event_type"]).aggregate(
-        n=e.count(),
-        **{f"n{days}": since(days).cast("int64").sum() for days in RECENT_WINDOWS},
-        amount=e.amount.sum(),
-        quantity=e.quantity.sum(),
-        first_at=e.ts.min(),
-        last_at=e.ts.max(),
-        **{f"on_{c}": (e.channel == c).cast("int64").sum() for c in CHANNELS},
-        **{
-            f"visited_{name}_{days}d": (e.url.contains(fragment) & since(days)).any()
-            for name, fragment in flags.items()
-            for days in RECENT_WINDOWS
-        },
-    )
+def behaviour_of(snapshot: AsOf, reactivation_gap_days: int = 365) -> ir.Table:
+    """``behaviour`` of a snapshot, from its shared aggregates."""
+    end = ibis.literal(snapshot.as_of, type="date")
+    flags = snapshot.page_flags
+    by_type = snapshot.activity
     kind = by_type.event_type
     purchase = kind == "purchase"
 
@@ -115,26 +95,17 @@ def behaviour(
             for name in (f"visited_{n}_{d}d" for n in flags for d in RECENT_WINDOWS)
         },
     )
+    counts = buying_counts(snapshot).select("customer_id", "orders", "distinct_products")
     out = activity
-    for part in (_rhythm(e, as_of, reactivation_gap_days), *_distinct_counts(e)):
+    for part in (_rhythm(snapshot, reactivation_gap_days), counts):
         out = out.left_join(part, "customer_id").drop("customer_id_right")
     return out
 
 
-def _distinct_counts(e: ir.Table) -> tuple[ir.Table, ir.Table]:
-    """Orders and distinct products per buyer."""
-    buys = e.filter(e.event_type == "purchase")
-    return (
-        distinct_count(buys, buys.order_id.fill_null(buys.event_id), "orders"),
-        distinct_count(buys, buys.product_id, "distinct_products"),
-    )
-
-
-def _rhythm(e: ir.Table, as_of: dt.date, reactivation_gap_days: int) -> ir.Table:
+def _rhythm(snapshot: AsOf, reactivation_gap_days: int) -> ir.Table:
     """Transaction days per buyer: first, last, count, mean and longest gap, and the last return
     after a long gap (the mark of a reactivated customer)."""
-    buys = e.filter(e.event_type == "purchase")
-    days = buys.group_by([buys.customer_id, buys.ts.date().name("day")]).aggregate()
+    days = snapshot.transactions().select("customer_id", "day")
     window = ibis.window(group_by="customer_id", order_by="day")
     days = days.mutate(gap=_days(days.day, days.day.lag().over(window)))
     per = days.group_by("customer_id").aggregate(
@@ -144,7 +115,7 @@ def _rhythm(e: ir.Table, as_of: dt.date, reactivation_gap_days: int) -> ir.Table
         longest_gap_days=days.gap.max(),
         last_return_after_gap=days.day.max(where=days.gap >= reactivation_gap_days),
     )
-    end = ibis.literal(as_of, type="date")
+    end = ibis.literal(snapshot.as_of, type="date")
     span = _days(per.last_purchase, per.first_purchase).cast("float64")
     return per.mutate(
         rhythm_days=ibis.ifelse(per.transactions > 1, span / (per.transactions - 1), ibis.null("float64")),
@@ -161,7 +132,12 @@ def category_browsing(events: ir.Table, products: ir.Table, as_of: dt.date) -> i
     A page belongs to a category when the last segment of its URL path is a product id (the
     product's category) or a category name (``/category/garden``), or when the page view
     carries a product id."""
-    e = events_until(events, as_of)
+    return browsing_of(AsOf(events, as_of, products=products))
+
+
+def browsing_of(snapshot: AsOf) -> ir.Table:
+    """``category_browsing`` of a snapshot."""
+    e, products = snapshot.events, snapshot.products
     views = e.filter(e.event_type == "page_view")
     last = views.url.re_extract(r"([^/?#]+)/?(?:[?#].*)?$", 1)
     views = views.mutate(key=views.product_id.fill_null(last))
@@ -182,9 +158,13 @@ def category_browsing(events: ir.Table, products: ir.Table, as_of: dt.date) -> i
 def category_spend(events: ir.Table, products: ir.Table, as_of: dt.date) -> ir.Table:
     """Spend per customer and product category (``unknown`` for products without one), with
     each category's share of the customer's spend."""
-    e = events_until(events, as_of)
-    buys = e.filter(e.event_type == "purchase")
-    lines = buys.left_join(products.select("product_id", "category"), "product_id")
+    return spend_of(AsOf(events, as_of, products=products))
+
+
+def spend_of(snapshot: AsOf) -> ir.Table:
+    """``category_spend`` of a snapshot, from its purchases per customer and product."""
+    bought, products = snapshot.products_bought, snapshot.products
+    lines = bought.left_join(products.select("product_id", "category"), "product_id")
     spend = lines.group_by(["customer_id", lines.category.fill_null("unknown").name("category")]).aggregate(
         spend=lines.amount.sum().cast("float64")
     )
@@ -242,13 +222,22 @@ def customer_profile(
 ) -> ir.Table:
     """One row per customer known on ``as_of`` (see ``profile_columns``); ``attributes`` are the
     declared attributes (``microseg.config.AttributeConfig`` by name)."""
-    active = behaviour(events, as_of, reactivation_gap_days, page_flags)
-    known = known_without_events(customers, events, as_of)
+    snapshot = AsOf(events, as_of, customers=customers, products=products, page_flags=page_flags)
+    return profile_of(snapshot, reactivation_gap_days, attributes)
+
+
+def profile_of(
+    snapshot: AsOf, reactivation_gap_days: int = 365, attributes: Mapping[str, Any] | None = None
+) -> ir.Table:
+    """``customer_profile`` of a snapshot, from its shared aggregates."""
+    as_of, customers, page_flags = snapshot.as_of, snapshot.customers, snapshot.page_flags
+    active = behaviour_of(snapshot, reactivation_gap_days)
+    known = snapshot.known_without_events()
     ids = known.union(active.select("customer_id")).distinct()
     traits = customers.select(
         "customer_id", "gender", "birth_year", "region", "country", "acquisition_channel", "signup_date"
     )
-    spend = category_spend(events, products, as_of)
+    spend = spend_of(snapshot)
     ranked = spend.mutate(
         rank=ibis.row_number().over(
             ibis.window(group_by="customer_id", order_by=[ibis.desc("spend"), "category"])

@@ -22,7 +22,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from microseg.features.summary import events_until
+from microseg.features.asof import AsOf
 
 PERIOD_DAYS = {"day": 1, "week": 7}
 
@@ -45,9 +45,7 @@ def _min_by(arg: float, key: dt.date) -> float:
 
 def transactions(events: ir.Table, as_of: dt.date) -> ir.Table:
     """One row per customer and day with purchases: ``customer_id, day, amount``."""
-    e = events_until(events, as_of)
-    e = e.filter(e.event_type == "purchase")
-    return e.group_by([e.customer_id, e.ts.date().name("day")]).aggregate(amount=e.amount.sum())
+    return AsOf(events, as_of).transactions()
 
 
 def rfm_summary(events: ir.Table, as_of: dt.date, period: str = "day") -> ir.Table:
@@ -63,9 +61,16 @@ def rfm_summary(events: ir.Table, as_of: dt.date, period: str = "day") -> ir.Tab
     >>> rfm[["customer_id", "frequency", "recency", "T", "monetary_value"]].values.tolist()
     [['a', 1, 1.0, 2.0, 20.0], ['b', 0, 0.0, 0.7142857142857143, 0.0]]
     """
+    return rfm_of(AsOf(events, as_of), period)
+
+
+def rfm_of(snapshot: AsOf, period: str = "day", until: dt.date | None = None) -> ir.Table:
+    """``rfm_summary`` of a snapshot, as of ``until`` (default: the snapshot's date; an earlier
+    date gives the RFM of a calibration period)."""
     if period not in PERIOD_DAYS:
         raise ValueError(f"period must be one of {', '.join(PERIOD_DAYS)}, got {period!r}")
-    days = transactions(events, as_of)
+    as_of = until or snapshot.as_of
+    days = snapshot.transactions(as_of)
     per = days.group_by("customer_id").aggregate(
         first_purchase=days.day.min(),
         last_purchase=days.day.max(),
@@ -138,12 +143,18 @@ def calibration_holdout(
     (``frequency, recency, T, monetary_value``), ``holdout_transactions`` (transaction days in
     ``(calibration_end, observation_end]``) and ``holdout_duration`` in period units.
     """
+    return holdout_of(AsOf(events, observation_end), calibration_end, period)
+
+
+def holdout_of(snapshot: AsOf, calibration_end: dt.date, period: str = "day") -> ir.Table:
+    """``calibration_holdout`` of a snapshot: its date ends the holdout period."""
+    observation_end = snapshot.as_of
     if observation_end <= calibration_end:
         raise ValueError(
             f"observation_end ({observation_end}) must be after calibration_end ({calibration_end})"
         )
-    calibration = rfm_summary(events, calibration_end, period)
-    later = transactions(events, observation_end)
+    calibration = rfm_of(snapshot, period, until=calibration_end)
+    later = snapshot.transactions()
     holdout = later.filter(later.day > ibis.literal(calibration_end, type="date"))
     counts = holdout.group_by("customer_id").aggregate(holdout_transactions=holdout.day.count())
     joined = calibration.left_join(counts, "customer_id")

@@ -12,15 +12,12 @@ import datetime as dt
 import ibis
 import ibis.expr.types as ir
 
+from microseg.features.asof import MONEY, AsOf, events_until
 from microseg.schema import NEGATIVE_TYPES
 
-_MONEY = "decimal(18, 4)"
+__all__ = ["customer_summary", "distinct_count", "events_until", "known_without_events", "summary_of"]
 
-
-def events_until(events: ir.Table, as_of: dt.date) -> ir.Table:
-    """Events of known customers up to the end of the ``as_of`` day."""
-    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-    return events.filter(events.customer_id.notnull(), events.ts < ibis.literal(cutoff))
+_MONEY = MONEY
 
 
 def distinct_count(rows: ir.Table, key: ir.Value, name: str) -> ir.Table:
@@ -29,6 +26,20 @@ def distinct_count(rows: ir.Table, key: ir.Value, name: str) -> ir.Table:
     pairs = rows.group_by([rows.customer_id, key.name("key")]).aggregate()
     pairs = pairs.filter(pairs.key.notnull())
     return pairs.group_by("customer_id").aggregate(**{name: pairs.count()})
+
+
+def buying_counts(snapshot: AsOf) -> ir.Table:
+    """``customer_id, orders, purchase_days, distinct_products`` of every buyer."""
+    days, products = snapshot.purchase_days, snapshot.products_bought
+    counts = distinct_count(days, days.day, "purchase_days")  # every buyer has a day
+    for part in (
+        distinct_count(days, days.order_key, "orders"),
+        distinct_count(products, products.product_id, "distinct_products"),
+    ):
+        counts = counts.left_join(part, "customer_id").drop("customer_id_right")
+    return counts.mutate(
+        orders=counts.orders.fill_null(0), distinct_products=counts.distinct_products.fill_null(0)
+    )
 
 
 def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | None = None) -> ir.Table:
@@ -54,18 +65,13 @@ def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | Non
     >>> int(row.orders), int(row.page_views), float(row.revenue)
     (1, 1, 10.0)
     """
-    e = events_until(events, as_of)
+    return summary_of(AsOf(events, as_of, customers=customers))
+
+
+def summary_of(snapshot: AsOf) -> ir.Table:
+    """``customer_summary`` of a snapshot: from its shared aggregates."""
     zero = ibis.literal(0, type=_MONEY)
-    # per customer and event type first (one hash key, the type compared once per event), then
-    # per customer over those few rows; distinct counts by grouping twice (ten times cheaper
-    # than a distinct count inside the big aggregation)
-    by_type = e.group_by(["customer_id", "event_type"]).aggregate(
-        n=e.count(),
-        first_at=e.ts.min(),
-        last_at=e.ts.max(),
-        quantity=e.quantity.sum(),
-        amount=e.amount.sum(),
-    )
+    by_type = snapshot.activity
     kind = by_type.event_type
     purchase = kind == "purchase"
 
@@ -88,13 +94,7 @@ def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | Non
         crm_updates=count("crm_update"),
         app_events=count("app_event"),
     )
-    buys = e.filter(e.event_type == "purchase")
-    for name, key in (
-        ("orders", buys.order_id.fill_null(buys.event_id)),
-        ("purchase_days", buys.ts.date()),
-        ("distinct_products", buys.product_id),
-    ):
-        summary = summary.left_join(distinct_count(buys, key, name), "customer_id").drop("customer_id_right")
+    summary = summary.left_join(buying_counts(snapshot), "customer_id").drop("customer_id_right")
     summary = summary.mutate(
         **{name: summary[name].fill_null(0) for name in ("orders", "purchase_days", "distinct_products")}
     ).select(
@@ -117,28 +117,22 @@ def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | Non
         "crm_updates",
         "app_events",
     )
-    if customers is not None:
-        summary = _with_customers_without_events(summary, customers, events, as_of)
+    if snapshot.customers is not None:
+        summary = _with_customers_without_events(summary, snapshot)
     return summary.mutate(
-        as_of=ibis.literal(as_of, type="date"),
+        as_of=ibis.literal(snapshot.as_of, type="date"),
         net_revenue=(summary.revenue + summary.returned).cast(_MONEY),
     )
 
 
 def known_without_events(customers: ir.Table, events: ir.Table, as_of: dt.date) -> ir.Table:
-    """``customer_id`` of the customers known on ``as_of`` from the customers table alone: signed
-    up by then, or with no signup date and no event ever (customers with events are known from
-    their first event on)."""
-    signed_up = customers.filter(customers.signup_date <= as_of).select("customer_id")
-    undated = customers.filter(customers.signup_date.isnull()).select("customer_id")
-    ever_active = events.filter(events.customer_id.notnull()).select("customer_id").distinct()
-    return signed_up.union(undated.anti_join(ever_active, "customer_id"))
+    """``customer_id`` of the customers known on ``as_of`` from the customers table alone (see
+    :meth:`AsOf.known_without_events`)."""
+    return AsOf(events, as_of, customers=customers).known_without_events()
 
 
-def _with_customers_without_events(
-    summary: ir.Table, customers: ir.Table, events: ir.Table, as_of: dt.date
-) -> ir.Table:
-    silent = known_without_events(customers, events, as_of).anti_join(summary, "customer_id")
+def _with_customers_without_events(summary: ir.Table, snapshot: AsOf) -> ir.Table:
+    silent = snapshot.known_without_events().anti_join(summary, "customer_id")
     zero = ibis.literal(0, type=_MONEY)
     fill = {
         name: (

@@ -27,11 +27,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from microseg.config import ClvConfig
+from microseg.features.asof import AsOf
 from microseg.features.rfm import (
     PERIOD_DAYS,
-    calibration_holdout,
+    holdout_of,
+    rfm_of,
     rfm_scores,
-    rfm_summary,
     transactions,
 )
 from microseg.models.clv.base import BTYDModel, ConvergenceError, RepeatBuyingModel, compress, unique_rows
@@ -65,9 +66,11 @@ def transaction_model(name: str, penalizer: float = 0.0) -> BTYDModel:
     return repeat_buying_model(name, penalizer)
 
 
-def rfm_table(events: ir.Table, as_of: dt.date, period: str) -> ir.Table:
-    """RFM inputs and totals per buying customer (an Ibis expression)."""
-    summary = rfm_summary(events, as_of, period)
+def rfm_table(events: ir.Table | AsOf, as_of: dt.date, period: str) -> ir.Table:
+    """RFM inputs and totals per buying customer (an Ibis expression), from the events or from
+    the run's snapshot (``AsOf``) of ``as_of``."""
+    snapshot = events if isinstance(events, AsOf) else AsOf(events, as_of)
+    summary = rfm_of(snapshot, period)
     end = ibis.literal(as_of, type="date")
     return summary.mutate(
         average_transaction=summary.total_spend / summary.transactions,
@@ -98,14 +101,16 @@ class Holdout:
     calibration: pa.Table | None = None
 
 
-def holdout_for(events: ir.Table, rfm: pa.Table, as_of: dt.date, settings: ClvConfig) -> Holdout:
+def holdout_for(events: ir.Table | AsOf, rfm: pa.Table, as_of: dt.date, settings: ClvConfig) -> Holdout:
     """The holdout check's data for ``rfm`` (from :func:`rfm_table`): ``clv.holdout_days`` at the
-    end of the history (0: a third of it, at most a year)."""
+    end of the history (0: a third of it, at most a year); ``events`` may be the run's snapshot
+    (``AsOf``) of ``as_of``."""
     first = pc.min(rfm.column("first_purchase")).as_py() if rfm.num_rows else None
     plan = plan_holdout(first, as_of, settings.holdout_days)
     if plan.calibration_end is None:
         return Holdout(plan)
-    table = calibration_holdout(events, plan.calibration_end, as_of, settings.period).to_pyarrow()
+    snapshot = events if isinstance(events, AsOf) else AsOf(events, as_of)
+    table = holdout_of(snapshot, plan.calibration_end, settings.period).to_pyarrow()
     return Holdout(plan, table)
 
 
