@@ -66,17 +66,21 @@ def normalized(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def on_both_engines(warehouse, spark, tmp_path, build) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``build(events, customers)`` evaluated on DuckDB and on Spark, rows in the same order."""
+    """``build(events, customers)`` (or ``build(events, customers, products)`` when it takes
+    three tables) evaluated on DuckDB and on Spark, rows in the same order."""
+    import inspect
+
     import ibis
 
+    names = ("events", "customers", "products")[: len(inspect.signature(build).parameters)]
     spark_con = ibis.pyspark.connect(spark)
     tables = {}
-    for name in ("events", "customers"):
+    for name in names:
         path = tmp_path / f"{name}.parquet"
         warehouse.sql(f"COPY {name} TO '{path}' (FORMAT parquet)")
         tables[name] = spark_con.read_parquet(str(path))
-    on_duckdb = build(warehouse.table("events"), warehouse.table("customers")).to_pandas()
-    on_spark = build(tables["events"], tables["customers"]).to_pandas()
+    on_duckdb = build(*(warehouse.table(n) for n in names)).to_pandas()
+    on_spark = build(*(tables[n] for n in names)).to_pandas()
     return normalized(on_duckdb), normalized(on_spark[on_duckdb.columns])
 
 
@@ -106,6 +110,86 @@ def test_summary_parity_on_events_of_every_type(warehouse, spark, tmp_path):
     duck, spk = rfm_on_both(warehouse, spark, tmp_path, dt.date(2023, 10, 1), "week")
     assert len(duck) > 700 and duck.frequency.sum() > 1000
     pd.testing.assert_frame_equal(duck, spk, check_dtype=False)
+
+
+def shop_with_products(warehouse) -> None:
+    """Random events of every type, customers with traits, and products in five categories."""
+    frame = random_events()
+    views = frame.event_type == "page_view"
+    frame.loc[views, "url"] = [f"/product/p{i % 50}" for i in range(int(views.sum()))]
+    frame.loc[frame.event_type.isin(["purchase", "page_view"]), "channel"] = np.resize(
+        ["web", "pos", "app"], int(frame.event_type.isin(["purchase", "page_view"]).sum())
+    )
+    warehouse.con.register("frame", frame)
+    warehouse.sql("INSERT INTO events SELECT * FROM frame")
+    warehouse.sql(
+        "INSERT INTO customers (customer_id, signup_date, gender, birth_year, region, source, updated_at) "
+        "SELECT 'c' || i, DATE '2022-09-01' + CAST(i % 400 AS INTEGER), ['f', 'm', NULL][1 + i % 3], "
+        "1950 + i % 50, 'r' || (i % 4), 'crm', TIMESTAMP '2024-01-01' FROM range(0, 900) t(i)"
+    )
+    warehouse.sql(
+        "INSERT INTO products (product_id, category, source, updated_at) "
+        "SELECT 'p' || i, CASE WHEN i % 6 = 5 THEN NULL ELSE 'k' || (i % 6) END, 'catalog', "
+        "TIMESTAMP '2024-01-01' FROM range(0, 50) t(i)"
+    )
+
+
+def assert_same(duck: pd.DataFrame, spk: pd.DataFrame) -> None:
+    """Equal row by row: text, counts and dates exactly, floats to 1e-9 relative (a column with
+    no value is empty on both, whatever each engine calls its type)."""
+    empty = [c for c in duck.columns if duck[c].isna().all()]
+    assert spk[empty].isna().all().all()
+    duck, spk = duck.drop(columns=empty), spk.drop(columns=empty)
+    pd.testing.assert_frame_equal(duck, spk, check_dtype=False, check_exact=False, rtol=1e-9, atol=0)
+
+
+def test_profile_and_category_tables_are_the_same_on_both_engines(warehouse, spark, tmp_path):
+    from microseg.features.asof import AsOf
+    from microseg.features.profile import browsing_of, profile_of, spend_of
+
+    shop_with_products(warehouse)
+    as_of = dt.date(2023, 10, 1)
+
+    def snapshot(e, c, p):
+        return AsOf(e, as_of, customers=c, products=p, page_flags={"sale": "/product/"})
+
+    duck, spk = on_both_engines(warehouse, spark, tmp_path, lambda e, c, p: profile_of(snapshot(e, c, p)))
+    assert len(duck) > 800 and duck["visited_sale_90d"].any() and duck["top_category"].notna().sum() > 500
+    assert_same(duck, spk)
+    for table in (spend_of, browsing_of):
+        duck, spk = on_both_engines(warehouse, spark, tmp_path, lambda e, c, p, f=table: f(snapshot(e, c, p)))
+        duck, spk = (f.sort_values(["customer_id", "category"], ignore_index=True) for f in (duck, spk))
+        assert len(duck) > 600 and duck["category"].nunique() >= 5
+        assert_same(duck, spk)
+
+
+def test_stages_and_tiers_are_the_same_on_both_engines(warehouse, spark, tmp_path):
+    """The lifecycle rules (with the typical rhythm each engine learns) and the tiers, whose
+    ranks have ties, give every customer the same stage and tiers on both engines."""
+    import ibis
+
+    from microseg.features.asof import AsOf
+    from microseg.features.profile import profile_of
+    from microseg.models.lifecycle import LifecycleModel
+    from microseg.models.tiers import tier_expressions
+
+    shop_with_products(warehouse)
+    as_of = dt.date(2023, 10, 1)
+
+    def segments(e, c, p):
+        profile = profile_of(AsOf(e, as_of, customers=c, products=p))
+        table = profile.mutate(
+            clv=ibis.ifelse(profile.orders > 0, (profile.revenue / 500).floor() * 10.0, None),  # ties
+            p_alive=ibis.ifelse(profile.orders > 6, 0.9, 0.2),
+            rfm_segment=ibis.ifelse(profile.orders > 4, "loyal", ibis.null("string")),
+        )
+        model = LifecycleModel(new_days=30).fit(table)
+        return table.select("customer_id", stage=model.expression(table), **tier_expressions(table))
+
+    duck, spk = on_both_engines(warehouse, spark, tmp_path, segments)
+    assert duck["stage"].nunique() >= 4 and duck["clv_tier"].nunique() == 5
+    assert duck["engagement_tier"].nunique() == 4 and duck["tenure_tier"].nunique() >= 3
+    assert_same(duck, spk)
 
 
 @pytest.mark.realdata

@@ -29,15 +29,30 @@ P(alive) thresholds aside when its model cannot tell whether customers leave at 
 ...     "days_since_return": [None] * 6})
 >>> LifecycleModel().fit(profile).predict(profile).tolist()
 ['prospect', 'new', 'active', 'at_risk', 'churned', 'churned']
+
+The rules are one engine expression (:meth:`LifecycleModel.expression`), so the stages of millions
+of customers are computed where they are stored, by DuckDB or Spark; ``predict`` runs the same
+expression on a DataFrame.
 """
 
 from __future__ import annotations
 
+import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
 from microseg.models.base import Estimator, Interval, Optional
 from microseg.registry import STAGES
+
+#: Profile columns the rules read (``p_alive`` and ``returned`` when present).
+INPUT_COLUMNS = (
+    "transactions",
+    "days_since_first_purchase",
+    "days_since_last_purchase",
+    "rhythm_days",
+    "days_since_return",
+)
 
 __all__ = ["STAGES", "LifecycleModel"]
 
@@ -80,47 +95,87 @@ class LifecycleModel(Estimator):
         self.at_risk_p_alive = at_risk_p_alive
         self.churned_p_alive = churned_p_alive
 
-    def fit(self, profile: pd.DataFrame) -> LifecycleModel:
+    def fit(self, profile: pd.DataFrame | ir.Table) -> LifecycleModel:
+        """Learn the typical rhythm of repeat buyers from a DataFrame or an engine table."""
         self._validate_params()
         if self.churned_lateness <= self.at_risk_lateness:
             raise ValueError(
                 f"LifecycleModel: churned_lateness ({self.churned_lateness}) must be above "
                 f"at_risk_lateness ({self.at_risk_lateness})"
             )
-        rhythm = pd.to_numeric(profile["rhythm_days"], errors="coerce")
-        rhythm = rhythm[(profile["transactions"] > 1) & rhythm.notna() & (rhythm > 0)]
-        self.typical_rhythm_days_ = float(rhythm.median()) if len(rhythm) else float(self.one_time_floor_days)
+        table = _as_table(profile, ("transactions", "rhythm_days"))
+        rhythm = _number(table.rhythm_days)
+        repeat = table.filter((table.transactions > 1) & rhythm.notnull() & (rhythm > 0))
+        median = repeat.aggregate(median=_number(repeat.rhythm_days).median()).to_pyarrow()
+        value = median.column("median")[0].as_py()
+        self.typical_rhythm_days_ = float(value) if value is not None else float(self.one_time_floor_days)
         return self
+
+    def _fallback(self) -> float:
+        return max(self.typical_rhythm_days_, float(self.one_time_floor_days))
+
+    def lateness_expression(self, table: ir.Table) -> ir.FloatingValue:
+        """Days since the last purchase in units of the customer's rhythm (null for prospects)."""
+        self._check_fitted()
+        rhythm = _number(table.rhythm_days)
+        rhythm = ibis.ifelse(rhythm.notnull() & (rhythm > 0), rhythm, self._fallback())
+        return _number(table.days_since_last_purchase) / rhythm
+
+    def expression(self, table: ir.Table) -> ir.StringValue:
+        """The stage of every row of ``table`` (an engine table with the profile columns
+        ``INPUT_COLUMNS``, and ``p_alive`` and ``returned`` when present): one expression that
+        DuckDB and Spark evaluate alike. A customer without purchases but with returns or
+        cancellations bought before the data starts: ``returns_only``."""
+        late = self.lateness_expression(table)
+        churned = late >= self.churned_lateness
+        at_risk = late >= self.at_risk_lateness
+        if "p_alive" in table.columns:
+            p_alive = _number(table.p_alive)
+            if self.churned_p_alive is not None:
+                churned = churned | (p_alive < self.churned_p_alive)
+            if self.at_risk_p_alive is not None:
+                at_risk = at_risk | (p_alive < self.at_risk_p_alive)
+        bought = table.transactions.fill_null(0) > 0
+        returned = _number(table.returned).fill_null(0.0) > 0 if "returned" in table.columns else False
+        return ibis.cases(
+            (~bought & returned, "returns_only"),
+            (~bought, "prospect"),
+            (_number(table.days_since_return) <= self.new_days, "reactivated"),
+            (_number(table.days_since_first_purchase) <= self.new_days, "new"),
+            (churned.fill_null(False), "churned"),
+            (at_risk.fill_null(False), "at_risk"),
+            else_="active",
+        )
 
     def lateness(self, profile: pd.DataFrame) -> np.ndarray:
         """Days since the last purchase in units of the customer's rhythm (NaN for prospects)."""
         self._check_fitted()
-        rhythm = pd.to_numeric(profile["rhythm_days"], errors="coerce").to_numpy(float)
-        fallback = max(self.typical_rhythm_days_, float(self.one_time_floor_days))
-        rhythm = np.where(np.isfinite(rhythm) & (rhythm > 0), rhythm, fallback)
-        return pd.to_numeric(profile["days_since_last_purchase"], errors="coerce").to_numpy(float) / rhythm
+        table = _as_table(profile, ("rhythm_days", "days_since_last_purchase"))
+        out = table.select(late=self.lateness_expression(table)).to_pyarrow().column("late")
+        return out.to_numpy(zero_copy_only=False).astype(float)
 
     def predict(self, profile: pd.DataFrame) -> np.ndarray:
+        """The stage of every row of ``profile`` (see :meth:`expression`), as an object array."""
         self._check_fitted()
-        n = len(profile)
-        bought = profile["transactions"].fillna(0).to_numpy() > 0
-        since_first = pd.to_numeric(profile["days_since_first_purchase"], errors="coerce").to_numpy(float)
-        since_return = pd.to_numeric(profile["days_since_return"], errors="coerce").to_numpy(float)
-        late = self.lateness(profile)
-        p_alive = (
-            pd.to_numeric(profile["p_alive"], errors="coerce").to_numpy(float)
-            if "p_alive" in profile
-            else np.full(n, np.nan)
-        )
-        with np.errstate(invalid="ignore"):
-            churned = late >= self.churned_lateness
-            at_risk = late >= self.at_risk_lateness
-            if self.churned_p_alive is not None:
-                churned |= p_alive < self.churned_p_alive
-            if self.at_risk_p_alive is not None:
-                at_risk |= p_alive < self.at_risk_p_alive
-            stage = np.where(churned, "churned", np.where(at_risk, "at_risk", "active")).astype(object)
-            stage[since_first <= self.new_days] = "new"
-            stage[since_return <= self.new_days] = "reactivated"
-        stage[~bought] = "prospect"
-        return stage
+        columns = [*INPUT_COLUMNS, *(c for c in ("p_alive", "returned") if c in profile)]
+        table = _as_table(profile, columns)
+        out = table.select(stage=self.expression(table)).to_pyarrow().column("stage")
+        return np.asarray(out.to_pylist(), dtype=object)
+
+
+def _number(value: ir.Value) -> ir.FloatingValue:
+    """A numeric column as a float where NaN counts as missing (as pandas has it)."""
+    value = value.cast("float64")
+    return ibis.ifelse(value.isnan(), ibis.null("float64"), value)
+
+
+def _as_table(profile: pd.DataFrame | ir.Table, columns) -> ir.Table:
+    """An engine table of ``columns`` of a profile: a DataFrame is read in memory (rows keep
+    their order: an engine returns them as given for a plain projection)."""
+    if isinstance(profile, ir.Table):
+        return profile
+    frame = pd.DataFrame(
+        {c: pd.to_numeric(profile[c], errors="coerce").to_numpy(float) for c in columns},
+        index=pd.RangeIndex(len(profile)),
+    )
+    return ibis.memtable(frame)

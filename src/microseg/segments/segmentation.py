@@ -35,7 +35,7 @@ from microseg.features.layers import (
 )
 from microseg.models.lifecycle import LifecycleModel
 from microseg.models.rules import evaluate_rules, frame_schema, parse_rules
-from microseg.models.tiers import assign_tiers, clv_tier, named_composites, tenure_tier
+from microseg.models.tiers import assign_tiers, named_composites
 from microseg.registry import (
     CLUSTER_LETTERS,
     EXCLUSIVE_LAYERS,
@@ -170,10 +170,7 @@ def segment_customers(
     customer_ids = np.asarray(customer_ids, dtype=object)
     stage = _lifecycle(profile, settings)
     profile = profile.assign(stage=pd.Categorical(stage, categories=list(STAGES)))
-    tiers = assign_tiers(profile)
-    tiers["clv_tier"] = clv_tier(profile["clv"], settings.clv_tiers) if "clv" in profile else "none"
-    tenure_days = profile["days_since_first_purchase"]
-    tiers["tenure_tier"] = tenure_tier(tenure_days, settings.tenure_days, _tenure_names(settings.tenure_days))
+    tiers = assign_tiers(profile, settings.clv_tiers, settings.tenure_days, _tenure_names(settings.tenure_days))
     layers: dict[str, pd.Categorical] = {"lifecycle": profile["stage"].array}
     for layer in TIER_LAYERS:
         layers[layer] = pd.Categorical(tiers[layer])
@@ -268,11 +265,7 @@ def _lifecycle(profile: pd.DataFrame, settings: SegmentConfig) -> np.ndarray:
         at_risk_p_alive=settings.at_risk_p_alive,
         churned_p_alive=settings.churned_p_alive,
     )
-    stage = model.fit(profile).predict(profile)
-    # no purchase in the data but returns or cancellations: they bought before the data starts
-    returned = pd.to_numeric(profile["returned"], errors="coerce").fillna(0.0).to_numpy(float)
-    stage[(stage == "prospect") & (returned > 0)] = "returns_only"
-    return stage
+    return model.fit(profile).predict(profile)
 
 
 @dataclass
