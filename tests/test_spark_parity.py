@@ -192,6 +192,55 @@ def test_stages_and_tiers_are_the_same_on_both_engines(warehouse, spark, tmp_pat
     assert_same(duck, spk)
 
 
+def test_cluster_assignment_from_fixed_centres_is_the_same_on_both_engines(warehouse, spark, tmp_path):
+    """Features built from a kept model's recipe and the nearest of its centres, on both
+    engines: every customer gets the same centre."""
+    from microseg.features.asof import AsOf
+    from microseg.features.layers import behaviour_expressions
+    from microseg.features.profile import browsing_of, profile_of, spend_of
+    from microseg.models.clustering import ClusterModel
+
+    shop_with_products(warehouse)
+    as_of = dt.date(2023, 10, 1)
+    columns = [
+        "browse_k2",
+        "browse_other",
+        "cat_k0",
+        "cat_k1",
+        "cat_other",
+        "order_value",
+        "orders",
+        "rhythm",
+    ]
+    spec = {
+        "rhythm_fill": 9.5,
+        "cat": ["k0", "k1"],
+        "browse": ["k2"],
+        "sources": ["activity", "cat", "browse"],
+    }
+    rng = np.random.default_rng(3)
+    high = np.array([1, 1, 1, 1, 1, 7, 3, 5], dtype=float)
+    model = ClusterModel(
+        tuple(columns),
+        rng.uniform(0, 0.5, 8) * high,
+        rng.uniform(0.5, 2, 8) * high,
+        rng.uniform(0, 1, (5, 8)) * high,
+    )
+
+    def assigned(e, c, p):
+        snapshot = AsOf(e, as_of, customers=c, products=p)
+        features = behaviour_expressions(
+            profile_of(snapshot), spend_of(snapshot), browsing_of(snapshot), spec, columns
+        )
+        return features.mutate(centre=model.expression({c: features[c] for c in columns}))
+
+    duck, spk = on_both_engines(warehouse, spark, tmp_path, assigned)
+    assert len(duck) > 800 and duck["centre"].nunique() >= 3
+    assert_same(duck, spk)
+    in_memory = model.assign(duck[columns].to_numpy(float))
+    assert (in_memory == duck["centre"].to_numpy()).all()
+
+
 @pytest.mark.realdata
 def test_summary_parity_on_online_retail(warehouse, spark, tmp_path):
     from microseg.config import parse_source

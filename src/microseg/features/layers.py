@@ -24,8 +24,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+
+from microseg.errors import InvalidInputError
 
 TOP_VALUES = 12
 #: Traits of the customers table that describe who a customer is, and their column prefix.
@@ -276,3 +280,126 @@ def _attribute_frame(values: pd.Series, name: str, attribute, recipe: Mapping[st
             return None, None
         recipe = {"values": sorted(text.value_counts().index[:TOP_VALUES])}
     return _indicators(text, name, recipe["values"]), dict(recipe)
+
+
+# --- the same features as engine expressions -------------------------------------------------
+#
+# A kept model assigns every customer where the customers are stored: its spec and columns
+# give one expression per feature, which DuckDB and Spark evaluate alike (see
+# ``ClusterModel.expression``). The rules are those of the DataFrame builders above.
+
+
+def _float(value: ir.Value) -> ir.FloatingValue:
+    """A numeric value as a float where NaN counts as missing (as pandas has it)."""
+    value = value.cast("float64")
+    return ibis.ifelse(value.isnan(), ibis.null("float64"), value)
+
+
+def _log1p(value: ir.FloatingValue) -> ir.FloatingValue:
+    return (value + 1.0).ln()
+
+
+def _share_columns(shares: ir.Table | None, prefix: str, columns: Sequence[str]) -> ir.Table | None:
+    """``customer_id`` and the share columns ``<prefix>_<category>`` among ``columns`` (the
+    categories of a kept model; ``<prefix>_other`` adds up the rest), one row per customer with
+    any share."""
+    wanted = [c for c in columns if c.startswith(prefix + "_")]
+    if shares is None or not wanted:
+        return None
+    names = [c[len(prefix) + 1 :] for c in wanted if c != f"{prefix}_other"]
+    rows = shares.filter(shares.category != "unknown")
+    share = _float(rows.share).fill_null(0.0)
+    sums = {f"{prefix}_{n}": share.sum(where=rows.category == n) for n in names}
+    if f"{prefix}_other" in wanted:
+        sums[f"{prefix}_other"] = share.sum(where=~rows.category.isin(names)) if names else share.sum()
+    return rows.group_by("customer_id").aggregate(**sums)
+
+
+def behaviour_expressions(
+    profile: ir.Table,
+    spend: ir.Table | None,
+    browsing: ir.Table | None,
+    spec: Mapping[str, Any],
+    columns: Sequence[str],
+) -> ir.Table:
+    """``customer_id`` and the behavioural features ``columns`` of a kept model (built with
+    ``spec``) for every customer of ``profile``, as an engine table (see
+    :func:`behaviour_features`)."""
+    days = _float(profile.days_known).fill_null(1.0)
+    days = ibis.ifelse(days < 30.0, 30.0, days)
+
+    def count(column: str) -> ir.FloatingValue:
+        value = _float(profile[column]).fill_null(0.0)
+        return _log1p(ibis.ifelse(value < 0.0, 0.0, value))
+
+    def per_month(column: str) -> ir.FloatingValue:
+        return _log1p(_float(profile[column]).fill_null(0.0) * 30.0 / days)
+
+    def filled(column: str) -> ir.FloatingValue:
+        return _float(profile[column]).fill_null(0.0)
+
+    activity = {
+        "orders": count("orders"),
+        "order_value": _log1p(filled("average_order_value")),
+        "rhythm": _log1p(_float(profile.rhythm_days).fill_null(float(spec.get("rhythm_fill", 0.0)))),
+        "page_views": per_month("page_views"),
+        "app_events": per_month("app_events"),
+        "email_open_rate": filled("email_open_rate"),
+        "email_click_rate": filled("email_click_rate"),
+        "social_follows": count("social_follows"),
+        "pos_share": filled("pos_share"),
+        "web_share": filled("web_share"),
+        "app_share": filled("app_share"),
+    }
+    out = profile.select("customer_id", **{c: e for c, e in activity.items() if c in columns})
+    for prefix, shares in (("cat", spend), ("browse", browsing)):
+        part = _share_columns(shares, prefix, columns)
+        if part is not None:
+            out = out.left_join(part, "customer_id").drop("customer_id_right")
+    missing = [c for c in columns if c not in out.columns]  # a kept category nobody has now
+    fills = {c: out[c].fill_null(0.0) for c in out.columns if c != "customer_id"}
+    return out.mutate(**fills, **{c: ibis.literal(0.0) for c in missing}).select("customer_id", *columns)
+
+
+def demographic_expressions(
+    profile: ir.Table,
+    attributes: Mapping[str, Any] | None,
+    spec: Mapping[str, Any],
+    columns: Sequence[str],
+    year: int | None = None,
+) -> ir.Table:
+    """``customer_id`` and the demographic features ``columns`` of a kept model (built with
+    ``spec``) for every customer of ``profile``, as an engine table (see
+    :func:`demographic_features`)."""
+    features: dict[str, ir.Value] = {}
+    if "age" in spec and "age" in columns:
+        on = int(spec["age"].get("year", year or 0))
+        shift = float((year or on) - on)
+        features["age"] = (_float(profile.age) - shift).fill_null(float(spec["age"]["fill"]))
+
+    def indicators(text: ir.StringValue, prefix: str, values: Sequence[str]) -> None:
+        for value in values:
+            name = f"{prefix}_{value}"
+            if name in columns:
+                features[name] = (text == str(value)).cast("float64")
+
+    for column, prefix in DEMOGRAPHIC_TRAITS.items():
+        if column in spec:
+            text = profile[column].cast("string") if column in profile.columns else ibis.null("string")
+            indicators(text.fill_null("unknown"), prefix, spec[column])
+    for name, attribute in (attributes or {}).items():
+        recipe = spec.get(f"attr:{name}")
+        if recipe is None or name not in profile.columns:
+            continue
+        if attribute.type == "numeric":
+            features[name] = _float(profile[name]).fill_null(float(recipe["fill"]))
+        elif attribute.type == "ordinal":
+            order = [str(v) for v in attribute.order]
+            rank = ibis.cases(*((profile[name] == v, float(i)) for i, v in enumerate(order)), else_=None)
+            features[name] = (rank / float(max(len(order) - 1, 1))).fill_null(float(recipe["fill"]))
+        else:
+            indicators(profile[name].cast("string").fill_null("unknown"), name, recipe["values"])
+    missing = [c for c in columns if c not in features]
+    if missing:
+        raise InvalidInputError(f"the kept model's features {missing} cannot be built from its spec")
+    return profile.select("customer_id", **{c: features[c] for c in columns})

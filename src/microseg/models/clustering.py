@@ -35,6 +35,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
@@ -215,6 +217,37 @@ class ClusterModel:
     def assign(self, X) -> np.ndarray:
         """The cluster number of each row of ``X`` (columns in ``self.columns`` order)."""
         return _nearest(self.standardised(X), (self.centers - self.mean) / self.scale)
+
+    def expression(self, features: Mapping[str, ir.Value]) -> ir.IntegerValue:
+        """The nearest centre as an engine expression over ``features`` (column name ->
+        expression, one per ``self.columns``): DuckDB and Spark assign every customer where the
+        customers are, as :meth:`assign` does in memory (the first centre on a tie).
+
+        >>> import ibis
+        >>> model = ClusterModel(("x",), np.array([0.0]), np.array([2.0]), np.array([[0.0], [10.0]]))
+        >>> t = ibis.memtable({"x": [1.0, 7.0, 5.0]})
+        >>> t.select(c=model.expression({"x": t.x})).to_pandas()["c"].tolist()
+        [0, 1, 0]
+        """
+        centers = (self.centers - self.mean) / self.scale
+        z = [
+            (features[c].cast("float64") - float(m)) / float(s)
+            for c, m, s in zip(self.columns, self.mean, self.scale, strict=True)
+        ]
+        # as in memory: |c|^2 - 2 z.c, the |z|^2 every centre shares left out
+        scores = []
+        for center in centers:
+            dot = z[0] * float(center[0])
+            for zj, cj in zip(z[1:], center[1:], strict=True):
+                dot = dot + zj * float(cj)
+            scores.append(float((center**2).sum()) - 2.0 * dot)
+        if len(scores) == 1:
+            return ibis.literal(0, type="int64")
+        cases = []
+        for i, score in enumerate(scores[:-1]):
+            beats = [score < other if j < i else score <= other for j, other in enumerate(scores) if j != i]
+            cases.append((ibis.and_(*beats), i))
+        return ibis.cases(*cases, else_=len(scores) - 1).cast("int64")
 
     def quality(self, X, rows: np.ndarray | None = None) -> float:
         """Mean simplified silhouette of ``X`` (or of its ``rows``) under the kept centres."""
