@@ -33,6 +33,8 @@ bench: install-dev
 	$(BIN)/python benchmarks/import_speed.py
 	$(BIN)/python benchmarks/clv_speed.py
 	$(BIN)/python benchmarks/segment_speed.py
+	$(BIN)/python benchmarks/backfill_speed.py
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) microseg-demo .pytest_cache build *.egg-info

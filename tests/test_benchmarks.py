@@ -18,6 +18,8 @@ CASES = {
         "cost vs bare DuckDB scan",
     ),
     "segment_speed.py": (["--customers", "3000"], "ratio      whole run / reference"),
+    "backfill_speed.py": (["--customers", "2000", "--months", "3"], "ratio      backfill / one run"),
+    "scale.py": (["--customers", "2000"], "peak resident memory"),
 }
 
 

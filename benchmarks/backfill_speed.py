@@ -1,0 +1,80 @@
+"""Backfill speed: 12 month-end snapshots against one run of the same project.
+
+Generates the demo data for N customers (default 1M) and imports it into a fresh project (or
+reuses the project given with ``--project``), then in one process:
+
+* reference: ``Project.run()`` as of the analysis date (one snapshot, every step);
+* microseg: ``Project.backfill()`` of the 12 month ends before it, each from the events up to its
+  date only, forced to compute (nothing reused from earlier runs).
+
+Prints the seconds of both and the ratio backfill / one run (the target is 4x or less: the
+snapshots share what stays the same from one month to the next).
+Usage::
+
+    python benchmarks/backfill_speed.py [--customers 1000000] [--months 12] [--workdir DIR] [--project DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from microseg.project import Project
+
+
+def build_project(workdir: Path, customers: int) -> Path:
+    root = workdir / "project"
+    shutil.rmtree(root, ignore_errors=True)
+    started = time.perf_counter()
+    with Project.create_demo(root, customers=customers, seed=7) as project:
+        project.import_sources()
+        events = project.warehouse.count("events")
+    print(
+        f"generated and imported {customers:,} customers, {events:,} events in {time.perf_counter() - started:.0f} s"
+    )
+    return root
+
+
+def month_end_before(day: dt.date, months: int) -> dt.date:
+    """The last day of the month ``months`` months before the month of ``day``."""
+    first = day.replace(day=1)
+    for _ in range(months - 1):
+        first = (first - dt.timedelta(days=1)).replace(day=1)
+    return first - dt.timedelta(days=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--months", type=int, default=12)
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--project", type=Path, default=None, help="reuse an imported project")
+    args = parser.parse_args()
+
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="microseg-bench-"))
+    root = args.project or build_project(workdir, args.customers)
+    with Project(root) as project:
+        as_of = project.analysis_date()
+        started = time.perf_counter()
+        one = project.run(as_of)
+        reference = time.perf_counter() - started
+        start = month_end_before(as_of, args.months)
+        end = month_end_before(as_of, 1)
+        result = project.backfill(start, end, every="month", force=True)
+    snapshots = len(result.runs)
+    print(f"customers: {one.customers:,}  as of {as_of}")
+    print(f"reference  one run as of {as_of}:            {reference:8.2f} s")
+    print(f"microseg   backfill of {snapshots} month ends ({start} to {end}): {result.seconds:8.2f} s")
+    for run in result.runs:
+        print(f"           {run.as_of}  {run.seconds:8.2f} s  {run.customers:,} customers")
+    print(f"ratio      backfill / one run:          {result.seconds / reference:8.1f}x")
+    if args.project is None and args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
