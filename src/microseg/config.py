@@ -4,6 +4,14 @@ Every setting is declared once in a registry (name, type, default, help). The re
 validation (errors name the offending key), defaults, and the reference in
 ``docs/configuration.md``; a test fails when a setting is undocumented.
 
+The per-key checks (type, range, choices, unknown keys) are written here rather than handed to
+pydantic models generated from the registry: such a model gives the same answers (checked on
+some 2,000 good and bad values across every section), but its errors speak pydantic
+("Input should be a valid integer"), and turning them back into these messages (the TOML type
+names, the allowed range in words, "did you mean") takes about as many lines as the checks
+themselves, plus a 0.16 s import on every command. The rest of this module is the registry
+and the checks between settings, which a model would not remove either.
+
 Example::
 
     [project]

@@ -239,6 +239,26 @@ def test_statistic_matches_hand_computation():
     assert "dispersion 8.33, Student t on 3 df, Holm-adjusted over 1 test" in row.test
 
 
+def test_without_dispersion_z_squared_is_the_pearson_chi_square_of_the_two_by_two_table():
+    # identical history periods: chi-square 0, so the dispersion is floored at 1 (binomial)
+    counts = pd.DataFrame(
+        {
+            "as_of": [period(i) for i in range(5)],
+            "group": "all",
+            "source": "active",
+            "target": "lapsed",
+            "moved": [50, 50, 50, 50, 100],
+            "base": 1000,
+        }
+    )
+    row = transition_tests(counts).iloc[0]
+    table = [[100, 900], [200, 3800]]  # this period against the pooled history: moved, stayed
+    chi_square = stats.chi2_contingency(table, correction=False).statistic
+
+    assert row.dispersion == 1.0
+    assert row.z**2 == pytest.approx(chi_square, rel=1e-12)
+
+
 def test_holm_matches_its_definition():
     p = np.random.default_rng(0).uniform(0, 0.05, 25)
     order = np.argsort(p)

@@ -88,3 +88,30 @@ def test_order_and_types_of_the_dates_do_not_matter():
     a = describe_periods(dates)
     b = describe_periods(pd.to_datetime(dates))
     assert kinds(a) == kinds(b) and a.full == b.full
+
+
+def test_month_ends_over_leap_years_and_year_ends_are_the_days_before_a_first():
+    start, end = D(1999, 11, 15), D(2024, 3, 30)
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    month_ends = [d for d in days if (d + dt.timedelta(days=1)).day == 1]
+
+    assert snapshot_dates(start, end) == month_ends
+    assert [d for d in days if is_month_end(d)] == month_ends
+    assert D(2000, 2, 29) in month_ends and D(2024, 2, 29) in month_ends and D(2023, 2, 28) in month_ends
+
+
+def test_weekly_dates_count_back_from_the_end():
+    weeks = snapshot_dates(D(2025, 2, 27), D(2025, 3, 31), "week")
+    assert weeks == [D(2025, 3, 3), D(2025, 3, 10), D(2025, 3, 17), D(2025, 3, 24), D(2025, 3, 31)]
+    assert snapshot_dates(D(2025, 3, 31), D(2025, 3, 31), "week") == [D(2025, 3, 31)]
+    assert snapshot_dates(D(2025, 3, 1), D(2025, 3, 30)) == []  # no month end in the range
+
+
+def test_a_stub_after_the_analysis_date_ends_before_the_next_month_end():
+    periods = describe_periods([D(2011, 11, 30), D(2011, 12, 9), D(2011, 12, 31), D(2012, 1, 31)])
+    assert periods.cadence == "month"
+    # from a day inside December, the month end that follows is the end of January
+    assert periods.kind_of(D(2011, 12, 9), D(2011, 12, 31)) == "stub"
+    assert periods.kind_of(D(2011, 12, 9), D(2012, 1, 31)) == "gap"
+    assert periods.kind_of(D(2011, 11, 30), D(2012, 1, 31)) == "gap"
+    assert periods.kind_of(D(2011, 12, 31), D(2012, 1, 31)) == "full"

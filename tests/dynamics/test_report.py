@@ -292,3 +292,22 @@ def test_a_stub_period_is_marked_and_the_matrix_period_and_forecast_note_are_sho
     assert body.count("9-day stub") == 1 and "-day full" not in body
     assert f"Where the customers of each stage went from {SNAPSHOTS[0]} to {SNAPSHOTS[1]}:" in body
     assert "<p>CLV at stake = P(move) x CLV &lt;i&gt;per customer&lt;/i&gt;</p>" in body
+
+
+def test_user_text_in_attributes_and_tables_is_escaped(report_inputs, tmp_path):
+    sneaky = '" onmouseover="alert(1)'
+    card = {"stage_mix": {sneaky: 0.6, "active": 0.4}, "top_categories": [["<i>toys</i>", 0.5]]}
+    personas = report_inputs["personas"].assign(card=[card, None, None])
+    forecast = report_inputs["forecast"].assign(
+        segment=["<b>x</b>", *report_inputs["forecast"]["segment"][1:]]
+    )
+    text, _ = _parse(
+        write_report(tmp_path / "r.html", **dict(report_inputs, personas=personas, forecast=forecast))
+    )
+    body = text.replace(get_plotlyjs(), "")
+
+    assert sneaky not in body and 'onmouseover="' not in body
+    assert 'title="&quot; onmouseover=&quot;alert(1) 60.0%"' in body
+    assert "<li>&lt;i&gt;toys&lt;/i&gt; <span>50%</span></li>" in body
+    assert "<td>&lt;b&gt;x&lt;/b&gt;</td>" in body
+    assert "<i>" not in body and "<b>x" not in body

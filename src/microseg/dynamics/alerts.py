@@ -56,6 +56,17 @@ absorbs shared shocks); the extra variation scales like binomial variance, which
 bases are of similar size across periods; the history is one regime (a step change long ago
 inflates ``phi`` and makes the test conservative); the base of a ``(period, group, source)`` is
 the same for all its targets. At least two history periods are needed to estimate ``phi``.
+
+**Libraries.** The t reference distribution is SciPy's (``scipy.stats.t``). The rest is written
+here on purpose: SciPy has neither a two-proportion z-test with a dispersion factor nor a Holm
+adjustment (``scipy.stats.false_discovery_control`` offers Benjamini-Hochberg and -Yekutieli,
+which bound the false discovery rate, not the chance of any false alert). statsmodels has both
+pieces without the dispersion (``proportions_ztest``, ``multipletests(method="holm")``) and
+gives the same numbers (checked: identical Holm values on random p-values with ties, identical
+z with ``phi = 1``), but it is a 65 MB install that takes over a second to import, for some
+fifteen lines of arithmetic. Without dispersion, ``z**2`` is the Pearson chi-square of the 2x2
+table of this period against the pooled history, which the tests check against
+``scipy.stats.chi2_contingency``.
 """
 
 from __future__ import annotations

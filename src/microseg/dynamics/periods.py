@@ -33,7 +33,6 @@ snapshot in the middle of a month costs nothing; the listings show every period 
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -125,12 +124,17 @@ def describe_periods(dates: Iterable[dt.date]) -> Periods:
 
 
 def is_month_end(day: dt.date) -> bool:
-    return day.day == calendar.monthrange(day.year, day.month)[1]
+    """Whether ``day`` is the last day of its month.
+
+    >>> is_month_end(dt.date(2024, 2, 29)), is_month_end(dt.date(2025, 2, 28)), is_month_end(dt.date(2025, 3, 30))
+    (True, True, False)
+    """
+    return bool(pd.Timestamp(day).is_month_end)
 
 
 def _next_month_end(day: dt.date) -> dt.date:
-    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    return dt.date(year, month, calendar.monthrange(year, month)[1])
+    """The last day of the month after ``day``'s month (Dec 9 -> Jan 31, Jan 31 -> Feb 28)."""
+    return (pd.Period(day, freq="M") + 1).end_time.date()
 
 
 def _cadence(days: list[dt.date]) -> str:

@@ -11,6 +11,10 @@ hosts, and a Content-Security-Policy forbids the browser to fetch anything. Ever
 comes from the data (labels, stage names, messages, notes) is HTML-escaped. The output is
 deterministic: the same inputs give the same bytes (chart ids are derived from the section
 names, there is no timestamp).
+
+The page itself is a template shipped in the package (``microseg/templates/report.html``, on
+the frame ``page.html`` every page of ours shares, see :mod:`microseg.outputs.pages`); this
+module turns the inputs into Plotly figures and the texts and numbers the template prints.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from markupsafe import Markup
+
+from microseg.outputs.pages import render_page
 
 __all__ = ["STAGE_COLOURS", "write_report"]
 
@@ -73,13 +80,9 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "forecast": ("segment", "current", "forecast"),
 }
 
-_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
-    "img-src data: blob:; font-src data:"
-)
 _PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+#: The charts' font, the page's own (templates/report.css).
 _FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif'
-_NO_ALERTS = "No transition departs significantly from history"
 
 
 def write_report(
@@ -175,22 +178,23 @@ def write_report(
         _names(matrix.columns),
         *(_card(row).get("stage_mix", {}).keys() for _, row in personas.iterrows()),
     )
-    sections = [
-        ("stage-sizes", "Stage sizes over time", _stage_section(stage_sizes, colours)),
-        ("migration", "Migration between stages", _sankey_section(flows, colours)),
-        ("transitions", "Transition matrix", _matrix_section(counts.fillna(0), flows, matrix_period)),
-        ("personas", "Personas", _persona_section(personas, colours)),
-        ("alerts", "Alerts", _alert_section(alerts)),
-    ]
-    if forecast is not None:
-        section = _forecast_section(forecast) + (f"<p>{_esc(forecast_note)}</p>" if forecast_note else "")
-        sections.append(("forecast", "Forecast for next period", section))
-    if notes:
-        sections.append(("notes", "Notes", "".join(f"<p>{_esc(note)}</p>" for note in notes)))
-
+    page = render_page(
+        "report.html",
+        title=_text(title),
+        as_of=_day(as_of),
+        stage_figure=_stage_figure(stage_sizes, colours),
+        migration_figure=_sankey_figure(flows, colours),
+        matrix_figure=_matrix_figure(counts.fillna(0)),
+        matrix_period=_matrix_period(flows, matrix_period),
+        cards=[_persona_card(row, _card(row), colours) for _, row in personas.iterrows()],
+        alerts=_alert_rows(alerts),
+        forecast=None if forecast is None else _forecast_rows(forecast),
+        forecast_note=forecast_note,
+        notes=[_text(note) for note in notes],
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_page(title, _day(as_of), sections), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path
 
 
@@ -206,8 +210,9 @@ def _require(frame: Any, argument: str) -> None:
             raise ValueError(f"{argument} is missing column {column!r} (it has: {have})")
 
 
-def _esc(value: Any) -> str:
-    return html.escape("" if _missing(value) else str(value), quote=True)
+def _text(value: Any) -> str:
+    """A value as the page prints it: missing values are blank (the template escapes the text)."""
+    return "" if _missing(value) else str(value)
 
 
 def _plot_text(value: Any) -> str:
@@ -294,30 +299,28 @@ def _rgba(colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def _figure_html(fig: Any, div_id: str, height: int) -> str:
+def _figure_html(fig: Any, div_id: str, height: int) -> Markup:
     fig.update_layout(
         height=height,
         template="plotly_white",
         font={"family": _FONT, "size": 13},
         paper_bgcolor="rgba(0,0,0,0)",
     )
-    return fig.to_html(
+    # Plotly writes the data as JSON with <, > and & as \u escapes, so user text cannot end the script
+    figure = fig.to_html(
         full_html=False,
         include_plotlyjs=False,
         div_id=div_id,
         config=_PLOT_CONFIG,
         default_height=f"{height}px",
     )
-
-
-def _empty(text: str) -> str:
-    return f'<p class="empty">{_esc(text)}</p>'
+    return Markup(figure)
 
 
 # --- sections ------------------------------------------------------------------------------
 
 
-def _stage_section(stage_sizes: pd.DataFrame, colours: _Colours) -> str:
+def _stage_figure(stage_sizes: pd.DataFrame, colours: _Colours) -> Markup | None:
     import plotly.graph_objects as go
 
     frame = stage_sizes.assign(
@@ -326,7 +329,7 @@ def _stage_section(stage_sizes: pd.DataFrame, colours: _Colours) -> str:
         customers=pd.to_numeric(stage_sizes["customers"], errors="coerce").fillna(0),
     )
     if frame.empty:
-        return _empty("No snapshot sizes were given.")
+        return None
     table = frame.pivot_table(index="as_of", columns="segment", values="customers", aggfunc="sum").fillna(0)
     table = table.sort_index()[sorted(table.columns, key=colours.rank)]
     totals = table.sum(axis=1).replace(0, np.nan)
@@ -373,11 +376,10 @@ def _stage_section(stage_sizes: pd.DataFrame, colours: _Colours) -> str:
             tickformat="%Y-%m-%d",
             range=[(first - room).isoformat(), (last + room).isoformat()],
         )
-    intro = "<p>Customers in each lifecycle stage at each snapshot; hover for each stage's share.</p>"
-    return intro + _figure_html(fig, "microseg-stage-sizes", 420)
+    return _figure_html(fig, "microseg-stage-sizes", 420)
 
 
-def _sankey_section(flows: pd.DataFrame, colours: _Colours) -> str:
+def _sankey_figure(flows: pd.DataFrame, colours: _Colours) -> Markup | None:
     import plotly.graph_objects as go
 
     frame = flows.assign(
@@ -390,7 +392,7 @@ def _sankey_section(flows: pd.DataFrame, colours: _Colours) -> str:
     frame = frame.groupby(["from_date", "to_date", "source", "target"], as_index=False)["customers"].sum()
     frame = frame[frame["customers"] > 0]
     if frame.empty:
-        return _empty("No migration between snapshots was given.")
+        return None
     outflow = frame.groupby(["from_date", "source"])["customers"].sum()
     inflow = frame.groupby(["to_date", "target"])["customers"].sum()
     values: dict[tuple[str, str], float] = {}
@@ -453,11 +455,7 @@ def _sankey_section(flows: pd.DataFrame, colours: _Colours) -> str:
             font={"size": 12},
         )
     fig.update_layout(margin={"l": margin, "r": margin, "t": top, "b": margin})
-    intro = (
-        "<p>Each column is one snapshot (its date on top); a band shows the customers who moved from one stage to "
-        "another (or stayed) between two snapshots. Hover a band for its count.</p>"
-    )
-    return intro + _figure_html(fig, "microseg-migration", height)
+    return _figure_html(fig, "microseg-migration", height)
 
 
 def _irregular_ends(flows: pd.DataFrame) -> dict[str, str]:
@@ -501,13 +499,11 @@ def _clip(position: float) -> float:
     return round(min(max(position, 0.001), 0.999), 4)
 
 
-def _matrix_section(
-    counts: pd.DataFrame, flows: pd.DataFrame, period: tuple[dt.date, dt.date] | None = None
-) -> str:
+def _matrix_figure(counts: pd.DataFrame) -> Markup | None:
     import plotly.graph_objects as go
 
     if counts.empty:
-        return _empty("No transition matrix was given.")
+        return None
     sources = [str(s) for s in counts.index]
     targets = [str(t) for t in counts.columns]
     values = counts.to_numpy(dtype=float)
@@ -552,19 +548,19 @@ def _matrix_section(
     )
     fig.update_xaxes(title_text="to", side="top")
     fig.update_layout(margin={"l": 140, "r": 20, "t": 60, "b": 20})
-    shown = ""
-    if period is not None:
-        shown = f" from {_esc(_day(period[0]))} to {_esc(_day(period[1]))}"
-    elif not flows.empty:
-        last = flows["to_date"].map(_day).max()
-        first = flows.loc[flows["to_date"].map(_day) == last, "from_date"].map(_day).min()
-        shown = f" from {_esc(first)} to {_esc(last)}"
-    intro = (
-        f"<p>Where the customers of each stage went{shown}: each row adds up to 100%; the row's "
-        "total customers are in brackets, each cell shows the rate and the count.</p>"
-    )
     height = max(360, 60 * len(sources) + 120)
-    return intro + _figure_html(fig, "microseg-transitions", height)
+    return _figure_html(fig, "microseg-transitions", height)
+
+
+def _matrix_period(flows: pd.DataFrame, period: tuple[dt.date, dt.date] | None) -> tuple[str, str] | None:
+    """The (start, end) the matrix covers, as text: the one given, else the last period of the flows."""
+    if period is not None:
+        return _day(period[0]), _day(period[1])
+    if flows.empty:
+        return None
+    last = flows["to_date"].map(_day).max()
+    first = flows.loc[flows["to_date"].map(_day) == last, "from_date"].map(_day).min()
+    return first, last
 
 
 def _card(row: pd.Series) -> dict[str, Any]:
@@ -585,124 +581,85 @@ def _card(row: pd.Series) -> dict[str, Any]:
     return details
 
 
-def _persona_section(personas: pd.DataFrame, colours: _Colours) -> str:
-    if personas.empty:
-        return _empty("No persona was given.")
-    cards = [_persona_card(row, _card(row), colours) for _, row in personas.iterrows()]
-    return '<div class="cards">' + "".join(cards) + "</div>"
-
-
-def _persona_card(row: pd.Series, card: Mapping[str, Any], colours: _Colours) -> str:
-    figures = (
-        ("Customers", _int(row["size"])),
-        ("Share of customers", _pct(row["share"])),
-        ("Share of revenue", _pct(row["revenue_share"])),
-        ("Mean CLV", _amount(row["mean_clv"])),
-    )
-    parts = [
-        f'<article class="card"><h3>{_esc(row["label"])}</h3>',
-        f'<p class="kind">{_esc(row["kind"])} · {_esc(row["segment_id"])}</p><dl class="figures">',
-        *(f"<div><dt>{name}</dt><dd>{value}</dd></div>" for name, value in figures),
-        "</dl>",
-    ]
+def _persona_card(row: pd.Series, card: Mapping[str, Any], colours: _Colours) -> dict[str, Any]:
+    """What the template prints on one persona card."""
     mix = [
         (str(stage), fraction)
         for stage, share in card.get("stage_mix", {}).items()
         if (fraction := _number(share)) is not None and fraction > 0
     ]
-    if mix:
-        bars = "".join(
-            f'<span style="width:{100 * share:.2f}%;background:{colours(stage)}" '
-            f'title="{_esc(stage)} {_pct(share)}"></span>'
+    return {
+        "label": _text(row["label"]),
+        "kind": _text(row["kind"]),
+        "segment_id": _text(row["segment_id"]),
+        "figures": [
+            ("Customers", _int(row["size"])),
+            ("Share of customers", _pct(row["share"])),
+            ("Share of revenue", _pct(row["revenue_share"])),
+            ("Mean CLV", _amount(row["mean_clv"])),
+        ],
+        "mix": [
+            {
+                "stage": stage,
+                "width": f"{100 * share:.2f}",
+                "colour": colours(stage),
+                "share": _pct(share),
+                "rounded": _pct(share, 0),
+            }
             for stage, share in mix
-        )
-        legend = " · ".join(f"{_esc(stage)} {_pct(share, 0)}" for stage, share in mix)
-        parts.append(f'<div class="mix">{bars}</div><p class="mix-legend">{legend}</p>')
-    categories = [
-        f"<li>{_esc(item[0])} <span>{_pct(item[1], 0)}</span></li>"
-        for item in card.get("top_categories") or []
-        if isinstance(item, Sequence) and not isinstance(item, str) and len(item) >= 2
-    ]
-    if categories:
-        parts.append("<h4>Top categories</h4><ul>" + "".join(categories) + "</ul>")
-    traits = [
-        _trait(item)
-        for item in card.get("distinguishing") or []
-        if isinstance(item, Mapping) and item.get("feature")
-    ]
-    if traits:
-        parts.append("<h4>What sets them apart</h4><ul>" + "".join(traits) + "</ul>")
-    return "".join(parts) + "</article>"
+        ],
+        "categories": [
+            (_text(item[0]), _pct(item[1], 0))
+            for item in card.get("top_categories") or []
+            if isinstance(item, Sequence) and not isinstance(item, str) and len(item) >= 2
+        ],
+        "traits": [
+            _trait(item)
+            for item in card.get("distinguishing") or []
+            if isinstance(item, Mapping) and item.get("feature")
+        ],
+    }
 
 
-def _trait(item: Mapping[str, Any]) -> str:
-    """One distinguishing feature: the segment's mean against the base's, with an arrow."""
+def _trait(item: Mapping[str, Any]) -> dict[str, Any]:
+    """One distinguishing feature: the segment's mean against the base's, up or down."""
     feature = str(item["feature"])
     effect = _number(item.get("effect_size")) or 0.0
-    arrow = '<b class="up">▲</b>' if effect > 0 else '<b class="down">▼</b>'
     if item.get("kind") == "category" or feature.startswith("category:"):
         name = feature.removeprefix("category:")
-        text = (
-            f"{_esc(name)} spend share {_pct(item.get('segment_mean'), 0)} "
-            f"vs {_pct(item.get('base_mean'), 0)}"
-        )
-    else:
-        text = (
-            f"{_esc(feature.replace('_', ' '))} {_amount(item.get('segment_mean'))} "
-            f"vs {_amount(item.get('base_mean'))} <span>({effect:+.1f} sd)</span>"
-        )
-    return f"<li>{arrow} {text}</li>"
+        segment, base = _pct(item.get("segment_mean"), 0), _pct(item.get("base_mean"), 0)
+        return {"up": effect > 0, "category": True, "name": name, "segment": segment, "base": base}
+    return {
+        "up": effect > 0,
+        "category": False,
+        "name": feature.replace("_", " "),
+        "segment": _amount(item.get("segment_mean")),
+        "base": _amount(item.get("base_mean")),
+        "effect": f"{effect:+.1f}",
+    }
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[int]) -> str:
-    """An HTML table of already escaped cells; ``numeric`` columns are right-aligned."""
-    head = "".join(f"<th{' class=num' if i in numeric else ''}>{h}</th>" for i, h in enumerate(headers))
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td{' class=num' if i in numeric else ''}>{c}</td>" for i, c in enumerate(row))
-        + "</tr>"
-        for row in rows
-    )
-    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def _alert_section(alerts: pd.DataFrame) -> str:
-    if alerts.empty:
-        return _empty(_NO_ALERTS)
-    rows = [
-        (
-            _esc(_day(a.as_of)),
-            _esc(a.group),
-            f"{_esc(a.source)} → {_esc(a.target)}",
+def _alert_rows(alerts: pd.DataFrame) -> list[list[str]]:
+    """The cells of the alerts table (its headers are in the template)."""
+    return [
+        [
+            _day(a.as_of),
+            _text(a.group),
+            f"{_text(a.source)} → {_text(a.target)}",
             _pct(a.rate),
             _pct(a.historical_rate),
             "–" if _number(a.ratio) is None else f"{_number(a.ratio):.2f}×",
             _p(a.p_value),
             _p(a.p_adjusted),
-            _esc(a.test),
-            _esc(a.message),
-        )
+            _text(a.test),
+            _text(a.message),
+        ]
         for a in alerts.itertuples(index=False)
     ]
-    headers = (
-        "As of",
-        "Group",
-        "Transition",
-        "Rate",
-        "Historical",
-        "Ratio",
-        "p",
-        "p (adjusted)",
-        "Test",
-        "Note",
-    )
-    intro = "<p>Transitions whose rate this period departs significantly from their history.</p>"
-    return intro + _table(headers, rows, numeric={3, 4, 5, 6, 7})
 
 
-def _forecast_section(forecast: pd.DataFrame) -> str:
-    if forecast.empty:
-        return _empty("No forecast was given.")
+def _forecast_rows(forecast: pd.DataFrame) -> dict[str, Any]:
+    """The cells of the forecast table and whether it has the CLV-at-stake column."""
     at_stake = "at_stake_clv" in forecast.columns
     rows = []
     for f in forecast.itertuples(index=False):
@@ -712,79 +669,8 @@ def _forecast_section(forecast: pd.DataFrame) -> str:
             change = f"{expected - current:+,.0f}"
             if current > 0:
                 change += f" ({(expected - current) / current:+.1%})"
-        row = [_esc(f.segment), _int(current), _int(expected), change]
+        row = [_text(f.segment), _int(current), _int(expected), change]
         if at_stake:
             row.append(_amount(f.at_stake_clv))
         rows.append(row)
-    headers = ["Segment", "Customers now", "Expected next period", "Change"]
-    if at_stake:
-        headers.append("CLV at stake")
-    return _table(headers, rows, numeric={1, 2, 3, 4})
-
-
-# --- page ----------------------------------------------------------------------------------
-
-_CSS = (
-    f"body{{font-family:{_FONT}}}"
-    """
-*{box-sizing:border-box}
-body{margin:0;color:#1f2933;background:#f5f7fa;line-height:1.5}
-header.top{background:#1f2933;color:#fff;padding:24px 16px}
-header.top h1{margin:0 auto;max-width:1200px;font-size:1.7rem;font-weight:600}
-header.top p{margin:4px auto 0;max-width:1200px;color:#cbd2d9}
-main{max-width:1200px;margin:0 auto;padding:16px}
-nav.toc{background:#fff;border-radius:8px;padding:12px 20px;margin-bottom:16px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-nav.toc ol{margin:0;padding-left:20px;columns:2 16em}
-nav.toc a{color:#2f6fb3;text-decoration:none}
-nav.toc a:hover{text-decoration:underline}
-section{background:#fff;border-radius:8px;padding:16px 20px;margin-bottom:16px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
-section h2{margin:0 0 8px;font-size:1.25rem}
-section>p{color:#52606d;margin:0 0 8px}
-p.empty{color:#52606d;font-style:italic}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:12px}
-.card{border:1px solid #e4e7eb;border-radius:8px;padding:12px 14px}
-.card h3{margin:0;font-size:1.05rem;overflow-wrap:anywhere}
-.card .kind{margin:0 0 8px;color:#7b8794;font-size:.8rem;overflow-wrap:anywhere}
-.card h4{margin:10px 0 2px;font-size:.85rem;color:#52606d}
-.card ul{margin:0;padding-left:18px;font-size:.9rem}
-.card li span{color:#7b8794}
-dl.figures{display:grid;grid-template-columns:1fr 1fr;gap:4px 12px;margin:0}
-dl.figures dt{font-size:.75rem;color:#7b8794}
-dl.figures dd{margin:0;font-weight:600}
-.mix{display:flex;height:10px;border-radius:5px;overflow:hidden;margin-top:10px;background:#e4e7eb}
-.mix span{display:block;height:100%}
-.mix-legend{margin:2px 0 0;font-size:.75rem;color:#7b8794}
-b.up{color:#2f855a;font-weight:400}
-b.down{color:#c53030;font-weight:400}
-.scroll{overflow-x:auto}
-table{border-collapse:collapse;width:100%;font-size:.9rem}
-th,td{padding:6px 8px;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top}
-th{background:#f5f7fa;font-weight:600}
-.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-@media (max-width:600px){main{padding:8px}section{padding:12px}}
-"""
-)
-
-
-def _page(title: str, as_of: str, sections: Sequence[tuple[str, str, str]]) -> str:
-    from plotly.offline import get_plotlyjs
-
-    toc = "".join(f'<li><a href="#{anchor}">{heading}</a></li>' for anchor, heading, _ in sections)
-    body = "".join(
-        f'<section id="{anchor}"><h2>{heading}</h2>{content}</section>'
-        for anchor, heading, content in sections
-    )
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        '<meta name="generator" content="microseg">'
-        f"<title>{_esc(title)} · {_esc(as_of)}</title>"
-        f"<style>{_CSS}</style>\n"
-        f'<script type="text/javascript">{get_plotlyjs()}</script>\n'
-        "</head><body>"
-        f'<header class="top"><h1>{_esc(title)}</h1><p>Customer migration report · as of {_esc(as_of)}</p></header>'
-        f'<main><nav class="toc"><ol>{toc}</ol></nav>{body}</main>'
-        "</body></html>\n"
-    )
+    return {"rows": rows, "at_stake": at_stake}

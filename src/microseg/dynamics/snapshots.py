@@ -19,11 +19,12 @@ the months before) is recomputed once they do, and every later snapshot follows 
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
 import datetime as dt
 import hashlib
 import json
+
+import pandas as pd
 
 from microseg.config import ProjectConfig
 from microseg.engine.duckdb import DuckDBWarehouse
@@ -46,22 +47,11 @@ def snapshot_dates(start: dt.date, end: dt.date, every: str = "month") -> list[d
         raise ValueError(f"every must be one of {', '.join(EVERY)}, got {every!r}")
     if end < start:
         raise ValueError(f"the end date {end} is before the start date {start}")
-    dates: list[dt.date] = []
-    if every == "week":
-        day = end
-        while day >= start:
-            dates.append(day)
-            day -= dt.timedelta(days=7)
-        return sorted(dates)
-    year, month = start.year, start.month
-    while True:
-        day = dt.date(year, month, calendar.monthrange(year, month)[1])
-        if day > end:
-            break
-        if day >= start:
-            dates.append(day)
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return dates
+    if every == "week":  # counted back from the end, so the end is always a snapshot date
+        dates = pd.date_range(end=end, periods=(end - start).days // 7 + 1, freq="7D")
+    else:
+        dates = pd.date_range(start, end, freq="ME")
+    return [day.date() for day in dates]
 
 
 def settings_digest(config: ProjectConfig) -> str:

@@ -26,6 +26,15 @@ ten can land in a poorer optimum), so no k is passed over on the strength of one
 Cluster numbers are ordered by size (largest first), then by centroid. A fitted model is kept as
 a :class:`ClusterModel` (scaling and centres in raw feature units) so that later snapshots can
 assign customers to the same centres.
+
+What scikit-learn does here and what it cannot: the fits are its ``KMeans`` and the agreement
+between them its ``adjusted_rand_score``. Its ``silhouette_score`` is the exact silhouette, which
+compares every sampled customer with every other one: on a sample of 10,000 customers it took
+about 9 s against 11 ms for the simplified silhouette used here (distances to the k centres
+only, SciPy's ``cdist``), for each candidate k; the parsimony and tie tolerance above are set on
+the simplified scale. Its ``StandardScaler`` scales each column by its own deviation, while
+the scaling here gives the columns of one group one common scale and divides by the column
+weights; the means and variances are two NumPy reductions, so there is nothing to gain from it.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
@@ -319,10 +329,8 @@ def _scaling(
         groups = list(groups)
         if len(groups) != width:
             raise InvalidInputError(f"groups must name one group per column ({width}), got {len(groups)}")
-        totals: dict[str, float] = {}
-        for group, v in zip(groups, variance, strict=True):
-            totals[group] = totals.get(group, 0.0) + float(v)
-        variance = np.array([totals[g] for g in groups])
+        codes, _ = pd.factorize(np.asarray(groups, dtype=object), use_na_sentinel=False)
+        variance = np.bincount(codes, weights=variance)[codes]  # each column gets its group's total
     scale = np.sqrt(variance)
     scale = np.where(scale > 1e-12, scale, 1.0)
     if weights is not None:
@@ -351,7 +359,7 @@ def simplified_silhouette(z: np.ndarray, labels: np.ndarray, centers: np.ndarray
     """Mean of (b - a) / max(a, b), with a the distance to the own cluster's centre and b to the
     nearest other centre: the silhouette with centres for members (Hruschka et al., 2004), linear
     in the number of customers instead of quadratic."""
-    d = np.sqrt(np.maximum(((z[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2), 0.0))
+    d = cdist(z, centers)
     rows = np.arange(len(z))
     a = d[rows, labels]
     d[rows, labels] = np.inf

@@ -26,7 +26,6 @@ them from the customers' calibration histories, and the NBD, which lets nobody l
 from __future__ import annotations
 
 import datetime as dt
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,56 +300,43 @@ def tracking(
 
 # --- the page -------------------------------------------------------------------------------------
 
-_CSP = (
-    "default-src 'none'; script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; "
-    "img-src data: blob:; font-src data:"
-)
-_CSS = (
-    "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;margin:2rem auto;"
-    "max-width:1100px;padding:0 1rem;color:#1f2933}h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem}"
-    "table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.25rem .6rem;border-bottom:1px solid #e4e7eb}"
-    "td.n{text-align:right;font-variant-numeric:tabular-nums}p.summary{margin:.3rem 0}"
-)
 
-
-def _cell(value, spec: str | None) -> tuple[str, bool]:
-    """(the cell's HTML, whether it is a number)."""
+def _cell(value, spec: str | None) -> str:
+    """A table cell's text: numbers formatted by ``spec`` (or a default for their kind), gaps blank."""
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "", True
+        return ""
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
         if spec is None:
             spec = ",d" if isinstance(value, (int, np.integer)) else ",.3f"
-        return format(value, spec), True
-    return html.escape(str(value)), False
+        return format(value, spec)
+    return str(value)
 
 
-def _html_table(frame: pd.DataFrame, formats: dict[str, str] | None = None) -> str:
-    formats = formats or {}
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    rows = []
-    for row in frame.itertuples(index=False):
-        cells = [_cell(v, formats.get(str(c))) for c, v in zip(frame.columns, row, strict=True)]
-        rows.append("".join(f'<td class="n">{t}</td>' if n else f"<td>{t}</td>" for t, n in cells))
-    body = "".join(f"<tr>{r}</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table(frame: pd.DataFrame, formats: dict[str, str]) -> tuple[list[str], list[list[str]], list[int]]:
+    """(headers, rows of cell texts, the indexes of the numeric columns) of a frame."""
+    numeric = [
+        i
+        for i, column in enumerate(frame.columns)
+        if pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column])
+    ]
+    rows = [
+        [_cell(v, formats.get(str(c))) for c, v in zip(frame.columns, row, strict=True)]
+        for row in frame.itertuples(index=False)
+    ]
+    return [str(c) for c in frame.columns], rows, numeric
 
 
 def _page(title: str, summary: list[str], charts: list, tables: list[tuple[str, pd.DataFrame, dict]]) -> str:
-    from plotly.offline import get_plotlyjs
+    from markupsafe import Markup
 
-    parts = [f'<p class="summary">{html.escape(line)}</p>' for line in summary]
+    from microseg.outputs.pages import render_page
+
+    figures = []
     for i, (heading, fig) in enumerate(charts):
         fig.update_layout(template="plotly_white", height=420)
-        body = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{i}")
-        parts.append(f"<h2>{html.escape(heading)}</h2>{body}")
-    for heading, frame, formats in tables:
-        parts.append(f"<h2>{html.escape(heading)}</h2>{_html_table(frame, formats)}")
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
-        '<meta name="generator" content="microseg">'
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style>\n"
-        f'<script type="text/javascript">{get_plotlyjs()}</script>\n'
-        f"</head><body><h1>{html.escape(title)}</h1>{''.join(parts)}</body></html>\n"
-    )
+        # Plotly writes the data as JSON with <, > and & as \u escapes: the markup is safe to embed
+        figures.append(
+            (heading, Markup(fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"chart-{i}")))
+        )
+    shown = [(heading, *_table(frame, formats)) for heading, frame, formats in tables]
+    return render_page("validation.html", title=title, summary=summary, charts=figures, tables=shown)
