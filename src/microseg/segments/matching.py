@@ -1,4 +1,4 @@
-"""Stable segment identities across refits of a clustering model.
+"""Segment id matching across refits of a clustering model.
 
 A clustering model numbers its clusters arbitrarily and numbers them again when it is refitted
 (new seed, newer data). :func:`match_segments` maps the clusters of a new run onto the segments
