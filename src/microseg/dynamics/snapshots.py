@@ -27,6 +27,7 @@ import json
 
 from microseg.config import ProjectConfig
 from microseg.engine.duckdb import DuckDBWarehouse
+from microseg.errors import InvalidInputError
 
 EVERY = ("month", "week")
 
@@ -43,9 +44,9 @@ def snapshot_dates(start: dt.date, end: dt.date, every: str = "month") -> list[d
     [datetime.date(2025, 3, 3), datetime.date(2025, 3, 10), datetime.date(2025, 3, 17), datetime.date(2025, 3, 24), datetime.date(2025, 3, 31)]
     """
     if every not in EVERY:
-        raise ValueError(f"every must be one of {', '.join(EVERY)}, got {every!r}")
+        raise InvalidInputError(f"every must be one of {', '.join(EVERY)}, got {every!r}")
     if end < start:
-        raise ValueError(f"the end date {end} is before the start date {start}")
+        raise InvalidInputError(f"the end date {end} is before the start date {start}")
     dates: list[dt.date] = []
     if every == "week":
         day = end

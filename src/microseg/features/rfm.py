@@ -22,6 +22,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from microseg.errors import InvalidInputError
 from microseg.features.summary import events_until
 
 PERIOD_DAYS = {"day": 1, "week": 7}
@@ -64,7 +65,7 @@ def rfm_summary(events: ir.Table, as_of: dt.date, period: str = "day") -> ir.Tab
     [['a', 1, 1.0, 2.0, 20.0], ['b', 0, 0.0, 0.7142857142857143, 0.0]]
     """
     if period not in PERIOD_DAYS:
-        raise ValueError(f"period must be one of {', '.join(PERIOD_DAYS)}, got {period!r}")
+        raise InvalidInputError(f"period must be one of {', '.join(PERIOD_DAYS)}, got {period!r}")
     days = transactions(events, as_of)
     per = days.group_by("customer_id").aggregate(
         first_purchase=days.day.min(),
@@ -139,7 +140,7 @@ def calibration_holdout(
     ``(calibration_end, observation_end]``) and ``holdout_duration`` in period units.
     """
     if observation_end <= calibration_end:
-        raise ValueError(
+        raise InvalidInputError(
             f"observation_end ({observation_end}) must be after calibration_end ({calibration_end})"
         )
     calibration = rfm_summary(events, calibration_end, period)

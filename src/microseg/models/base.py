@@ -3,8 +3,8 @@
 * ``__init__`` stores its keyword parameters unchanged (validated at ``fit``, not before);
 * ``fit(...)`` learns state in attributes ending in ``_`` and returns ``self``;
 * every method that needs learned state starts with ``self._check_fitted()``;
-* parameters are declared in ``_constraints``; a bad value raises ``ValueError`` naming the
-  parameter, what is allowed and what was given.
+* parameters are declared in ``_constraints``; a bad value raises ``InvalidInputError`` (a
+  ``ValueError``) naming the parameter, what is allowed and what was given.
 
 >>> class Scale(Estimator):
 ...     _constraints = {"factor": Interval(0, None, closed="neither")}
@@ -19,7 +19,7 @@
 >>> Scale(-1).fit([1])
 Traceback (most recent call last):
 ...
-ValueError: Scale: parameter 'factor' must be > 0, got -1
+microseg.errors.InvalidInputError: Scale: parameter 'factor' must be > 0, got -1
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from microseg.errors import NotFittedError
+from microseg.errors import InvalidInputError, NotFittedError
 
 
 class Constraint:
@@ -122,7 +122,7 @@ class Estimator:
         valid = self._param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(
+                raise InvalidInputError(
                     f"{type(self).__name__}: unknown parameter {name!r}; parameters: {', '.join(valid)}"
                 )
             setattr(self, name, value)
@@ -132,7 +132,7 @@ class Estimator:
         for name, constraint in self._constraints.items():
             value = getattr(self, name)
             if not constraint.accepts(value):
-                raise ValueError(
+                raise InvalidInputError(
                     f"{type(self).__name__}: parameter {name!r} must be {constraint.describe()}, got {value!r}"
                 )
 

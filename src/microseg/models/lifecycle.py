@@ -36,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from microseg.errors import InvalidInputError
 from microseg.models.base import Estimator, Interval, Optional
 from microseg.registry import STAGES
 
@@ -83,7 +84,7 @@ class LifecycleModel(Estimator):
     def fit(self, profile: pd.DataFrame) -> LifecycleModel:
         self._validate_params()
         if self.churned_lateness <= self.at_risk_lateness:
-            raise ValueError(
+            raise InvalidInputError(
                 f"LifecycleModel: churned_lateness ({self.churned_lateness}) must be above "
                 f"at_risk_lateness ({self.at_risk_lateness})"
             )

@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
-from microseg.errors import MicrosegError
+from microseg.errors import InvalidInputError, MicrosegError
 from microseg.models.base import Estimator, Interval
 
 
@@ -40,7 +40,9 @@ def as_array(values, name: str) -> np.ndarray:
     )
     if not np.all(np.isfinite(array)):
         bad = np.flatnonzero(~np.isfinite(array))
-        raise ValueError(f"{name}: {len(bad)} value(s) are missing or infinite (first at position {bad[0]})")
+        raise InvalidInputError(
+            f"{name}: {len(bad)} value(s) are missing or infinite (first at position {bad[0]})"
+        )
     return array
 
 
@@ -55,23 +57,25 @@ def check_rfm(frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarray
     last purchase, T = age at the end of the observation) and return them as arrays."""
     x, t_x, T = as_array(frequency, "frequency"), as_array(recency, "recency"), as_array(T, "T")
     if not (len(x) == len(t_x) == len(T)):
-        raise ValueError(
+        raise InvalidInputError(
             f"frequency, recency and T must have the same length, got {len(x)}, {len(t_x)}, {len(T)}"
         )
     if len(x) == 0:
-        raise ValueError("no customers: frequency, recency and T are empty")
+        raise InvalidInputError("no customers: frequency, recency and T are empty")
     if np.any(x < 0) or np.any(x != np.round(x)):
-        raise ValueError(f"frequency must be whole numbers >= 0: {positions((x < 0) | (x != np.round(x)))}")
+        raise InvalidInputError(
+            f"frequency must be whole numbers >= 0: {positions((x < 0) | (x != np.round(x)))}"
+        )
     if np.any(t_x < 0):
-        raise ValueError(f"recency must be >= 0: {positions(t_x < 0)}")
+        raise InvalidInputError(f"recency must be >= 0: {positions(t_x < 0)}")
     if np.any(T < 0):  # T = 0: first purchase on the last day; no information yet, but valid
-        raise ValueError(f"T must be >= 0: {positions(T < 0)}")
+        raise InvalidInputError(f"T must be >= 0: {positions(T < 0)}")
     if np.any(t_x > T * (1 + 1e-9)):
-        raise ValueError(
+        raise InvalidInputError(
             f"Some values in recency vector are larger than T vector: {positions(t_x > T * (1 + 1e-9))}"
         )
     if np.any((x == 0) & (t_x != 0)):
-        raise ValueError(f"recency must be 0 where frequency is 0: {positions((x == 0) & (t_x != 0))}")
+        raise InvalidInputError(f"recency must be 0 where frequency is 0: {positions((x == 0) & (t_x != 0))}")
     return x, t_x, T
 
 
@@ -80,11 +84,11 @@ def check_weights(weights, n: int) -> np.ndarray:
         return np.ones(n)
     w = as_array(weights, "weights")
     if len(w) != n:
-        raise ValueError(f"weights must have one value per customer ({n}), got {len(w)}")
+        raise InvalidInputError(f"weights must have one value per customer ({n}), got {len(w)}")
     if np.any(w < 0):
-        raise ValueError(f"weights must be >= 0: {positions(w < 0)}")
+        raise InvalidInputError(f"weights must be >= 0: {positions(w < 0)}")
     if w.sum() <= 0:
-        raise ValueError("weights sum to 0: there is nothing to fit")
+        raise InvalidInputError("weights sum to 0: there is nothing to fit")
     return w
 
 
@@ -417,7 +421,7 @@ class BTYDModel(Estimator):
         to extreme values that happen to fit them. Ask for three per parameter at least."""
         needed = 3 * len(self.param_names)
         if distinct_rows < needed:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{type(self).__name__} has {len(self.param_names)} parameters and needs customers with at "
                 f"least {needed} different inputs; got {distinct_rows}"
             )
@@ -469,7 +473,7 @@ class RepeatBuyingModel(BTYDModel):
         x, t_x, T = check_rfm(frequency, recency, T)
         w = check_weights(weights, len(x))
         if not np.any(x > 0):
-            raise ValueError(
+            raise InvalidInputError(
                 "every customer has frequency 0 (no repeat purchases): the buying rate cannot be "
                 f"learned; {self.label} needs some repeat buyers"
             )

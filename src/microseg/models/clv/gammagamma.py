@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, gammaln
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import (
     BTYDModel,
     as_array,
@@ -46,23 +47,27 @@ def check_spend(frequency, monetary_value, *, fitting: bool) -> tuple[np.ndarray
     """
     x, m = as_array(frequency, "frequency"), as_array(monetary_value, "monetary_value")
     if len(x) != len(m):
-        raise ValueError(f"frequency and monetary_value must have the same length, got {len(x)}, {len(m)}")
+        raise InvalidInputError(
+            f"frequency and monetary_value must have the same length, got {len(x)}, {len(m)}"
+        )
     if len(x) == 0:
-        raise ValueError("no customers: frequency and monetary_value are empty")
+        raise InvalidInputError("no customers: frequency and monetary_value are empty")
     if np.any(x < 0) or np.any(x != np.round(x)):
-        raise ValueError(f"frequency must be whole numbers >= 0: {positions((x < 0) | (x != np.round(x)))}")
+        raise InvalidInputError(
+            f"frequency must be whole numbers >= 0: {positions((x < 0) | (x != np.round(x)))}"
+        )
     if fitting and np.any(x == 0):
-        raise ValueError(
+        raise InvalidInputError(
             f"Gamma-Gamma is fitted on repeat buyers only: {positions(x == 0)} have frequency 0; "
             "pass only the customers with frequency > 0"
         )
     if np.any((x > 0) & (m <= 0)):
-        raise ValueError(
+        raise InvalidInputError(
             "monetary_value (mean spend per repeat transaction) must be > 0 for customers with "
             f"frequency > 0: {positions((x > 0) & (m <= 0))}"
         )
     if np.any(m < 0):
-        raise ValueError(f"monetary_value must be >= 0: {positions(m < 0)}")
+        raise InvalidInputError(f"monetary_value must be >= 0: {positions(m < 0)}")
     return x, m
 
 
@@ -169,7 +174,7 @@ class GammaGamma(BTYDModel):
     def _mean_params(self) -> tuple[float, float, float]:
         p, q, v = self._params()
         if q <= 1:
-            raise ValueError(
+            raise InvalidInputError(
                 f"GammaGamma: expected spend needs q > 1 (the population mean spend p*v/(q-1) is "
                 f"infinite otherwise); the fitted q is {q:.4g}"
             )

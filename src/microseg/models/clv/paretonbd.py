@@ -37,6 +37,7 @@ import numpy as np
 from numpy.polynomial.legendre import leggauss
 from scipy.special import digamma, gammaln
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import (
     RepeatBuyingModel,
     as_array,
@@ -139,7 +140,7 @@ def _check_horizon(t) -> np.ndarray:
     horizon = np.asarray(t, dtype=float)
     if not np.all(np.isfinite(horizon)) or np.any(horizon < 0):
         as_array(horizon, "t")
-        raise ValueError("t (the prediction horizon) must be >= 0")
+        raise InvalidInputError("t (the prediction horizon) must be >= 0")
     return horizon
 
 
