@@ -158,16 +158,17 @@ class CustomerForecaster(Estimator):
             )
             learned, target = learned.iloc[keep].reset_index(drop=True), target[keep]
 
-        self.period_days_ = float(np.median([(b - a).days for a, b in pairs]))
-        self.state_categories_ = sorted(learned["state"].astype(str).unique())
-        self.group_categories_ = (
-            sorted(learned["group"].astype(str).unique()) if "group" in learned.columns else []
-        )
-        for name, categories in (("state", self.state_categories_), ("group", self.group_categories_)):
+        state_categories = sorted(learned["state"].astype(str).unique())
+        group_categories = sorted(learned["group"].astype(str).unique()) if "group" in learned.columns else []
+        # checked before anything is learned: a refused fit leaves the model unfitted
+        for name, categories in (("state", state_categories), ("group", group_categories)):
             if len(categories) > MAX_CATEGORIES:
                 raise InvalidInputError(
                     f"CustomerForecaster: {name} has {len(categories)} values; at most {MAX_CATEGORIES} can be learned"
                 )
+        self.period_days_ = float(np.median([(b - a).days for a, b in pairs]))
+        self.state_categories_ = state_categories
+        self.group_categories_ = group_categories
         features = self._features(learned)
         # a column with no value at all carries nothing (and cannot be binned)
         self.features_ = [c for c in features.columns if features[c].notna().any()]

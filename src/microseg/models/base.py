@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -103,6 +104,21 @@ class Optional(Constraint):
         return f"None or {self.inner.describe()}"
 
 
+def require_columns(table: Any, needed: Iterable[str], owner: str) -> None:
+    """Raise InvalidInputError naming the first of ``needed`` that ``table`` lacks.
+
+    >>> import pandas as pd
+    >>> require_columns(pd.DataFrame({"a": [1]}), ["a", "b"], "profile")
+    Traceback (most recent call last):
+    ...
+    microseg.errors.InvalidInputError: profile is missing column 'b' (columns: a)
+    """
+    columns = [str(c) for c in getattr(table, "columns", [])]
+    for column in needed:
+        if column not in columns:
+            raise InvalidInputError(f"{owner} is missing column {column!r} (columns: {', '.join(columns)})")
+
+
 class Estimator:
     """Base class of microseg's models."""
 
@@ -114,8 +130,12 @@ class Estimator:
         parameters = inspect.signature(cls.__init__).parameters.values()
         return [p.name for p in parameters if p.name != "self" and p.kind in kinds]
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, as given."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters, as given.
+
+        ``deep`` is accepted for scikit-learn's ``clone``; no microseg model holds another
+        estimator as a parameter, so deep and shallow are the same.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> Estimator:

@@ -37,10 +37,20 @@ import numpy as np
 import pandas as pd
 
 from microseg.errors import InvalidInputError
-from microseg.models.base import Estimator, Interval, Optional
+from microseg.models.base import Estimator, Interval, Optional, require_columns
 from microseg.registry import STAGES
 
 __all__ = ["STAGES", "LifecycleModel"]
+
+
+#: The profile columns the stages are read from (``p_alive`` is optional).
+PROFILE_COLUMNS = (
+    "transactions",
+    "days_since_first_purchase",
+    "days_since_last_purchase",
+    "rhythm_days",
+    "days_since_return",
+)
 
 
 class LifecycleModel(Estimator):
@@ -88,6 +98,7 @@ class LifecycleModel(Estimator):
                 f"LifecycleModel: churned_lateness ({self.churned_lateness}) must be above "
                 f"at_risk_lateness ({self.at_risk_lateness})"
             )
+        require_columns(profile, ("transactions", "rhythm_days"), "LifecycleModel.fit: profile")
         rhythm = pd.to_numeric(profile["rhythm_days"], errors="coerce")
         rhythm = rhythm[(profile["transactions"] > 1) & rhythm.notna() & (rhythm > 0)]
         self.typical_rhythm_days_ = float(rhythm.median()) if len(rhythm) else float(self.one_time_floor_days)
@@ -96,6 +107,7 @@ class LifecycleModel(Estimator):
     def lateness(self, profile: pd.DataFrame) -> np.ndarray:
         """Days since the last purchase in units of the customer's rhythm (NaN for prospects)."""
         self._check_fitted()
+        require_columns(profile, ("rhythm_days", "days_since_last_purchase"), "LifecycleModel: profile")
         rhythm = pd.to_numeric(profile["rhythm_days"], errors="coerce").to_numpy(float)
         fallback = max(self.typical_rhythm_days_, float(self.one_time_floor_days))
         rhythm = np.where(np.isfinite(rhythm) & (rhythm > 0), rhythm, fallback)
@@ -103,6 +115,7 @@ class LifecycleModel(Estimator):
 
     def predict(self, profile: pd.DataFrame) -> np.ndarray:
         self._check_fitted()
+        require_columns(profile, PROFILE_COLUMNS, "LifecycleModel.predict: profile")
         n = len(profile)
         bought = profile["transactions"].fillna(0).to_numpy() > 0
         since_first = pd.to_numeric(profile["days_since_first_purchase"], errors="coerce").to_numpy(float)
