@@ -419,3 +419,18 @@ def test_missing_values_are_refused(model_class, data):
     columns[0][3] = np.nan
     with pytest.raises(ValueError, match="missing or infinite|whole numbers"):
         model_class().fit(*columns)
+
+
+@pytest.mark.parametrize(("model_class", "data"), MODELS, ids=IDS)
+def test_customers_of_weight_zero_change_nothing(model_class, data):
+    columns = data()
+    others = data(7)
+    padded = [
+        np.concatenate([np.asarray(c, float), np.asarray(o, float)])
+        for c, o in zip(columns, others, strict=True)
+    ]
+    weights = np.concatenate([np.ones(len(columns[0])), np.zeros(len(others[0]))])
+    plain = model_class().fit(*columns)
+    padded_fit = model_class().fit(*padded, weights=weights)
+    pd.testing.assert_series_equal(padded_fit.params_, plain.params_, rtol=1e-7)
+    assert padded_fit.n_customers_ == plain.n_customers_ == len(columns[0])

@@ -30,9 +30,6 @@ from microseg.errors import InvalidInputError
 from microseg.models.clv.base import (
     BTYDModel,
     as_array,
-    check_weights,
-    compress,
-    maximize_likelihood,
     positions,
 )
 
@@ -102,9 +99,12 @@ class BGBB(BTYDModel):
         Identical customers are merged before fitting; ``weights`` counts customers per row (the
         usual form of discrete-time data: one row per (x, tₓ, n) with its count).
         """
-        self._validate_params()
-        x, t_x, n = check_discrete(frequency, recency, n_periods)
-        w = check_weights(weights, len(x))
+        return self._fit_likelihood((frequency, recency, n_periods), weights)
+
+    def _check_inputs(self, frequency, recency, n_periods) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return check_discrete(frequency, recency, n_periods)
+
+    def _check_learnable(self, x, t_x, n, w) -> None:
         counted = w > 0
         if not np.any(x[counted] > 0):
             raise InvalidInputError(
@@ -116,16 +116,9 @@ class BGBB(BTYDModel):
                 "every customer transacted at every opportunity (frequency = n_periods): nobody "
                 "is seen to skip or drop out, so the model cannot be learned"
             )
-        (x, t_x, n), w, _ = compress(x, t_x, n, weights=w)
-        keep = w > 0
-        data = (x[keep], t_x[keep], n[keep], w[keep])
 
-        objective = self._penalized(lambda log_params: self._neg_log_likelihood(log_params, data))
-
-        starts = [np.zeros(4), np.log([0.5, 0.5, 0.5, 2.0]), np.log([2.0, 1.0, 1.0, 5.0])]
-        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
-        self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
-        return self
+    def _starts(self, x, t_x, n, w) -> list[np.ndarray]:
+        return [np.zeros(4), np.log([0.5, 0.5, 0.5, 2.0]), np.log([2.0, 1.0, 1.0, 5.0])]
 
     @staticmethod
     def _terms(x, t_x, n):

@@ -31,11 +31,7 @@ from microseg.errors import InvalidInputError
 from microseg.models.clv.base import (
     BTYDModel,
     as_array,
-    check_weights,
-    compress,
-    maximize_likelihood,
     positions,
-    warm_start_rows,
 )
 
 
@@ -114,25 +110,17 @@ class GammaGamma(BTYDModel):
 
         Identical customers are merged before fitting; ``weights`` counts customers per row.
         """
-        self._validate_params()
-        x, m = check_spend(frequency, monetary_value, fitting=True)
-        w = check_weights(weights, len(x))
-        (x, m), w, _ = compress(x, m, weights=w)
-        keep = w > 0
-        data = _SpendData.build(x[keep], m[keep], w[keep])
+        return self._fit_likelihood((frequency, monetary_value), weights)
 
-        objective = self._penalized(lambda log_params: self._neg_log_likelihood(log_params, data))
+    def _check_inputs(self, frequency, monetary_value) -> tuple[np.ndarray, np.ndarray]:
+        return check_spend(frequency, monetary_value, fitting=True)
 
-        mean = float(np.average(data.m, weights=data.w))
-        starts = [np.log([1.0, 2.0, mean]), np.log([5.0, 3.0, 2.0 * mean / 5.0]), np.log([0.5, 5.0, mean])]
-        sample = None
-        if (rows := warm_start_rows(len(data.w))) is not None:
-            kept = np.flatnonzero(keep)[rows]
-            subset = _SpendData.build(x[kept], m[kept], w[kept])
-            sample = (lambda p: self._neg_log_likelihood(p, subset), subset.w.sum())
-        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter, sample=sample)
-        self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
-        return self
+    def _prepare(self, x, m, w) -> _SpendData:
+        return _SpendData.build(x, m, w)
+
+    def _starts(self, x, m, w) -> list[np.ndarray]:
+        mean = float(np.average(m, weights=w))
+        return [np.log([1.0, 2.0, mean]), np.log([5.0, 3.0, 2.0 * mean / 5.0]), np.log([0.5, 5.0, mean])]
 
     @staticmethod
     def _log_likelihood_terms(params, x, m):

@@ -170,7 +170,7 @@ class MBGNBD(RepeatBuyingModel):
     param_names = ("r", "alpha", "a", "b")
     label = "MBG/NBD"
 
-    def _no_dropout(self, params: np.ndarray, T: np.ndarray) -> bool:
+    def _no_dropout(self, params: np.ndarray, x, t_x, T) -> bool:
         return bool(params[2] / (params[2] + params[3]) < 1e-6)
 
     @staticmethod

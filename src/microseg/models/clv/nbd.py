@@ -95,7 +95,7 @@ class NBD(RepeatBuyingModel):
         self._check_identifiable(distinct)
         return sums
 
-    def _starts(self, T: np.ndarray, w: np.ndarray) -> list[np.ndarray]:
+    def _starts(self, x, t_x, T, w) -> list[np.ndarray]:
         scale = float(np.average(T, weights=w))
         return [np.log([1.0, scale / 4]), np.log([0.1, scale]), np.zeros(2)]
 

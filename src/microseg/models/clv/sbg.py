@@ -30,9 +30,6 @@ from microseg.errors import InvalidInputError
 from microseg.models.clv.base import (
     BTYDModel,
     as_array,
-    check_weights,
-    compress,
-    maximize_likelihood,
     positions,
 )
 
@@ -86,9 +83,12 @@ class ShiftedBetaGeometric(BTYDModel):
         recency < T: the customer cancelled at the end of period ``recency``; recency = T: still
         active. Identical customers are merged; ``weights`` counts customers per row.
         """
-        self._validate_params()
-        r, T = check_lifetimes(recency, T)
-        w = check_weights(weights, len(r))
+        return self._fit_likelihood((recency, T), weights)
+
+    def _check_inputs(self, recency, T) -> tuple[np.ndarray, np.ndarray]:
+        return check_lifetimes(recency, T)
+
+    def _check_learnable(self, r, T, w) -> None:
         churned = (r < T) & (w > 0)
         if not np.any(churned):
             raise InvalidInputError(
@@ -100,16 +100,9 @@ class ShiftedBetaGeometric(BTYDModel):
                 "no customer renewed (recency is 1 for every customer): retention cannot be "
                 "learned; the sBG needs some customers active beyond their first period"
             )
-        (r, T), w, _ = compress(r, T, weights=w)
-        keep = w > 0
-        data = (r[keep], T[keep], w[keep])
 
-        objective = self._penalized(lambda log_params: self._neg_log_likelihood(log_params, data))
-
-        starts = [np.zeros(2), np.log([0.5, 2.0]), np.log([2.0, 0.5])]
-        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
-        self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
-        return self
+    def _starts(self, r, T, w) -> list[np.ndarray]:
+        return [np.zeros(2), np.log([0.5, 2.0]), np.log([2.0, 0.5])]
 
     def fit_survival(self, alive) -> ShiftedBetaGeometric:
         """Fit on a cohort's survivor counts: ``alive[0]`` customers at the start, ``alive[t]``
