@@ -62,7 +62,7 @@ def run_microseg(workdir: Path) -> dict:
     import pyarrow.compute as pc
 
     from microseg.config import ClvConfig
-    from microseg.features.values import rfm_table, value_customers
+    from microseg.features.valuation import rfm_table, value_customers
 
     con = ibis.duckdb.connect(str(workdir / "bench.duckdb"), read_only=True)
     started = time.perf_counter()

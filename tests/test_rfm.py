@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from microseg.features.rfm import RFM_SEGMENT_GRID, RFM_SEGMENTS, rfm_scores, rfm_summary
-from microseg.features.values import rfm_table
+from microseg.features.valuation import rfm_table
 from tests.conftest import shared_file
 
 CALIBRATION_END = dt.date(1997, 9, 30)

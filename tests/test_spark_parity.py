@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from microseg.features.summary import customer_summary
-from microseg.features.values import rfm_table
+from microseg.features.valuation import rfm_table
 from microseg.project import Project
 from microseg.schema import EVENT_TYPES, EVENTS
 from tests.conftest import shared_file

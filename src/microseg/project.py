@@ -32,7 +32,7 @@ from microseg.errors import ConfigError, InvalidInputError, MicrosegError
 from microseg.features.asof import AsOf
 from microseg.features.profile import browsing_of, customer_profile, profile_of, spend_of
 from microseg.features.summary import summary_of
-from microseg.features.values import holdout_for, rfm_table, value_customers
+from microseg.features.valuation import holdout_for, rfm_table, value_customers
 from microseg.models.rules import parse_rules
 from microseg.registry import LAYERS, TIER_LAYERS, check_layer, suggest
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS, VALUE_MODELS
@@ -912,7 +912,7 @@ class Project:
 
     def why_no_clv(self, as_of: dt.date | None = None) -> str | None:
         """Why the customers of a run (the latest when None) have no CLV; None when they have."""
-        from microseg.features.values import why_no_clv
+        from microseg.features.valuation import why_no_clv
 
         return why_no_clv(self.value_models(as_of))
 
@@ -930,7 +930,7 @@ class Project:
         they bought up to ``as_of`` (default: the analysis date). ``models`` defaults to the
         configured model, all three with ``auto``. See ``microseg.models.clv.validation``."""
         from microseg.features.rfm import calibration_holdout
-        from microseg.features.values import repeat_transaction_days
+        from microseg.features.valuation import repeat_transaction_days
         from microseg.models.clv.selection import REPEAT_BUYING_MODELS, plan_holdout
         from microseg.models.clv.validation import validate_models
 

@@ -11,7 +11,7 @@ import pytest
 
 from microseg.config import ClvConfig
 from microseg.features.rfm import calibration_holdout
-from microseg.features.values import holdout_for, rfm_table, value_customers, why_no_clv
+from microseg.features.valuation import holdout_for, rfm_table, value_customers, why_no_clv
 from microseg.models.clv import BGNBD, MBGNBD, NBD, ParetoNBD
 from microseg.models.clv.selection import (
     HoldoutScore,
@@ -319,9 +319,9 @@ def test_a_configured_nbd_lets_nobody_leave(events):
 
 
 def test_large_data_is_compared_on_a_sample_and_the_choice_fitted_on_all(events, monkeypatch):
-    import microseg.features.values as values
+    import microseg.features.valuation as valuation_module
 
-    monkeypatch.setattr(values, "CHECK_SAMPLE", 1_000)
+    monkeypatch.setattr(valuation_module, "CHECK_SAMPLE", 1_000)
     settings = ClvConfig()
     rfm = rfm_table(events, AS_OF, settings.period).to_pyarrow()
     holdout = holdout_for(events, rfm, AS_OF, settings)

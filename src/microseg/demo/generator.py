@@ -205,6 +205,7 @@ from microseg.demo.shock import SHOCK_WEB_SHARE as SHOCK_WEB_SHARE
 from microseg.demo.shock import Shock, _check_shock_fits, _Cohort
 from microseg.demo.tables import _BlockContext, _customers_table, _pairs_table, _products_table, _truth_table
 from microseg.demo.writers import _StreamWriter, _write_table
+from microseg.errors import InvalidInputError
 
 __all__ = [
     "ACTIVE_SHARE",
@@ -285,7 +286,7 @@ def generate_demo(
     _check_shock_fits(shock, window, as_of)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"out_dir must be a folder, got the file {str(out)!r}")
+        raise InvalidInputError(f"out_dir must be a folder, got the file {str(out)!r}")
     out.mkdir(parents=True, exist_ok=True)
     _remove_previous_output(out)
 
@@ -334,33 +335,33 @@ def generate_demo(
 
 
 def _validate(customers, seed, as_of, years, fmt, kinds):
-    """Check and normalise the arguments of generate_demo; raise ValueError naming the culprit."""
+    """Check and normalise the arguments of generate_demo; raise InvalidInputError naming the culprit."""
     if isinstance(customers, bool) or not isinstance(customers, int | np.integer):
-        raise ValueError(f"customers must be an integer, got {customers!r}")
+        raise InvalidInputError(f"customers must be an integer, got {customers!r}")
     if not 1 <= customers <= MAX_CUSTOMERS:
-        raise ValueError(f"customers must be between 1 and {MAX_CUSTOMERS:,}, got {customers!r}")
+        raise InvalidInputError(f"customers must be between 1 and {MAX_CUSTOMERS:,}, got {customers!r}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise InvalidInputError(f"seed must be a non-negative integer, got {seed!r}")
     if isinstance(as_of, dt.datetime):
         as_of = as_of.date()
     if not isinstance(as_of, dt.date):
-        raise ValueError(f"as_of must be a datetime.date, got {as_of!r}")
+        raise InvalidInputError(f"as_of must be a datetime.date, got {as_of!r}")
     if isinstance(years, bool) or not isinstance(years, int | float | np.number):
-        raise ValueError(f"years must be a number, got {years!r}")
+        raise InvalidInputError(f"years must be a number, got {years!r}")
     if not (0 < years <= MAX_YEARS) or not math.isfinite(years):
-        raise ValueError(f"years must be > 0 and <= {MAX_YEARS:g}, got {years!r}")
+        raise InvalidInputError(f"years must be > 0 and <= {MAX_YEARS:g}, got {years!r}")
     if round(years * 365.25) < 1:
-        raise ValueError(f"years must cover at least one day, got {years!r}")
+        raise InvalidInputError(f"years must cover at least one day, got {years!r}")
     if fmt not in FORMATS:
-        raise ValueError(f"fmt must be one of {', '.join(map(repr, FORMATS))}; got {fmt!r}")
+        raise InvalidInputError(f"fmt must be one of {', '.join(map(repr, FORMATS))}; got {fmt!r}")
     if isinstance(kinds, str):
-        raise ValueError(f"kinds must be a sequence of kind names, not the string {kinds!r}")
+        raise InvalidInputError(f"kinds must be a sequence of kind names, not the string {kinds!r}")
     kinds = tuple(kinds)
     unknown = [k for k in kinds if k not in KINDS]
     if unknown:
-        raise ValueError(f"kinds has unknown kind(s) {unknown!r}; choose from {list(KINDS)}")
+        raise InvalidInputError(f"kinds has unknown kind(s) {unknown!r}; choose from {list(KINDS)}")
     if len(set(kinds)) != len(kinds):
-        raise ValueError(f"kinds lists a kind twice: {list(kinds)!r}")
+        raise InvalidInputError(f"kinds lists a kind twice: {list(kinds)!r}")
     # Generate in the canonical order whatever order was given, so files never depend on it.
     kinds = tuple(k for k in KINDS if k in kinds)
     return int(customers), int(seed), as_of, float(years), fmt, kinds

@@ -23,6 +23,7 @@ import numpy as np
 
 from microseg.demo.groups import _SECONDS_PER_DAY
 from microseg.demo.population import _Population, _Window
+from microseg.errors import InvalidInputError
 
 #: Share of a cohort member's web browsing sessions that survive from the shock's start on.
 SHOCK_WEB_SHARE = 0.25
@@ -59,11 +60,11 @@ class Shock:
             start = start.date()
             object.__setattr__(self, "start", start)
         if not isinstance(start, dt.date):
-            raise ValueError(f"shock start must be a datetime.date, got {self.start!r}")
+            raise InvalidInputError(f"shock start must be a datetime.date, got {self.start!r}")
         if not _is_number(self.share) or not 0.0 <= self.share <= 1.0:
-            raise ValueError(f"shock share must be a number between 0 and 1, got {self.share!r}")
+            raise InvalidInputError(f"shock share must be a number between 0 and 1, got {self.share!r}")
         if not _is_number(self.min_orders_per_month) or not self.min_orders_per_month > 0:
-            raise ValueError(
+            raise InvalidInputError(
                 f"shock min_orders_per_month must be a positive number, got {self.min_orders_per_month!r}"
             )
 
@@ -93,14 +94,14 @@ def _is_number(value: object) -> bool:
 
 
 def _check_shock_fits(shock: Shock | None, window: _Window, as_of: dt.date) -> None:
-    """Raise ValueError unless the shock starts after the window's first day and by ``as_of``."""
+    """Raise InvalidInputError unless the shock starts after the window's first day and by ``as_of``."""
     if shock is None:
         return
     if not isinstance(shock, Shock):
-        raise ValueError(f"shock must be a Shock or None, got {shock!r}")
+        raise InvalidInputError(f"shock must be a Shock or None, got {shock!r}")
     first_day = window.start.astype("datetime64[D]").astype(dt.date)
     if not first_day < shock.start <= as_of:
-        raise ValueError(
+        raise InvalidInputError(
             f"shock start must lie after the first day of the history ({first_day}) and on or "
             f"before as_of ({as_of}), got {shock.start}"
         )

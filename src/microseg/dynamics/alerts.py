@@ -78,6 +78,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from microseg.errors import InvalidInputError
+
 #: Columns the counts must have.
 COUNT_COLUMNS = ("as_of", "group", "source", "target", "moved", "base")
 _KEY = ["group", "source", "target"]
@@ -150,7 +152,7 @@ def transition_tests(
     """
     if isinstance(min_history, bool) or not isinstance(min_history, numbers.Integral) or min_history < 2:
         # one history period leaves no degree of freedom to estimate the dispersion from
-        raise ValueError(f"min_history must be an integer >= 2, got {min_history!r}")
+        raise InvalidInputError(f"min_history must be an integer >= 2, got {min_history!r}")
     data = _validated(counts)
     periods = sorted(data["as_of"].unique())
     current = _chosen_period(as_of, periods)
@@ -242,11 +244,11 @@ def transition_alerts(
     at_risk -> churned among top_1: 12.0% of 2,000 customers this period vs 6.0% before (2.0x), p = 1.9e-05 (Holm-adjusted p = 1.9e-05)
     """
     if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 < alpha < 1:
-        raise ValueError(f"alpha must be a number strictly between 0 and 1, got {alpha!r}")
+        raise InvalidInputError(f"alpha must be a number strictly between 0 and 1, got {alpha!r}")
     if isinstance(min_ratio, bool) or not isinstance(min_ratio, numbers.Real) or not min_ratio >= 1:
-        raise ValueError(f"min_ratio must be a number >= 1, got {min_ratio!r}")
+        raise InvalidInputError(f"min_ratio must be a number >= 1, got {min_ratio!r}")
     if isinstance(min_moved, bool) or not isinstance(min_moved, numbers.Integral) or min_moved < 0:
-        raise ValueError(f"min_moved must be an integer >= 0, got {min_moved!r}")
+        raise InvalidInputError(f"min_moved must be an integer >= 0, got {min_moved!r}")
     tests = transition_tests(counts, as_of=as_of, min_history=min_history, include_stays=include_stays)
     rise = (tests["ratio"] >= min_ratio) & (tests["moved"] >= min_moved)
     fall = (tests["ratio"] <= 1 / min_ratio) & (tests["expected"] >= min_moved)
@@ -314,16 +316,16 @@ def _p_text(p: float) -> str:
 
 def _chosen_period(as_of, periods: list) -> pd.Timestamp:
     if not periods:
-        raise ValueError("counts is empty: there is no period to test")
+        raise InvalidInputError("counts is empty: there is no period to test")
     if as_of is None:
         return periods[-1]
     try:
         wanted = pd.Timestamp(as_of)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"as_of must be a date, got {as_of!r}") from exc
+        raise InvalidInputError(f"as_of must be a date, got {as_of!r}") from exc
     if wanted not in periods:
         available = ", ".join(pd.Timestamp(p).date().isoformat() for p in periods)
-        raise ValueError(
+        raise InvalidInputError(
             f"as_of {wanted.date().isoformat()} is not a period of the counts; available: {available}"
         )
     return wanted
@@ -331,33 +333,37 @@ def _chosen_period(as_of, periods: list) -> pd.Timestamp:
 
 def _validated(counts: pd.DataFrame) -> pd.DataFrame:
     if not isinstance(counts, pd.DataFrame):
-        raise ValueError(f"counts must be a pandas DataFrame, got {type(counts).__name__}")
+        raise InvalidInputError(f"counts must be a pandas DataFrame, got {type(counts).__name__}")
     for column in COUNT_COLUMNS:
         if column not in counts.columns:
-            raise ValueError(f"counts is missing the column {column!r} (needs {', '.join(COUNT_COLUMNS)})")
+            raise InvalidInputError(
+                f"counts is missing the column {column!r} (needs {', '.join(COUNT_COLUMNS)})"
+            )
     data = counts.loc[:, list(COUNT_COLUMNS)].copy()
     try:
         data["as_of"] = pd.to_datetime(data["as_of"]).dt.as_unit("ns").dt.normalize()
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"counts column 'as_of' must hold dates: {exc}") from exc
+        raise InvalidInputError(f"counts column 'as_of' must hold dates: {exc}") from exc
     for column in ("as_of", "group", "source", "target", "moved", "base"):
         missing = data[column].isna()
         if missing.any():
-            raise ValueError(f"counts column {column!r} has a missing value in {_row(data, missing)}")
+            raise InvalidInputError(f"counts column {column!r} has a missing value in {_row(data, missing)}")
     for column in ("group", "source", "target"):
         data[column] = data[column].astype(str)
     for column in ("moved", "base"):
         values = pd.to_numeric(data[column], errors="coerce")
         not_whole = values.isna() | (values != np.floor(values))
         if not_whole.any():
-            raise ValueError(f"counts column {column!r} must hold whole numbers; {_row(data, not_whole)}")
+            raise InvalidInputError(
+                f"counts column {column!r} must hold whole numbers; {_row(data, not_whole)}"
+            )
         data[column] = values.astype(np.int64)
         negative = data[column] < 0
         if negative.any():
-            raise ValueError(f"counts column {column!r} is negative in {_row(data, negative)}")
+            raise InvalidInputError(f"counts column {column!r} is negative in {_row(data, negative)}")
     too_many = data["moved"] > data["base"]
     if too_many.any():
-        raise ValueError(f"moved is larger than base in {_row(data, too_many)}")
+        raise InvalidInputError(f"moved is larger than base in {_row(data, too_many)}")
     return data
 
 
@@ -381,14 +387,14 @@ def _matrices(data: pd.DataFrame, periods: list) -> tuple[pd.MultiIndex, np.ndar
     cell = transition * n_periods + period
     duplicated = np.bincount(cell, minlength=n_keys * n_periods)[cell] > 1
     if duplicated.any():
-        raise ValueError(f"counts has more than one row for {_row(data, duplicated)}")
+        raise InvalidInputError(f"counts has more than one row for {_row(data, duplicated)}")
     origins, origin_of_key = np.unique(unique // n_targets, return_inverse=True)  # (group, source)
     origin = origin_of_key[transition]
     base = np.full((len(origins), n_periods), np.nan)
     base[origin, period] = data["base"].to_numpy()
     inconsistent = base[origin, period] != data["base"].to_numpy()
     if inconsistent.any():
-        raise ValueError(
+        raise InvalidInputError(
             f"base differs between the targets of one (as_of, group, source), e.g. "
             f"{_row(data, inconsistent)}: it must be the customers in source at the start of the period"
         )

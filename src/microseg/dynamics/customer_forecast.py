@@ -50,6 +50,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from microseg.dynamics.forecast import GONE, _require_columns, at_risk_table
+from microseg.errors import InvalidInputError
 from microseg.models.base import Estimator, Interval
 
 #: The customer's history stored with each snapshot that the model reads: profile columns, then
@@ -137,7 +138,7 @@ class CustomerForecaster(Estimator):
             pairs = pairs[-self.window :]
         if not pairs:
             shown = ", ".join(str(d.date()) for d in dates) or "none"
-            raise ValueError(
+            raise InvalidInputError(
                 f"CustomerForecaster.fit needs one period (two consecutive snapshot dates) to learn "
                 f"from, got dates: {shown}"
             )
@@ -157,16 +158,17 @@ class CustomerForecaster(Estimator):
             )
             learned, target = learned.iloc[keep].reset_index(drop=True), target[keep]
 
-        self.period_days_ = float(np.median([(b - a).days for a, b in pairs]))
-        self.state_categories_ = sorted(learned["state"].astype(str).unique())
-        self.group_categories_ = (
-            sorted(learned["group"].astype(str).unique()) if "group" in learned.columns else []
-        )
-        for name, categories in (("state", self.state_categories_), ("group", self.group_categories_)):
+        state_categories = sorted(learned["state"].astype(str).unique())
+        group_categories = sorted(learned["group"].astype(str).unique()) if "group" in learned.columns else []
+        # checked before anything is learned: a refused fit leaves the model unfitted
+        for name, categories in (("state", state_categories), ("group", group_categories)):
             if len(categories) > MAX_CATEGORIES:
-                raise ValueError(
+                raise InvalidInputError(
                     f"CustomerForecaster: {name} has {len(categories)} values; at most {MAX_CATEGORIES} can be learned"
                 )
+        self.period_days_ = float(np.median([(b - a).days for a, b in pairs]))
+        self.state_categories_ = state_categories
+        self.group_categories_ = group_categories
         features = self._features(learned)
         # a column with no value at all carries nothing (and cannot be binned)
         self.features_ = [c for c in features.columns if features[c].notna().any()]
@@ -244,4 +246,6 @@ def _check_unique(frame: pd.DataFrame) -> None:
     duplicated = frame["customer_id"].duplicated()
     if duplicated.any():
         example = frame.loc[duplicated, "customer_id"].iloc[0]
-        raise ValueError(f"more than one row for customer {example!r} on one date: keep one row per customer")
+        raise InvalidInputError(
+            f"more than one row for customer {example!r} on one date: keep one row per customer"
+        )

@@ -65,6 +65,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from microseg.errors import InvalidInputError
 from microseg.models.base import Estimator, Interval, Options
 
 #: The pseudo-state of customers present at one snapshot and absent from the next.
@@ -136,7 +137,7 @@ class MarkovForecaster(Estimator):
         n_dates = len(panel.dates)
         if n_dates < 2:
             seen = ", ".join(str(d.date()) for d in panel.dates) or "none"
-            raise ValueError(
+            raise InvalidInputError(
                 f"MarkovForecaster.fit needs snapshots on at least 2 dates (one period), "
                 f"got {n_dates}: {seen}"
             )
@@ -145,7 +146,9 @@ class MarkovForecaster(Estimator):
         if self.window:
             learned = learned[-self.window :]
         if not len(learned):
-            raise ValueError("MarkovForecaster.fit: every period is skipped; there is none to learn from")
+            raise InvalidInputError(
+                "MarkovForecaster.fit: every period is skipped; there is none to learn from"
+            )
         source, target = panel.state[learned], panel.state[learned + 1]
         present = source >= 0
         left = present & (target < 0)
@@ -221,7 +224,7 @@ class MarkovForecaster(Estimator):
         """
         self._check_fitted()
         if isinstance(periods, bool) or not isinstance(periods, numbers.Integral) or periods < 0:
-            raise ValueError(f"predict_sizes: 'periods' must be an integer >= 0, got {periods!r}")
+            raise InvalidInputError(f"predict_sizes: 'periods' must be an integer >= 0, got {periods!r}")
         ids, states, groups, labels = self._encode(current)
         if first_step is not None and periods > 0:
             labels = labels + sorted(set(map(str, first_step.columns)) - set(labels))
@@ -236,7 +239,7 @@ class MarkovForecaster(Estimator):
             own = first_step.reindex(index=ids, columns=labels, fill_value=0.0)
             if own.isna().to_numpy().any():
                 missing = own.index[own.isna().any(axis=1)][0]
-                raise ValueError(f"first_step has no probabilities for customer {missing!r}")
+                raise InvalidInputError(f"first_step has no probabilities for customer {missing!r}")
             by_group = np.zeros((len(matrices), k))
             np.add.at(by_group, groups, own.to_numpy(dtype=float))
             arrived = inflow.copy()
@@ -272,13 +275,13 @@ class MarkovForecaster(Estimator):
         duplicated = ids.duplicated()
         if duplicated.any():
             example = ids[duplicated].iloc[0]
-            raise ValueError(
+            raise InvalidInputError(
                 f"current has more than one row for customer {example!r}: keep one row per customer"
             )
         codes, uniques = pd.factorize(current["state"])
         if (codes < 0).any():
             example = ids.iloc[int(np.argmax(codes < 0))]
-            raise ValueError(f"current: state is missing for customer {example!r}")
+            raise InvalidInputError(f"current: state is missing for customer {example!r}")
         uniques = np.asarray(uniques, dtype=object)
         position = pd.Index(self.states_).get_indexer(uniques)
         unseen = sorted(uniques[position < 0])
@@ -319,7 +322,7 @@ def at_risk_table(
     targets = [to_states] if isinstance(to_states, str) else list(to_states)
     known = [state for state in targets if state in proba.columns]
     if not known:
-        raise ValueError(
+        raise InvalidInputError(
             f"at_risk: none of to_states {targets!r} is a known state; states: {', '.join(map(str, proba.columns))}"
         )
     state = current["state"].to_numpy()
@@ -359,13 +362,15 @@ def backtest(
         or not isinstance(min_train_periods, numbers.Integral)
         or min_train_periods < 1
     ):
-        raise ValueError(f"backtest: 'min_train_periods' must be an integer >= 1, got {min_train_periods!r}")
+        raise InvalidInputError(
+            f"backtest: 'min_train_periods' must be an integer >= 1, got {min_train_periods!r}"
+        )
     template = MarkovForecaster().set_params(**options)
     template._validate_params()
     panel = _Panel.from_frame(snapshots, with_group=bool(template.condition_on_group))
     n_dates = len(panel.dates)
     if n_dates < min_train_periods + 2:
-        raise ValueError(
+        raise InvalidInputError(
             f"backtest needs at least {min_train_periods + 2} snapshot dates ({min_train_periods} "
             f"periods to train on and one to forecast), got {n_dates}"
         )
@@ -413,7 +418,9 @@ class _Panel:
         _require_columns(snapshots, needed, "snapshots")
         id_codes, ids = _factorize(snapshots["customer_id"])
         if (id_codes < 0).any():
-            raise ValueError(f"snapshots: customer_id is missing in row {int(np.argmax(id_codes < 0))}")
+            raise InvalidInputError(
+                f"snapshots: customer_id is missing in row {int(np.argmax(id_codes < 0))}"
+            )
         date_codes, dates = _factorize_dates(snapshots["as_of"])
         state_codes, states = _factorize_sorted(snapshots["state"])
         n_ids, n_dates = len(ids), len(dates)
@@ -425,13 +432,13 @@ class _Panel:
         duplicate = writer[cell] != rows
         if duplicate.any():
             where = snapshots.iloc[int(np.argmax(duplicate))]
-            raise ValueError(
+            raise InvalidInputError(
                 f"snapshots has more than one row for customer {where['customer_id']!r} on "
                 f"{_day(where['as_of'])}: keep one row per customer and date"
             )
         if (state_codes < 0).any():
             where = snapshots.iloc[int(np.argmax(state_codes < 0))]
-            raise ValueError(
+            raise InvalidInputError(
                 f"snapshots: state is missing for customer {where['customer_id']!r} on {_day(where['as_of'])}"
             )
         state = np.full(n_ids * n_dates, -1, dtype=np.int32)
@@ -480,7 +487,7 @@ def _require_columns(table: pd.DataFrame, needed: list[str], name: str) -> None:
         raise TypeError(f"{name} must be a pandas DataFrame, got {type(table).__name__}")
     for column in needed:
         if column not in table.columns:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{name} is missing column {column!r} (columns: {', '.join(map(str, table.columns))})"
             )
 
@@ -520,7 +527,7 @@ def _factorize_dates(values: pd.Series) -> tuple[np.ndarray, pd.DatetimeIndex]:
         pd.to_datetime(uniques.to_pylist() if isinstance(uniques, pa.Array) else uniques)
     )
     if (codes < 0).any():
-        raise ValueError(f"snapshots: as_of is missing in row {int(np.argmax(codes < 0))}")
+        raise InvalidInputError(f"snapshots: as_of is missing in row {int(np.argmax(codes < 0))}")
     dates = converted.unique().sort_values()
     lookup = np.append(dates.get_indexer(converted), -1)
     return lookup[codes], dates

@@ -35,6 +35,7 @@ import pandas as pd
 from microseg.dynamics.customer_forecast import CustomerForecaster
 from microseg.dynamics.forecast import GONE, MarkovForecaster, at_risk_table
 from microseg.dynamics.periods import Periods
+from microseg.errors import InvalidInputError
 
 CHAIN, CUSTOMER, AUTO = "chain", "customer", "auto"
 MODEL_SETTINGS = (AUTO, CHAIN, CUSTOMER)
@@ -72,7 +73,7 @@ def scores(proba: pd.DataFrame, actual: Iterable) -> tuple[float, float]:
     actual = np.asarray(list(actual), dtype=object)
     values = proba.to_numpy(dtype=float)
     if len(actual) != len(values):
-        raise ValueError(f"scores: {len(values)} rows of probabilities but {len(actual)} outcomes")
+        raise InvalidInputError(f"scores: {len(values)} rows of probabilities but {len(actual)} outcomes")
     if not len(actual):
         return float("nan"), float("nan")
     column = pd.Index(proba.columns).get_indexer(actual)
@@ -160,7 +161,7 @@ def choose(backtest: pd.DataFrame, setting: str = AUTO) -> Choice:
     'the group chain, as set by dynamics.forecast_model'
     """
     if setting not in MODEL_SETTINGS:
-        raise ValueError(f"forecast model must be one of {', '.join(MODEL_SETTINGS)}, got {setting!r}")
+        raise InvalidInputError(f"forecast model must be one of {', '.join(MODEL_SETTINGS)}, got {setting!r}")
     if setting != AUTO:
         return Choice(setting, f"the {MODEL_NAMES[setting]}, as set by dynamics.forecast_model")
     scored = backtest.dropna(subset=["log_loss_chain", "log_loss_customer", "brier_chain", "brier_customer"])
@@ -231,7 +232,7 @@ def build_forecast(
     columns), backtest them and choose one (:func:`choose`)."""
     frame = states.assign(as_of=pd.to_datetime(states["as_of"]).dt.normalize())
     if not periods.full:
-        raise ValueError("a forecast needs at least one full period between snapshots")
+        raise InvalidInputError("a forecast needs at least one full period between snapshots")
     latest = frame["as_of"].max()
     current = frame[frame["as_of"] == latest].reset_index(drop=True)
     regular = frame[frame["as_of"].isin(pd.to_datetime(periods.regular_dates))]

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
+from microseg.errors import InvalidInputError
 from microseg.outputs.pages import render_page
 
 __all__ = ["STAGE_COLOURS", "write_report"]
@@ -102,7 +103,7 @@ def write_report(
 ) -> Path:
     """Write the migration report to ``path`` (one HTML file, parent folders created) and return it.
 
-    Inputs (extra columns are ignored; a missing column raises a ``ValueError`` naming it):
+    Inputs (extra columns are ignored; a missing column raises an ``InvalidInputError`` naming it):
 
     ``stage_sizes``
         ``as_of`` (date), ``segment`` (str), ``customers`` (int): the size of each stage at each
@@ -166,7 +167,7 @@ def write_report(
         raise TypeError(f"matrix must be a pandas DataFrame, got {type(matrix).__name__}")
     counts = matrix.apply(pd.to_numeric, errors="coerce")
     if (counts.isna() & matrix.notna()).to_numpy().any():
-        raise ValueError("matrix must hold customer counts (numbers), found other values")
+        raise InvalidInputError("matrix must hold customer counts (numbers), found other values")
     if isinstance(notes, str):
         notes = [notes]
 
@@ -207,7 +208,7 @@ def _require(frame: Any, argument: str) -> None:
     for column in _REQUIRED[argument]:
         if column not in frame.columns:
             have = ", ".join(map(str, frame.columns)) or "none"
-            raise ValueError(f"{argument} is missing column {column!r} (it has: {have})")
+            raise InvalidInputError(f"{argument} is missing column {column!r} (it has: {have})")
 
 
 def _text(value: Any) -> str:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from microseg.config import ProjectConfig
 from microseg.engine.duckdb import DuckDBWarehouse
+from microseg.errors import InvalidInputError
 
 EVERY = ("month", "week")
 
@@ -44,9 +45,9 @@ def snapshot_dates(start: dt.date, end: dt.date, every: str = "month") -> list[d
     [datetime.date(2025, 3, 3), datetime.date(2025, 3, 10), datetime.date(2025, 3, 17), datetime.date(2025, 3, 24), datetime.date(2025, 3, 31)]
     """
     if every not in EVERY:
-        raise ValueError(f"every must be one of {', '.join(EVERY)}, got {every!r}")
+        raise InvalidInputError(f"every must be one of {', '.join(EVERY)}, got {every!r}")
     if end < start:
-        raise ValueError(f"the end date {end} is before the start date {start}")
+        raise InvalidInputError(f"the end date {end} is before the start date {start}")
     if every == "week":  # counted back from the end, so the end is always a snapshot date
         dates = pd.date_range(end=end, periods=(end - start).days // 7 + 1, freq="7D")
     else:

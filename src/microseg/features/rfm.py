@@ -22,6 +22,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from microseg.errors import InvalidInputError
 from microseg.features.asof import AsOf
 
 PERIOD_DAYS = {"day": 1, "week": 7}
@@ -68,7 +69,7 @@ def rfm_of(snapshot: AsOf, period: str = "day", until: dt.date | None = None) ->
     """``rfm_summary`` of a snapshot, as of ``until`` (default: the snapshot's date; an earlier
     date gives the RFM of a calibration period)."""
     if period not in PERIOD_DAYS:
-        raise ValueError(f"period must be one of {', '.join(PERIOD_DAYS)}, got {period!r}")
+        raise InvalidInputError(f"period must be one of {', '.join(PERIOD_DAYS)}, got {period!r}")
     as_of = until or snapshot.as_of
     days = snapshot.transactions(as_of)
     per = days.group_by("customer_id").aggregate(
@@ -150,7 +151,7 @@ def holdout_of(snapshot: AsOf, calibration_end: dt.date, period: str = "day") ->
     """``calibration_holdout`` of a snapshot: its date ends the holdout period."""
     observation_end = snapshot.as_of
     if observation_end <= calibration_end:
-        raise ValueError(
+        raise InvalidInputError(
             f"observation_end ({observation_end}) must be after calibration_end ({calibration_end})"
         )
     calibration = rfm_of(snapshot, period, until=calibration_end)

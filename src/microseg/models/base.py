@@ -3,8 +3,8 @@
 * ``__init__`` stores its keyword parameters unchanged (validated at ``fit``, not before);
 * ``fit(...)`` learns state in attributes ending in ``_`` and returns ``self``;
 * every method that needs learned state starts with ``self._check_fitted()``;
-* parameters are declared in ``_constraints``; a bad value raises ``ValueError`` naming the
-  parameter, what is allowed and what was given.
+* parameters are declared in ``_constraints``; a bad value raises ``InvalidInputError`` (a
+  ``ValueError``) naming the parameter, what is allowed and what was given.
 
 >>> class Scale(Estimator):
 ...     _constraints = {"factor": Interval(0, None, closed="neither")}
@@ -19,17 +19,18 @@
 >>> Scale(-1).fit([1])
 Traceback (most recent call last):
 ...
-ValueError: Scale: parameter 'factor' must be > 0, got -1
+microseg.errors.InvalidInputError: Scale: parameter 'factor' must be > 0, got -1
 """
 
 from __future__ import annotations
 
 import inspect
 import numbers
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from microseg.errors import NotFittedError
+from microseg.errors import InvalidInputError, NotFittedError
 
 
 class Constraint:
@@ -103,6 +104,21 @@ class Optional(Constraint):
         return f"None or {self.inner.describe()}"
 
 
+def require_columns(table: Any, needed: Iterable[str], owner: str) -> None:
+    """Raise InvalidInputError naming the first of ``needed`` that ``table`` lacks.
+
+    >>> import pandas as pd
+    >>> require_columns(pd.DataFrame({"a": [1]}), ["a", "b"], "profile")
+    Traceback (most recent call last):
+    ...
+    microseg.errors.InvalidInputError: profile is missing column 'b' (columns: a)
+    """
+    columns = [str(c) for c in getattr(table, "columns", [])]
+    for column in needed:
+        if column not in columns:
+            raise InvalidInputError(f"{owner} is missing column {column!r} (columns: {', '.join(columns)})")
+
+
 class Estimator:
     """Base class of microseg's models."""
 
@@ -114,15 +130,19 @@ class Estimator:
         parameters = inspect.signature(cls.__init__).parameters.values()
         return [p.name for p in parameters if p.name != "self" and p.kind in kinds]
 
-    def get_params(self) -> dict[str, Any]:
-        """The constructor parameters, as given."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """The constructor parameters, as given.
+
+        ``deep`` is accepted for scikit-learn's ``clone``; no microseg model holds another
+        estimator as a parameter, so deep and shallow are the same.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params: Any) -> Estimator:
         valid = self._param_names()
         for name, value in params.items():
             if name not in valid:
-                raise ValueError(
+                raise InvalidInputError(
                     f"{type(self).__name__}: unknown parameter {name!r}; parameters: {', '.join(valid)}"
                 )
             setattr(self, name, value)
@@ -132,7 +152,7 @@ class Estimator:
         for name, constraint in self._constraints.items():
             value = getattr(self, name)
             if not constraint.accepts(value):
-                raise ValueError(
+                raise InvalidInputError(
                     f"{type(self).__name__}: parameter {name!r} must be {constraint.describe()}, got {value!r}"
                 )
 

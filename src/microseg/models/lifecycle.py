@@ -42,19 +42,21 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
-from microseg.models.base import Estimator, Interval, Optional
+from microseg.errors import InvalidInputError
+from microseg.models.base import Estimator, Interval, Optional, require_columns
 from microseg.registry import STAGES
 
-#: Profile columns the rules read (``p_alive`` and ``returned`` when present).
-INPUT_COLUMNS = (
+__all__ = ["STAGES", "LifecycleModel"]
+
+
+#: The profile columns the stages are read from (``p_alive`` and ``returned`` when present).
+PROFILE_COLUMNS = (
     "transactions",
     "days_since_first_purchase",
     "days_since_last_purchase",
     "rhythm_days",
     "days_since_return",
 )
-
-__all__ = ["STAGES", "LifecycleModel"]
 
 
 class LifecycleModel(Estimator):
@@ -99,10 +101,11 @@ class LifecycleModel(Estimator):
         """Learn the typical rhythm of repeat buyers from a DataFrame or an engine table."""
         self._validate_params()
         if self.churned_lateness <= self.at_risk_lateness:
-            raise ValueError(
+            raise InvalidInputError(
                 f"LifecycleModel: churned_lateness ({self.churned_lateness}) must be above "
                 f"at_risk_lateness ({self.at_risk_lateness})"
             )
+        require_columns(profile, ("transactions", "rhythm_days"), "LifecycleModel.fit: profile")
         table = _as_table(profile, ("transactions", "rhythm_days"))
         rhythm = _number(table.rhythm_days)
         repeat = table.filter((table.transactions > 1) & rhythm.notnull() & (rhythm > 0))
@@ -123,7 +126,7 @@ class LifecycleModel(Estimator):
 
     def expression(self, table: ir.Table) -> ir.StringValue:
         """The stage of every row of ``table`` (an engine table with the profile columns
-        ``INPUT_COLUMNS``, and ``p_alive`` and ``returned`` when present): one expression that
+        ``PROFILE_COLUMNS``, and ``p_alive`` and ``returned`` when present): one expression that
         DuckDB and Spark evaluate alike. A customer without purchases but with returns or
         cancellations bought before the data starts: ``returns_only``."""
         late = self.lateness_expression(table)
@@ -150,6 +153,7 @@ class LifecycleModel(Estimator):
     def lateness(self, profile: pd.DataFrame) -> np.ndarray:
         """Days since the last purchase in units of the customer's rhythm (NaN for prospects)."""
         self._check_fitted()
+        require_columns(profile, ("rhythm_days", "days_since_last_purchase"), "LifecycleModel: profile")
         table = _as_table(profile, ("rhythm_days", "days_since_last_purchase"))
         out = table.select(late=self.lateness_expression(table)).to_pyarrow().column("late")
         return out.to_numpy(zero_copy_only=False).astype(float)
@@ -157,7 +161,8 @@ class LifecycleModel(Estimator):
     def predict(self, profile: pd.DataFrame) -> np.ndarray:
         """The stage of every row of ``profile`` (see :meth:`expression`), as an object array."""
         self._check_fitted()
-        columns = [*INPUT_COLUMNS, *(c for c in ("p_alive", "returned") if c in profile)]
+        require_columns(profile, PROFILE_COLUMNS, "LifecycleModel.predict: profile")
+        columns = [*PROFILE_COLUMNS, *(c for c in ("p_alive", "returned") if c in profile)]
         table = _as_table(profile, columns)
         out = table.select(stage=self.expression(table)).to_pyarrow().column("stage")
         return np.asarray(out.to_pylist(), dtype=object)

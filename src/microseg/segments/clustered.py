@@ -13,7 +13,7 @@ before it (never a later one):
   silhouette on this snapshot is more than ``refit_margin`` below the one it had when fitted
   (or it has one segment) *and* a refit scores more than ``refit_margin`` better. A refitted
   model's clusters take the ids of the previous segments they continue, by their members
-  (:func:`microseg.segments.identity.match_segments`).
+  (:func:`microseg.segments.matching.match_segments`).
 
 Which of the two happened, and why, is kept per scope in ``segment_models`` with the stability of
 the fit across seeds and the silhouette now and at the fit.
@@ -35,7 +35,7 @@ import pandas as pd
 from microseg.config import SegmentConfig
 from microseg.features.layers import FeatureSet
 from microseg.models.clustering import ClusterModel, SegmentClusterer, sample_rows
-from microseg.segments.identity import SegmentState, match_segments
+from microseg.segments.matching import SegmentState, match_segments
 
 REUSED, REFITTED = "reused", "refitted"
 #: Columns of ``segment_models`` that a run fills (``as_of`` is added when stored).

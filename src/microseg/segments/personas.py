@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from microseg.errors import MicrosegError
+from microseg.errors import InvalidInputError, MicrosegError
 from microseg.registry import STAGE_WORDS, STAGES
 from microseg.segments.labels import category_name, contrast_labels, profile_phrase
 
@@ -197,7 +197,7 @@ def _by_customer(profile: pd.DataFrame) -> pd.DataFrame:
     frame.index = pd.Index(_id_values(frame.index), name="customer_id")
     if frame.index.has_duplicates:
         dupes = frame.index[frame.index.duplicated()].unique()[:5].tolist()
-        raise ValueError(f"profile has more than one row for customers {dupes}")
+        raise InvalidInputError(f"profile has more than one row for customers {dupes}")
     return frame
 
 
@@ -233,10 +233,12 @@ def _members(membership: pd.Series, profile: pd.DataFrame) -> pd.Series:
     members.index = pd.Index(_id_values(members.index), name=members.index.name)
     if members.index.has_duplicates:
         dupes = members.index[members.index.duplicated()].unique()[:5].tolist()
-        raise ValueError(f"membership lists customers {dupes} more than once; one layer gives one segment")
+        raise InvalidInputError(
+            f"membership lists customers {dupes} more than once; one layer gives one segment"
+        )
     unknown = members.index.difference(profile.index)
     if len(unknown):
-        raise ValueError(
+        raise InvalidInputError(
             f"membership has {len(unknown)} customers not in the profile, e.g. {unknown[:5].tolist()}"
         )
     return members
@@ -997,4 +999,4 @@ def format_card(card: Mapping[str, Any] | pd.Series) -> str:
         return _format_customer(card)
     if "segment_id" in card:
         return _format_segment(card)
-    raise ValueError("not a card: expected a customer_card() dict or a segment_cards() row")
+    raise InvalidInputError("not a card: expected a customer_card() dict or a segment_cards() row")

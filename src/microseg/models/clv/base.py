@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
-from microseg.errors import MicrosegError
+from microseg.errors import InvalidInputError, MicrosegError
 from microseg.models.base import Estimator, Interval
 
 
@@ -40,7 +40,9 @@ def as_array(values, name: str) -> np.ndarray:
     )
     if not np.all(np.isfinite(array)):
         bad = np.flatnonzero(~np.isfinite(array))
-        raise ValueError(f"{name}: {len(bad)} value(s) are missing or infinite (first at position {bad[0]})")
+        raise InvalidInputError(
+            f"{name}: {len(bad)} value(s) are missing or infinite (first at position {bad[0]})"
+        )
     return array
 
 
@@ -55,23 +57,25 @@ def check_rfm(frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarray
     last purchase, T = age at the end of the observation) and return them as arrays."""
     x, t_x, T = as_array(frequency, "frequency"), as_array(recency, "recency"), as_array(T, "T")
     if not (len(x) == len(t_x) == len(T)):
-        raise ValueError(
+        raise InvalidInputError(
             f"frequency, recency and T must have the same length, got {len(x)}, {len(t_x)}, {len(T)}"
         )
     if len(x) == 0:
-        raise ValueError("no customers: frequency, recency and T are empty")
+        raise InvalidInputError("no customers: frequency, recency and T are empty")
     if np.any(x < 0) or np.any(x != np.round(x)):
-        raise ValueError(f"frequency must be whole numbers >= 0: {positions((x < 0) | (x != np.round(x)))}")
+        raise InvalidInputError(
+            f"frequency must be whole numbers >= 0: {positions((x < 0) | (x != np.round(x)))}"
+        )
     if np.any(t_x < 0):
-        raise ValueError(f"recency must be >= 0: {positions(t_x < 0)}")
+        raise InvalidInputError(f"recency must be >= 0: {positions(t_x < 0)}")
     if np.any(T < 0):  # T = 0: first purchase on the last day; no information yet, but valid
-        raise ValueError(f"T must be >= 0: {positions(T < 0)}")
+        raise InvalidInputError(f"T must be >= 0: {positions(T < 0)}")
     if np.any(t_x > T * (1 + 1e-9)):
-        raise ValueError(
+        raise InvalidInputError(
             f"Some values in recency vector are larger than T vector: {positions(t_x > T * (1 + 1e-9))}"
         )
     if np.any((x == 0) & (t_x != 0)):
-        raise ValueError(f"recency must be 0 where frequency is 0: {positions((x == 0) & (t_x != 0))}")
+        raise InvalidInputError(f"recency must be 0 where frequency is 0: {positions((x == 0) & (t_x != 0))}")
     return x, t_x, T
 
 
@@ -80,11 +84,11 @@ def check_weights(weights, n: int) -> np.ndarray:
         return np.ones(n)
     w = as_array(weights, "weights")
     if len(w) != n:
-        raise ValueError(f"weights must have one value per customer ({n}), got {len(w)}")
+        raise InvalidInputError(f"weights must have one value per customer ({n}), got {len(w)}")
     if np.any(w < 0):
-        raise ValueError(f"weights must be >= 0: {positions(w < 0)}")
+        raise InvalidInputError(f"weights must be >= 0: {positions(w < 0)}")
     if w.sum() <= 0:
-        raise ValueError("weights sum to 0: there is nothing to fit")
+        raise InvalidInputError("weights sum to 0: there is nothing to fit")
     return w
 
 
@@ -318,7 +322,22 @@ def standard_errors(
 
 
 class BTYDModel(Estimator):
-    """Base of the BTYD models: fitted state and the summary table.
+    """Base of the BTYD models: the maximum-likelihood fit, fitted state and the summary table.
+
+    Every model fits the same way (:meth:`_fit_likelihood`): check the inputs, check that the
+    data can teach the model anything, merge identical customers, fit a sample first on large
+    data, maximise the likelihood from the model's starts and keep the result with its standard
+    errors. A model gives only what is its own:
+
+    * ``_check_inputs(*columns)``: the validated columns (its input contract);
+    * ``_check_learnable(*columns, w)``: refuse data that cannot identify it (optional);
+    * ``_check_distinct(*columns, w)``: the same on the merged rows (optional);
+    * ``_prepare(*columns, w)``: the merged data in the form its likelihood reads (optional);
+    * ``_starts(*columns, w)``: starting points in log-parameters;
+    * ``_neg_log_likelihood(log_params, data)``: the value and its log-space gradient, and
+      optionally ``_neg_log_likelihood_hessian`` (analytic standard errors);
+    * ``_no_dropout(params, *columns)``: whether a failed fit ended where nobody leaves
+      (optional; the error then says so).
 
     Learned attributes after ``fit``: ``params_`` (a Series by parameter name),
     ``standard_errors_``, ``covariance_``, ``log_likelihood_``, ``n_customers_`` (the sum of
@@ -334,6 +353,72 @@ class BTYDModel(Estimator):
     def __init__(self, penalizer: float = 0.0, max_iter: int = 1000) -> None:
         self.penalizer = penalizer
         self.max_iter = max_iter
+
+    def _fit_likelihood(self, columns: Sequence, weights=None, *, distinct: bool = False):
+        """The fit every model shares: maximum likelihood on ``columns`` (one value per customer
+        each), ``weights`` counting customers per row. ``distinct=True`` says the rows are
+        already merged and sorted, as ``compress`` returns them."""
+        self._validate_params()
+        columns = self._check_inputs(*columns)
+        w = check_weights(weights, len(columns[0]))
+        self._check_learnable(*columns, w)
+        if not distinct:
+            columns, w, _ = compress(*columns, weights=w)
+        # customers of weight 0 add nothing to the likelihood (and 0 * -inf would be NaN)
+        keep = w > 0
+        columns, w = [np.asarray(c)[keep] for c in columns], w[keep]
+        self._check_distinct(*columns, w)
+        data = self._prepare(*columns, w)
+        sample = None
+        if (rows := warm_start_rows(len(w))) is not None:
+            subset = self._prepare(*(c[rows] for c in columns), w[rows])
+            sample = (lambda p: self._neg_log_likelihood(p, subset), w[rows].sum())
+        objective = self._penalized(lambda p: self._neg_log_likelihood(p, data))
+        result = maximize_likelihood(
+            objective, self._starts(*columns, w), n=w.sum(), max_iter=self.max_iter, sample=sample
+        )
+        hessian = getattr(self, "_neg_log_likelihood_hessian", None)
+        try:
+            self._store_fit(
+                result,
+                lambda p: self._neg_log_likelihood(p, data),
+                w.sum(),
+                hessian=(lambda p: hessian(p, data)) if hessian else None,
+            )
+        except ConvergenceError as error:
+            if self._no_dropout(result.params, *columns):
+                raise ConvergenceError(
+                    f"{type(self).__name__}: the data show no dropout: the likelihood keeps rising as "
+                    "dropout goes to 0 (the NBD model, where nobody leaves); observe the customers "
+                    "longer, use a penalizer > 0, or fit a model without dropout"
+                ) from error
+            raise
+        return self
+
+    def _check_inputs(self, *columns) -> tuple[np.ndarray, ...]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _check_learnable(self, *columns_and_weights: np.ndarray) -> None:
+        """Refuse data from which the model cannot be learned; nothing to refuse by default."""
+
+    def _check_distinct(self, *columns_and_weights: np.ndarray) -> None:
+        """Refuse merged rows too few to identify the model; nothing to refuse by default."""
+
+    def _prepare(self, *columns_and_weights: np.ndarray):
+        """The data the likelihood reads: by default the columns and the weights, as a tuple."""
+        return columns_and_weights
+
+    def _starts(self, *columns_and_weights: np.ndarray) -> list[np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _neg_log_likelihood(
+        self, log_params: np.ndarray, data
+    ) -> tuple[float, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _no_dropout(self, params: np.ndarray, *columns: np.ndarray) -> bool:
+        """Whether a failed fit ended where nobody drops out."""
+        return False
 
     def _penalized(self, neg_log_likelihood: Objective) -> Objective:
         """The objective the optimiser minimises: the likelihood's plus the penalty."""
@@ -417,7 +502,7 @@ class BTYDModel(Estimator):
         to extreme values that happen to fit them. Ask for three per parameter at least."""
         needed = 3 * len(self.param_names)
         if distinct_rows < needed:
-            raise ValueError(
+            raise InvalidInputError(
                 f"{type(self).__name__} has {len(self.param_names)} parameters and needs customers with at "
                 f"least {needed} different inputs; got {distinct_rows}"
             )
@@ -447,11 +532,10 @@ class BTYDModel(Estimator):
 
 
 class RepeatBuyingModel(BTYDModel):
-    """The continuous-time models of repeat buying (BG/NBD, Pareto/NBD, MBG/NBD, NBD): one ``fit``.
+    """The continuous-time models of repeat buying (BG/NBD, Pareto/NBD, MBG/NBD, NBD): one ``fit``
+    on (repeat purchases, age at last purchase, age) per customer.
 
-    Subclasses give ``label``, ``_prepare`` (the compressed data in the form their likelihood
-    reads), ``_starts``, ``_neg_log_likelihood`` and optionally ``_neg_log_likelihood_hessian``
-    and ``_no_dropout``.
+    Subclasses give ``label`` and the likelihood's parts (see :class:`BTYDModel`).
     """
 
     label: ClassVar[str] = ""
@@ -465,51 +549,21 @@ class RepeatBuyingModel(BTYDModel):
         already merged and sorted, as ``compress`` returns them); ``weights`` counts customers
         per row. Large data is fitted on a sample of its distinct rows first.
         """
-        self._validate_params()
-        x, t_x, T = check_rfm(frequency, recency, T)
-        w = check_weights(weights, len(x))
-        if not np.any(x > 0):
-            raise ValueError(
+        return self._fit_likelihood((frequency, recency, T), weights, distinct=distinct)
+
+    def _check_inputs(self, frequency, recency, T) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return check_rfm(frequency, recency, T)
+
+    def _check_learnable(self, x, t_x, T, w) -> None:
+        if not np.any(x[w > 0] > 0):
+            raise InvalidInputError(
                 "every customer has frequency 0 (no repeat purchases): the buying rate cannot be "
                 f"learned; {self.label} needs some repeat buyers"
             )
-        if not distinct:
-            (x, t_x, T), w, _ = compress(x, t_x, T, weights=w)
-        self._check_identifiable(len(x))
-        data = self._prepare(x, t_x, T, w)
-        sample = None
-        if (rows := warm_start_rows(len(x))) is not None:
-            subset = self._prepare(x[rows], t_x[rows], T[rows], w[rows])
-            sample = (lambda p: self._neg_log_likelihood(p, subset), w[rows].sum())
-        objective = self._penalized(lambda p: self._neg_log_likelihood(p, data))
-        result = maximize_likelihood(
-            objective, self._starts(T, w), n=w.sum(), max_iter=self.max_iter, sample=sample
-        )
-        hessian = getattr(self, "_neg_log_likelihood_hessian", None)
-        try:
-            self._store_fit(
-                result,
-                lambda p: self._neg_log_likelihood(p, data),
-                w.sum(),
-                hessian=(lambda p: hessian(p, data)) if hessian else None,
-            )
-        except ConvergenceError as error:
-            if self._no_dropout(result.params, T):
-                raise ConvergenceError(
-                    f"{type(self).__name__}: the data show no dropout: the likelihood keeps rising as "
-                    "dropout goes to 0 (the NBD model, where nobody leaves); observe the customers "
-                    "longer, use a penalizer > 0, or fit a model without dropout"
-                ) from error
-            raise
-        return self
 
-    def _prepare(self, x, t_x, T, w):
-        return (x, t_x, T, w)
+    def _check_distinct(self, x, t_x, T, w) -> None:
+        self._check_identifiable(len(w))
 
-    def _starts(self, T: np.ndarray, w: np.ndarray) -> list[np.ndarray]:
+    def _starts(self, x, t_x, T, w) -> list[np.ndarray]:
         scale = float(np.average(T, weights=w))
         return [np.log([1.0, scale / 10, 1.0, 1.0]), np.log([0.1, scale, 0.5, 2.0]), np.zeros(4)]
-
-    def _no_dropout(self, params: np.ndarray, T: np.ndarray) -> bool:
-        """Whether a failed fit ended where nobody drops out."""
-        return False

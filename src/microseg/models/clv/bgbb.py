@@ -26,12 +26,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betaln, digamma, gammaln
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import (
     BTYDModel,
     as_array,
-    check_weights,
-    compress,
-    maximize_likelihood,
     positions,
 )
 
@@ -49,26 +47,26 @@ def check_discrete(frequency, recency, n_periods) -> tuple[np.ndarray, np.ndarra
     if len(n) == 1 and len(x) > 1:
         n = np.full(len(x), n[0])
     if not (len(x) == len(t_x) == len(n)):
-        raise ValueError(
+        raise InvalidInputError(
             f"frequency, recency and n_periods must have the same length, got {len(x)}, {len(t_x)}, {len(n)}"
         )
     if len(x) == 0:
-        raise ValueError("no customers: frequency, recency and n_periods are empty")
+        raise InvalidInputError("no customers: frequency, recency and n_periods are empty")
     for name, values, low in (("frequency", x, 0), ("recency", t_x, 0), ("n_periods", n, 1)):
         bad = (values < low) | ~_whole(values)
         if np.any(bad):
-            raise ValueError(f"{name} must be whole numbers >= {low}: {positions(bad)}")
+            raise InvalidInputError(f"{name} must be whole numbers >= {low}: {positions(bad)}")
     if np.any(t_x > n):
-        raise ValueError(
+        raise InvalidInputError(
             f"recency (the period of the last transaction) must be <= n_periods: {positions(t_x > n)}"
         )
     if np.any(x > t_x):
-        raise ValueError(
+        raise InvalidInputError(
             "frequency must be <= recency (at most one transaction per period, the last in period "
             f"recency): {positions(x > t_x)}"
         )
     if np.any((x == 0) & (t_x != 0)):
-        raise ValueError(f"recency must be 0 where frequency is 0: {positions((x == 0) & (t_x != 0))}")
+        raise InvalidInputError(f"recency must be 0 where frequency is 0: {positions((x == 0) & (t_x != 0))}")
     return x, t_x, n
 
 
@@ -101,30 +99,26 @@ class BGBB(BTYDModel):
         Identical customers are merged before fitting; ``weights`` counts customers per row (the
         usual form of discrete-time data: one row per (x, tₓ, n) with its count).
         """
-        self._validate_params()
-        x, t_x, n = check_discrete(frequency, recency, n_periods)
-        w = check_weights(weights, len(x))
+        return self._fit_likelihood((frequency, recency, n_periods), weights)
+
+    def _check_inputs(self, frequency, recency, n_periods) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return check_discrete(frequency, recency, n_periods)
+
+    def _check_learnable(self, x, t_x, n, w) -> None:
         counted = w > 0
         if not np.any(x[counted] > 0):
-            raise ValueError(
+            raise InvalidInputError(
                 "every customer has frequency 0 (no repeat transactions): the transaction "
                 "probability cannot be learned; BG/BB needs some repeat buyers"
             )
         if np.all(x[counted] == n[counted]):
-            raise ValueError(
+            raise InvalidInputError(
                 "every customer transacted at every opportunity (frequency = n_periods): nobody "
                 "is seen to skip or drop out, so the model cannot be learned"
             )
-        (x, t_x, n), w, _ = compress(x, t_x, n, weights=w)
-        keep = w > 0
-        data = (x[keep], t_x[keep], n[keep], w[keep])
 
-        objective = self._penalized(lambda log_params: self._neg_log_likelihood(log_params, data))
-
-        starts = [np.zeros(4), np.log([0.5, 0.5, 0.5, 2.0]), np.log([2.0, 1.0, 1.0, 5.0])]
-        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
-        self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
-        return self
+    def _starts(self, x, t_x, n, w) -> list[np.ndarray]:
+        return [np.zeros(4), np.log([0.5, 0.5, 0.5, 2.0]), np.log([2.0, 1.0, 1.0, 5.0])]
 
     @staticmethod
     def _terms(x, t_x, n):
@@ -218,5 +212,7 @@ class BGBB(BTYDModel):
     def _check_horizon(value, name: str) -> np.ndarray:
         horizon = np.asarray(value, dtype=float)
         if not np.all(np.isfinite(horizon)) or np.any(horizon < 0):
-            raise ValueError(f"{name} (a number of future periods) must be finite and >= 0, got {value!r}")
+            raise InvalidInputError(
+                f"{name} (a number of future periods) must be finite and >= 0, got {value!r}"
+            )
         return horizon

@@ -86,7 +86,7 @@ class BGNBD(RepeatBuyingModel):
     def _prepare(self, x, t_x, T, w) -> _Data:
         return _Data.build(x, t_x, T, w)
 
-    def _no_dropout(self, params: np.ndarray, T: np.ndarray) -> bool:
+    def _no_dropout(self, params: np.ndarray, x, t_x, T) -> bool:
         return bool(params[2] / (params[2] + params[3]) < 1e-6)
 
     @staticmethod

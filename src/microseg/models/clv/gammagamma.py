@@ -27,14 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, gammaln
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import (
     BTYDModel,
     as_array,
-    check_weights,
-    compress,
-    maximize_likelihood,
     positions,
-    warm_start_rows,
 )
 
 
@@ -46,23 +43,27 @@ def check_spend(frequency, monetary_value, *, fitting: bool) -> tuple[np.ndarray
     """
     x, m = as_array(frequency, "frequency"), as_array(monetary_value, "monetary_value")
     if len(x) != len(m):
-        raise ValueError(f"frequency and monetary_value must have the same length, got {len(x)}, {len(m)}")
+        raise InvalidInputError(
+            f"frequency and monetary_value must have the same length, got {len(x)}, {len(m)}"
+        )
     if len(x) == 0:
-        raise ValueError("no customers: frequency and monetary_value are empty")
+        raise InvalidInputError("no customers: frequency and monetary_value are empty")
     if np.any(x < 0) or np.any(x != np.round(x)):
-        raise ValueError(f"frequency must be whole numbers >= 0: {positions((x < 0) | (x != np.round(x)))}")
+        raise InvalidInputError(
+            f"frequency must be whole numbers >= 0: {positions((x < 0) | (x != np.round(x)))}"
+        )
     if fitting and np.any(x == 0):
-        raise ValueError(
+        raise InvalidInputError(
             f"Gamma-Gamma is fitted on repeat buyers only: {positions(x == 0)} have frequency 0; "
             "pass only the customers with frequency > 0"
         )
     if np.any((x > 0) & (m <= 0)):
-        raise ValueError(
+        raise InvalidInputError(
             "monetary_value (mean spend per repeat transaction) must be > 0 for customers with "
             f"frequency > 0: {positions((x > 0) & (m <= 0))}"
         )
     if np.any(m < 0):
-        raise ValueError(f"monetary_value must be >= 0: {positions(m < 0)}")
+        raise InvalidInputError(f"monetary_value must be >= 0: {positions(m < 0)}")
     return x, m
 
 
@@ -109,25 +110,17 @@ class GammaGamma(BTYDModel):
 
         Identical customers are merged before fitting; ``weights`` counts customers per row.
         """
-        self._validate_params()
-        x, m = check_spend(frequency, monetary_value, fitting=True)
-        w = check_weights(weights, len(x))
-        (x, m), w, _ = compress(x, m, weights=w)
-        keep = w > 0
-        data = _SpendData.build(x[keep], m[keep], w[keep])
+        return self._fit_likelihood((frequency, monetary_value), weights)
 
-        objective = self._penalized(lambda log_params: self._neg_log_likelihood(log_params, data))
+    def _check_inputs(self, frequency, monetary_value) -> tuple[np.ndarray, np.ndarray]:
+        return check_spend(frequency, monetary_value, fitting=True)
 
-        mean = float(np.average(data.m, weights=data.w))
-        starts = [np.log([1.0, 2.0, mean]), np.log([5.0, 3.0, 2.0 * mean / 5.0]), np.log([0.5, 5.0, mean])]
-        sample = None
-        if (rows := warm_start_rows(len(data.w))) is not None:
-            kept = np.flatnonzero(keep)[rows]
-            subset = _SpendData.build(x[kept], m[kept], w[kept])
-            sample = (lambda p: self._neg_log_likelihood(p, subset), subset.w.sum())
-        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter, sample=sample)
-        self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
-        return self
+    def _prepare(self, x, m, w) -> _SpendData:
+        return _SpendData.build(x, m, w)
+
+    def _starts(self, x, m, w) -> list[np.ndarray]:
+        mean = float(np.average(m, weights=w))
+        return [np.log([1.0, 2.0, mean]), np.log([5.0, 3.0, 2.0 * mean / 5.0]), np.log([0.5, 5.0, mean])]
 
     @staticmethod
     def _log_likelihood_terms(params, x, m):
@@ -169,7 +162,7 @@ class GammaGamma(BTYDModel):
     def _mean_params(self) -> tuple[float, float, float]:
         p, q, v = self._params()
         if q <= 1:
-            raise ValueError(
+            raise InvalidInputError(
                 f"GammaGamma: expected spend needs q > 1 (the population mean spend p*v/(q-1) is "
                 f"infinite otherwise); the fitted q is {q:.4g}"
             )

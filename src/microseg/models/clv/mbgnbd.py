@@ -35,6 +35,7 @@ import numpy as np
 from numpy.polynomial.legendre import leggauss
 from scipy.special import betaln, digamma, expit, gammaln, logsumexp
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import (
     RepeatBuyingModel,
     as_array,
@@ -159,7 +160,7 @@ def _check_horizon(t) -> np.ndarray:
     horizon = np.asarray(t, dtype=float)
     if not np.all(np.isfinite(horizon)) or np.any(horizon < 0):
         as_array(horizon, "t")
-        raise ValueError("t (the prediction horizon) must be >= 0")
+        raise InvalidInputError("t (the prediction horizon) must be >= 0")
     return horizon
 
 
@@ -169,7 +170,7 @@ class MBGNBD(RepeatBuyingModel):
     param_names = ("r", "alpha", "a", "b")
     label = "MBG/NBD"
 
-    def _no_dropout(self, params: np.ndarray, T: np.ndarray) -> bool:
+    def _no_dropout(self, params: np.ndarray, x, t_x, T) -> bool:
         return bool(params[2] / (params[2] + params[3]) < 1e-6)
 
     @staticmethod

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import digamma, gammaln, polygamma
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import RepeatBuyingModel, as_array, check_rfm
 
 
@@ -70,7 +71,7 @@ class _Sums:
 def _check_horizon(t) -> np.ndarray:
     horizon = as_array(t, "t") if np.ndim(t) else np.asarray(as_array(t, "t")[0])
     if np.any(horizon < 0):
-        raise ValueError("t (the prediction horizon) must be >= 0")
+        raise InvalidInputError("t (the prediction horizon) must be >= 0")
     return horizon
 
 
@@ -94,7 +95,7 @@ class NBD(RepeatBuyingModel):
         self._check_identifiable(distinct)
         return sums
 
-    def _starts(self, T: np.ndarray, w: np.ndarray) -> list[np.ndarray]:
+    def _starts(self, x, t_x, T, w) -> list[np.ndarray]:
         scale = float(np.average(T, weights=w))
         return [np.log([1.0, scale / 4]), np.log([0.1, scale]), np.zeros(2)]
 
@@ -173,7 +174,7 @@ class NBD(RepeatBuyingModel):
         r, alpha = self._params()
         n = as_array(n, "n")
         if np.any(n < 0) or np.any(n != np.round(n)):
-            raise ValueError("n must be whole numbers >= 0")
+            raise InvalidInputError("n must be whole numbers >= 0")
         t = _check_horizon(t)
         with np.errstate(divide="ignore", invalid="ignore"):
             buying = np.where(n > 0, n * np.log(t / (alpha + t)), 0.0)  # 0 purchases: no such term

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.polynomial.legendre import leggauss
 from scipy.special import digamma, gammaln
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import (
     RepeatBuyingModel,
     as_array,
@@ -139,7 +140,7 @@ def _check_horizon(t) -> np.ndarray:
     horizon = np.asarray(t, dtype=float)
     if not np.all(np.isfinite(horizon)) or np.any(horizon < 0):
         as_array(horizon, "t")
-        raise ValueError("t (the prediction horizon) must be >= 0")
+        raise InvalidInputError("t (the prediction horizon) must be >= 0")
     return horizon
 
 
@@ -149,10 +150,10 @@ class ParetoNBD(RepeatBuyingModel):
     param_names = ("r", "alpha", "s", "beta")
     label = "Pareto/NBD"
 
-    def _no_dropout(self, params: np.ndarray, T: np.ndarray) -> bool:
+    def _no_dropout(self, params: np.ndarray, x, t_x, T) -> bool:
         return bool(params[2] / params[3] * float(T.max()) < 1e-6)
 
-    def _starts(self, T: np.ndarray, w: np.ndarray) -> list[np.ndarray]:
+    def _starts(self, x, t_x, T, w) -> list[np.ndarray]:
         scale = float(np.average(T, weights=w))
         return [np.log([1.0, scale / 4, 1.0, scale]), np.log([0.5, scale, 0.5, scale / 4]), np.zeros(4)]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import BTYDModel
 
 
@@ -34,9 +35,9 @@ def frequency_recency_grid(
 ) -> pd.DataFrame:
     """The values behind the matrix: rows frequency 0..max, columns recency 0..T (whole periods)."""
     if metric not in ("expected_purchases", "p_alive"):
-        raise ValueError(f"metric must be 'expected_purchases' or 'p_alive', got {metric!r}")
+        raise InvalidInputError(f"metric must be 'expected_purchases' or 'p_alive', got {metric!r}")
     if T <= 0:
-        raise ValueError(f"T must be > 0, got {T!r}")
+        raise InvalidInputError(f"T must be > 0, got {T!r}")
     model._check_fitted()
     max_frequency = int(max_frequency if max_frequency is not None else max(10, round(T)))
     recencies = np.arange(0, int(np.floor(T)) + 1, dtype=float)

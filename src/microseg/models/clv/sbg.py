@@ -26,12 +26,10 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import betaln, digamma, hyp2f1
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import (
     BTYDModel,
     as_array,
-    check_weights,
-    compress,
-    maximize_likelihood,
     positions,
 )
 
@@ -43,15 +41,17 @@ def check_lifetimes(recency, T) -> tuple[np.ndarray, np.ndarray]:
     if len(T) == 1 and len(r) > 1:
         T = np.full(len(r), T[0])
     if len(r) != len(T):
-        raise ValueError(f"recency and T must have the same length, got {len(r)}, {len(T)}")
+        raise InvalidInputError(f"recency and T must have the same length, got {len(r)}, {len(T)}")
     if len(r) == 0:
-        raise ValueError("no customers: recency and T are empty")
+        raise InvalidInputError("no customers: recency and T are empty")
     for name, values in (("recency", r), ("T", T)):
         bad = (values < 1) | (values != np.round(values))
         if np.any(bad):
-            raise ValueError(f"{name} must be whole numbers >= 1 (periods count from 1): {positions(bad)}")
+            raise InvalidInputError(
+                f"{name} must be whole numbers >= 1 (periods count from 1): {positions(bad)}"
+            )
     if np.any(r > T):
-        raise ValueError(
+        raise InvalidInputError(
             "recency (the last period a customer was active) must be <= T (the last period "
             f"observed): {positions(r > T)}"
         )
@@ -61,13 +61,13 @@ def check_lifetimes(recency, T) -> tuple[np.ndarray, np.ndarray]:
 def _periods(t, name: str, low: int) -> np.ndarray:
     values = np.asarray(t, dtype=float)
     if not np.all(np.isfinite(values)) or np.any(values < low) or np.any(values != np.round(values)):
-        raise ValueError(f"{name} must be whole numbers >= {low}, got {t!r}")
+        raise InvalidInputError(f"{name} must be whole numbers >= {low}, got {t!r}")
     return values
 
 
 def _discount_factor(discount_rate) -> float:
     if isinstance(discount_rate, bool) or not np.isscalar(discount_rate) or not discount_rate >= 0:
-        raise ValueError(f"discount_rate must be a number >= 0 (per period), got {discount_rate!r}")
+        raise InvalidInputError(f"discount_rate must be a number >= 0 (per period), got {discount_rate!r}")
     return 1.0 / (1.0 + float(discount_rate))
 
 
@@ -83,39 +83,35 @@ class ShiftedBetaGeometric(BTYDModel):
         recency < T: the customer cancelled at the end of period ``recency``; recency = T: still
         active. Identical customers are merged; ``weights`` counts customers per row.
         """
-        self._validate_params()
-        r, T = check_lifetimes(recency, T)
-        w = check_weights(weights, len(r))
+        return self._fit_likelihood((recency, T), weights)
+
+    def _check_inputs(self, recency, T) -> tuple[np.ndarray, np.ndarray]:
+        return check_lifetimes(recency, T)
+
+    def _check_learnable(self, r, T, w) -> None:
         churned = (r < T) & (w > 0)
         if not np.any(churned):
-            raise ValueError(
+            raise InvalidInputError(
                 "no customer churned (recency equals T for every customer): the churn rate cannot "
                 "be learned; the sBG needs some cancellations"
             )
         if not np.any((r > 1) & (w > 0)):
-            raise ValueError(
+            raise InvalidInputError(
                 "no customer renewed (recency is 1 for every customer): retention cannot be "
                 "learned; the sBG needs some customers active beyond their first period"
             )
-        (r, T), w, _ = compress(r, T, weights=w)
-        keep = w > 0
-        data = (r[keep], T[keep], w[keep])
 
-        objective = self._penalized(lambda log_params: self._neg_log_likelihood(log_params, data))
-
-        starts = [np.zeros(2), np.log([0.5, 2.0]), np.log([2.0, 0.5])]
-        result = maximize_likelihood(objective, starts, n=w.sum(), max_iter=self.max_iter)
-        self._store_fit(result, lambda log_params: self._neg_log_likelihood(log_params, data), w.sum())
-        return self
+    def _starts(self, r, T, w) -> list[np.ndarray]:
+        return [np.zeros(2), np.log([0.5, 2.0]), np.log([2.0, 0.5])]
 
     def fit_survival(self, alive) -> ShiftedBetaGeometric:
         """Fit on a cohort's survivor counts: ``alive[0]`` customers at the start, ``alive[t]``
         still active after t renewals (t = 1 .. k). Counts may be weights (non-integer)."""
         n = as_array(alive, "alive")
         if len(n) < 2:
-            raise ValueError("alive needs the cohort size and at least one later count")
+            raise InvalidInputError("alive needs the cohort size and at least one later count")
         if n[0] <= 0 or np.any(n < 0) or np.any(np.diff(n) > 0):
-            raise ValueError(
+            raise InvalidInputError(
                 f"alive must start > 0 and never increase (customers only leave), got {n.tolist()}"
             )
         k = len(n) - 1

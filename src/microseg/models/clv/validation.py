@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import RepeatBuyingModel
 from microseg.models.clv.selection import (
     NO_DROPOUT_MODEL,
@@ -181,7 +182,7 @@ def validate_models(
     from microseg.features.rfm import PERIOD_DAYS
 
     if calibration.empty:
-        raise ValueError(f"nobody bought by the calibration end {calibration_end}: nothing to check")
+        raise InvalidInputError(f"nobody bought by the calibration end {calibration_end}: nothing to check")
     days_per_period = PERIOD_DAYS[period]
     duration = float(calibration["holdout_duration"].iloc[0])
     scores: list[HoldoutScore] = []

@@ -37,6 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from microseg.errors import InvalidInputError
 from microseg.models.clv.base import as_array, unique_rows
 
 __all__ = ["customer_lifetime_value", "discounted_expected_purchases"]
@@ -44,16 +45,16 @@ __all__ = ["customer_lifetime_value", "discounted_expected_purchases"]
 
 def _check_settings(months, discount_rate, days_per_period, days_per_month) -> None:
     if isinstance(months, bool) or not isinstance(months, numbers.Integral) or months < 1:
-        raise ValueError(f"months must be an integer >= 1, got {months!r}")
+        raise InvalidInputError(f"months must be an integer >= 1, got {months!r}")
     for name, value, low_ok in (
         ("discount_rate", discount_rate, True),
         ("days_per_period", days_per_period, False),
         ("days_per_month", days_per_month, False),
     ):
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
+            raise InvalidInputError(f"{name} must be a finite number, got {value!r}")
         if value < 0 or (value == 0 and not low_ok):
-            raise ValueError(f"{name} must be {'>= 0' if low_ok else '> 0'}, got {value!r}")
+            raise InvalidInputError(f"{name} must be {'>= 0' if low_ok else '> 0'}, got {value!r}")
 
 
 def customer_lifetime_value(
@@ -100,7 +101,7 @@ def customer_lifetime_value(
     clv = purchases * spend
     if not np.all(np.isfinite(clv)):
         bad = np.flatnonzero(~np.isfinite(clv))
-        raise ValueError(
+        raise InvalidInputError(
             f"the models gave a non-finite value for {len(bad)} customer(s) (first at position "
             f"{bad[0]}): check the fitted parameters of both models"
         )
@@ -132,7 +133,7 @@ def discounted_expected_purchases(
     if n_jobs is not None and (
         isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs < 1
     ):
-        raise ValueError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}")
+        raise InvalidInputError(f"n_jobs must be None or an integer >= 1, got {n_jobs!r}")
     if not callable(getattr(transaction_model, "predict_purchases", None)):
         raise TypeError(
             "transaction_model needs a predict_purchases(t, frequency, recency, T) method "
@@ -140,7 +141,7 @@ def discounted_expected_purchases(
         )
     x, t_x, age = as_array(frequency, "frequency"), as_array(recency, "recency"), as_array(T, "T")
     if not (len(x) == len(t_x) == len(age)):
-        raise ValueError(
+        raise InvalidInputError(
             f"frequency, recency and T must have the same length, got {len(x)}, {len(t_x)}, {len(age)}"
         )
     if distinct:  # the caller has merged identical customers already

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from microseg.segments.identity import (
+from microseg.segments.matching import (
     EVENT_COLUMNS,
     EVENTS,
     ClusterResult,

@@ -1,4 +1,4 @@
-"""Stable segment identities across refits of a clustering model.
+"""Segment id matching across refits of a clustering model.
 
 A clustering model numbers its clusters arbitrarily and numbers them again when it is refitted
 (new seed, newer data). :func:`match_segments` maps the clusters of a new run onto the segments
@@ -83,6 +83,8 @@ import pandas as pd
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
+from microseg.errors import InvalidInputError
+
 __all__ = ["EVENTS", "EVENT_COLUMNS", "ClusterResult", "Matching", "SegmentState", "match_segments"]
 
 #: Event kinds, in the order events are listed.
@@ -97,7 +99,7 @@ def _as_ids(values: Any, what: str) -> np.ndarray:
     """A 1-d numpy unicode array of customer ids (strings or integers; no missing values)."""
     arr = np.asarray(values)
     if arr.ndim != 1:
-        raise ValueError(f"{what} must be one-dimensional, got shape {arr.shape}")
+        raise InvalidInputError(f"{what} must be one-dimensional, got shape {arr.shape}")
     if arr.size == 0:
         return np.array([], dtype="U1")
     kind = arr.dtype.kind
@@ -105,11 +107,11 @@ def _as_ids(values: Any, what: str) -> np.ndarray:
         return arr
     if kind in "OT":
         if pd.isna(arr).any():
-            raise ValueError(f"{what} must not contain missing values")
+            raise InvalidInputError(f"{what} must not contain missing values")
         return arr.astype(str)
     if kind in "iu":
         return arr.astype(str)
-    raise ValueError(f"{what} must be strings, got dtype {arr.dtype}")
+    raise InvalidInputError(f"{what} must be strings, got dtype {arr.dtype}")
 
 
 def _frozen(arr: np.ndarray) -> np.ndarray:
@@ -140,24 +142,26 @@ class SegmentState:
 
     def __post_init__(self) -> None:
         if not isinstance(self.segment_id, str) or not self.segment_id:
-            raise ValueError(f"segment_id must be a non-empty string, got {self.segment_id!r}")
+            raise InvalidInputError(f"segment_id must be a non-empty string, got {self.segment_id!r}")
         what = f"segment {self.segment_id!r}"
         centroid = np.array(self.centroid, dtype=float)
         if centroid.ndim != 1 or centroid.size == 0 or not np.isfinite(centroid).all():
-            raise ValueError(f"{what}: centroid must be a non-empty 1-d vector of finite numbers")
+            raise InvalidInputError(f"{what}: centroid must be a non-empty 1-d vector of finite numbers")
         members = _as_ids(self.members, f"{what}: members")
         if members.size > 1 and not (members[1:] > members[:-1]).all():
             members = np.sort(members)
             dup = np.flatnonzero(members[1:] == members[:-1])
             if dup.size:
-                raise ValueError(f"{what}: customer {members[dup[0]]!r} is listed twice")
+                raise InvalidInputError(f"{what}: customer {members[dup[0]]!r} is listed twice")
         else:
             members = members.copy()
         size = self.size
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size != members.size:
-            raise ValueError(f"{what}: size must be the number of members ({members.size}), got {size!r}")
+            raise InvalidInputError(
+                f"{what}: size must be the number of members ({members.size}), got {size!r}"
+            )
         if self.name is not None and not isinstance(self.name, str):
-            raise ValueError(f"{what}: name must be a string or None, got {self.name!r}")
+            raise InvalidInputError(f"{what}: name must be a string or None, got {self.name!r}")
         object.__setattr__(self, "centroid", _frozen(centroid))
         object.__setattr__(self, "members", _frozen(members))
         object.__setattr__(self, "size", int(size))
@@ -219,21 +223,23 @@ def _run_arrays(customer_ids: Any, labels: Any, centroids: Any) -> tuple[np.ndar
     ids = _as_ids(customer_ids, "customer_ids")
     labels = np.asarray(labels)
     if labels.ndim != 1 or labels.shape[0] != ids.shape[0]:
-        raise ValueError(
+        raise InvalidInputError(
             f"labels must be 1-d with one label per customer ({ids.size}), got shape {labels.shape}"
         )
     if labels.size == 0:
         labels = labels.astype(np.int64)
     if labels.dtype.kind not in "iu":
-        raise ValueError(f"labels must be integers, got dtype {labels.dtype}")
+        raise InvalidInputError(f"labels must be integers, got dtype {labels.dtype}")
     labels = labels.astype(np.int64, copy=False)
     centroids = np.asarray(centroids, dtype=float)
     if centroids.ndim != 2 or centroids.shape[1] == 0:
-        raise ValueError(f"centroids must be a 2-d array (labels x features), got shape {centroids.shape}")
+        raise InvalidInputError(
+            f"centroids must be a 2-d array (labels x features), got shape {centroids.shape}"
+        )
     if not np.isfinite(centroids).all():
-        raise ValueError("centroids must be finite")
+        raise InvalidInputError("centroids must be finite")
     if labels.size and labels.max() >= centroids.shape[0]:
-        raise ValueError(f"label {labels.max()} has no centroid (there are {centroids.shape[0]})")
+        raise InvalidInputError(f"label {labels.max()} has no centroid (there are {centroids.shape[0]})")
     return ids, labels, centroids
 
 
@@ -289,7 +295,7 @@ def match_segments(
     previous centroids) describe the new run; ``previous`` are the stored states of the last run
     (empty on a first run). The rule and its thresholds (``min_overlap``, ``min_shared``,
     ``max_distance``) are described in the module docstring. ``retired_ids`` are ids used before
-    and never to be handed out again. Raises ``ValueError`` on duplicate customer ids, a customer
+    and never to be handed out again. Raises ``InvalidInputError`` on duplicate customer ids, a customer
     in two previous segments, labels without a centroid or centroids of another dimension.
 
     Cost: one sort of the new run's ids (skipped when they come sorted) and one merge of those
@@ -319,18 +325,18 @@ def _match(
     retired_ids: Iterable[str] = (),
 ) -> Matching:
     if not isinstance(prefix, str):
-        raise ValueError(f"prefix must be a string, got {prefix!r}")
+        raise InvalidInputError(f"prefix must be a string, got {prefix!r}")
     if isinstance(min_overlap, bool) or not isinstance(min_overlap, numbers.Real) or not 0 < min_overlap <= 1:
-        raise ValueError(f"min_overlap must be in (0, 1], got {min_overlap!r}")
+        raise InvalidInputError(f"min_overlap must be in (0, 1], got {min_overlap!r}")
     if isinstance(min_shared, bool) or not isinstance(min_shared, numbers.Integral) or min_shared < 1:
-        raise ValueError(f"min_shared must be an integer >= 1, got {min_shared!r}")
+        raise InvalidInputError(f"min_shared must be an integer >= 1, got {min_shared!r}")
     if max_distance is not None and (
         isinstance(max_distance, bool) or not isinstance(max_distance, numbers.Real) or not max_distance > 0
     ):
-        raise ValueError(f"max_distance must be a positive number or None, got {max_distance!r}")
+        raise InvalidInputError(f"max_distance must be a positive number or None, got {max_distance!r}")
     retired = set(retired_ids)
     if not all(isinstance(r, str) for r in retired):
-        raise ValueError("retired_ids must be strings")
+        raise InvalidInputError("retired_ids must be strings")
     n_features = centroids.shape[1]
     old = _previous(previous, retired, n_features)
 
@@ -471,18 +477,18 @@ def _previous(previous: Sequence[SegmentState], retired: set[str], n_features: i
     old = list(previous)
     for s in old:
         if not isinstance(s, SegmentState):
-            raise ValueError(f"previous must hold SegmentState objects, got {type(s).__name__}")
+            raise InvalidInputError(f"previous must hold SegmentState objects, got {type(s).__name__}")
     old.sort(key=lambda s: _id_key(s.segment_id))
     ids = [s.segment_id for s in old]
     for x, y in zip(ids[:-1], ids[1:], strict=True):
         if x == y:
-            raise ValueError(f"previous segment id {x!r} appears twice")
+            raise InvalidInputError(f"previous segment id {x!r} appears twice")
     both = retired.intersection(ids)
     if both:
-        raise ValueError(f"segment id {min(both)!r} is both a previous segment and retired")
+        raise InvalidInputError(f"segment id {min(both)!r} is both a previous segment and retired")
     for s in old:
         if s.centroid.size != n_features:
-            raise ValueError(
+            raise InvalidInputError(
                 f"segment {s.segment_id!r} has a centroid with {s.centroid.size} features, "
                 f"the new centroids have {n_features}"
             )
@@ -501,7 +507,7 @@ class _NewRun:
             ids, labels = ids[order], labels[order]
             dup = np.flatnonzero(ids[1:] == ids[:-1])
             if dup.size:
-                raise ValueError(f"customer {ids[dup[0]]!r} appears twice in customer_ids")
+                raise InvalidInputError(f"customer {ids[dup[0]]!r} appears twice in customer_ids")
         self.sorted_ids, self.sorted_labels = ids, labels
         assigned = np.flatnonzero(labels >= 0)
         k = centroids.shape[0]
@@ -540,7 +546,7 @@ def _contingency(old: list[SegmentState], new: _NewRun) -> np.ndarray:
     dup = np.flatnonzero(member_ids[1:] == member_ids[:-1])
     if dup.size:
         x = dup[0]
-        raise ValueError(
+        raise InvalidInputError(
             f"customer {member_ids[x]!r} is in two previous segments: "
             f"{old[codes[member[x]]].segment_id!r} and {old[codes[member[x + 1]]].segment_id!r}"
         )

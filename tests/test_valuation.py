@@ -12,7 +12,7 @@ import pytest
 
 from microseg.cli import main
 from microseg.config import ClvConfig
-from microseg.features.values import PREDICTIONS, rfm_table, value_customers
+from microseg.features.valuation import PREDICTIONS, rfm_table, value_customers
 from microseg.project import Project
 
 AS_OF = dt.date(2025, 12, 31)
