@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.project import Project
+from microseg.warehouse.duckdb import DuckDBWarehouse
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -9,10 +9,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from microseg.dynamics.history import rebuild_history, update_history
 from microseg.dynamics.snapshots import snapshot_dates
 from microseg.errors import MicrosegError
 from microseg.project import Project
+from microseg.warehouse.history import rebuild_history, update_history
 
 START, END = dt.date(2025, 1, 1), dt.date(2025, 12, 31)
 RULES = """

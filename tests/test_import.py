@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from microseg.config import parse_source
-from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import SourceError
-from microseg.sources.files import import_file, import_source
+from microseg.warehouse.duckdb import DuckDBWarehouse
+from microseg.warehouse.ingest.files import import_file, import_source
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country"
 ROWS = [

@@ -244,7 +244,7 @@ def test_cluster_assignment_from_fixed_centres_is_the_same_on_both_engines(wareh
 @pytest.mark.realdata
 def test_summary_parity_on_online_retail(warehouse, spark, tmp_path):
     from microseg.config import parse_source
-    from microseg.sources.files import import_file
+    from microseg.warehouse.ingest.files import import_file
 
     path = shared_file("online_retail_2010_2011.parquet")
     source = parse_source(
@@ -292,3 +292,50 @@ def test_project_runs_on_the_spark_backend(spark, tmp_path):
             results[backend] = project.customer_summary(dt.date(2023, 12, 31))
     assert len(results["duckdb"]) > 700
     pd.testing.assert_frame_equal(results["duckdb"], results["spark"])
+
+
+def test_transitions_are_the_same_on_both_engines(warehouse, spark, tmp_path):
+    """Who moved from which segment to which between two snapshots, with the CLV and revenue
+    they carry, for a layer with one segment per customer and for rule segments."""
+    import ibis
+
+    from microseg.warehouse.movement import transitions_relation
+
+    rng = np.random.default_rng(5)
+    start, end = dt.date(2024, 1, 31), dt.date(2024, 2, 29)
+    stages = np.array(["new", "active", "at_risk", "churned"])
+    rows = []
+    for day, n in ((start, 900), (end, 950)):  # some leave, some arrive
+        ids = rng.choice(1000, n, replace=False)
+        rows += [(f"c{i}", day, "lifecycle", s) for i, s in zip(ids, rng.choice(stages, n), strict=True)]
+        rows += [(f"c{i}", day, "rule", r) for i in ids for r in ("vip", "lapsed") if rng.random() < 0.4]
+    members = pd.DataFrame(rows, columns=["customer_id", "as_of", "kind", "segment_id"])
+    warehouse.con.register("m", members)
+    warehouse.sql("INSERT INTO segment_memberships (customer_id, as_of, kind, segment_id) SELECT * FROM m")
+    for table, column, numbers in (
+        ("customer_values", "clv", lambda: rng.gamma(2, 50, 1000)),
+        ("customer_summary", "net_revenue", lambda: rng.integers(0, 100_000, 1000) / 100),
+    ):
+        for day in (start, end):
+            frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(1000)], column: numbers()})
+            warehouse.con.register("v", frame)
+            warehouse.sql(
+                f"INSERT INTO {table} (customer_id, as_of, {column}) SELECT customer_id, DATE '{day}', {column} FROM v"
+            )
+            warehouse.con.unregister("v")
+    spark_con = ibis.pyspark.connect(spark)
+    names = ("segment_memberships", "customer_values", "customer_summary")
+    on_spark = {}
+    for name in names:
+        path = tmp_path / f"{name}.parquet"
+        warehouse.sql(f"COPY {name} TO '{path}' (FORMAT parquet)")
+        on_spark[name] = spark_con.read_parquet(str(path))
+    for kind in ("lifecycle", "rule"):
+        duck = transitions_relation(*(warehouse.table(n) for n in names), kind, start, end).to_pandas()
+        spk = transitions_relation(*(on_spark[n] for n in names), kind, start, end).to_pandas()
+        keys = ["segment", "source", "target"] if kind == "rule" else ["source", "target"]
+        duck, spk = (f.sort_values(keys, ignore_index=True) for f in (duck, spk))
+        assert duck["customers"].sum() >= 950 and {"(new)", "(gone)", "(out)"} & set(duck["source"]) | set(
+            duck["target"]
+        )
+        assert_same(duck, spk)

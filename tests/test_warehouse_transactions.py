@@ -6,8 +6,8 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import WarehouseError
+from microseg.warehouse.duckdb import DuckDBWarehouse
 
 
 @pytest.fixture

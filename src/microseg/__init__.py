@@ -20,7 +20,7 @@ _EXPORTS: dict[str, str] = {
     "EVENT_TYPES": "microseg.schema",
     "TABLES": "microseg.schema",
     "ConfigError": "microseg.errors",
-    "ImportResult": "microseg.sources.files",
+    "ImportResult": "microseg.warehouse.ingest.files",
     "InvalidInputError": "microseg.errors",
     "MicrosegError": "microseg.errors",
     "MissingDependencyError": "microseg.errors",
@@ -73,7 +73,7 @@ if TYPE_CHECKING:  # for type checkers and editors: the same names, imported eag
     from microseg.features.summary import customer_summary
     from microseg.project import Project, RunResult
     from microseg.schema import EVENT_TYPES, TABLES
-    from microseg.sources.files import ImportResult
+    from microseg.warehouse.ingest.files import ImportResult
 
 
 def __getattr__(name: str):

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from microseg.outputs.tables import TableView
     from microseg.project import Project
-    from microseg.sources.files import ImportResult
+    from microseg.warehouse.ingest.files import ImportResult
 
 
 def _without_flag_types(params) -> None:
@@ -344,7 +344,7 @@ def import_(
     out: Annotated[Path | None, out_option("the import table")] = None,
 ) -> None:
     """Import the configured sources into the warehouse (re-importing adds nothing)."""
-    from microseg.sources.files import check_rejections
+    from microseg.warehouse.ingest.files import check_rejections
 
     with _project() as project:
         results = _run_imports(project, sources)

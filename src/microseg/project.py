@@ -25,9 +25,7 @@ import pyarrow as pa
 
 from microseg.config import CONFIG_FILE, ProjectConfig, load_config
 from microseg.dynamics import migration
-from microseg.dynamics.history import customer_history, members_on, segment_layers, update_history
 from microseg.dynamics.snapshots import fingerprint, snapshot_dates
-from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import ConfigError, InvalidInputError, MicrosegError
 from microseg.features.asof import AsOf
 from microseg.features.profile import browsing_of, customer_profile, profile_of, spend_of
@@ -37,8 +35,12 @@ from microseg.models.rules import parse_rules
 from microseg.registry import LAYERS, TIER_LAYERS, check_layer, suggest
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS, VALUE_MODELS
 from microseg.segments.segmentation import segment_customers
-from microseg.segments.store import CustomerNumbers, kept_models, previous_segments, store_segmentation
-from microseg.sources.files import ImportResult, import_source
+from microseg.warehouse import queries
+from microseg.warehouse import snapshots as stored
+from microseg.warehouse.duckdb import DuckDBWarehouse
+from microseg.warehouse.history import customer_history, members_on, segment_layers, update_history
+from microseg.warehouse.ingest.files import ImportResult, import_source
+from microseg.warehouse.segments import CustomerNumbers, kept_models, previous_segments, store_segmentation
 
 if TYPE_CHECKING:
     from microseg.demo.shock import Shock
@@ -215,7 +217,7 @@ class Project:
         so that traits are in place before events arrive.
 
         Returns one result per file. A file with more quarantined rows than its source's
-        ``max_rejected_share`` is imported all the same; ``microseg.sources.files.check_rejections``
+        ``max_rejected_share`` is imported all the same; ``microseg.warehouse.ingest.files.check_rejections``
         raises for it (as ``microseg import`` exits 1)."""
         sources = self.config.sources
         wanted = list(names) if names else list(sources)
@@ -238,7 +240,7 @@ class Project:
         """The configured analysis date, or the day of the latest event."""
         if self.config.analysis_date is not None:
             return self.config.analysis_date
-        latest = self.warehouse.fetch("SELECT max(ts) FROM events")[0][0]
+        latest = queries.latest_event_time(self.warehouse)
         if latest is None:
             raise MicrosegError("the warehouse has no events yet; run `microseg import` first")
         return latest.date()
@@ -255,7 +257,7 @@ class Project:
         tables = []
         for name in names:
             path = lake / f"{name}.parquet"
-            self.warehouse.sql(f"COPY {name} TO '{path}' (FORMAT parquet)")
+            queries.export_parquet(self.warehouse, name, path)
             tables.append(spark.read_parquet(str(path)))
         return tables
 
@@ -280,9 +282,7 @@ class Project:
         result = RunResult(as_of, self.config.backend, 0, 0.0)
         events, customers, products = self._tables("events", "customers", "products")
         self._check_rules(events, customers, products, as_of)  # a bad rule stops the run before any step
-        recomputed = bool(
-            self.warehouse.fetch("SELECT count(*) FROM snapshots WHERE as_of = ?", [as_of])[0][0]
-        )
+        recomputed = stored.is_stored(self.warehouse, as_of)
         # the one cut at as_of: every step reads the events through this snapshot, whose shared
         # aggregates the engine computes once for the run
         snapshot = AsOf(
@@ -342,12 +342,7 @@ class Project:
 
     def _record_snapshot(self, result: RunResult, inputs: tuple[str, int] | None) -> None:
         digest, events = inputs or fingerprint(self.warehouse, result.as_of, self.config)
-        with self.warehouse.transaction():
-            self.warehouse.sql("DELETE FROM snapshots WHERE as_of = ?", [result.as_of])
-            self.warehouse.sql(
-                "INSERT INTO snapshots VALUES (?, now()::TIMESTAMP, ?, ?, ?, ?)",
-                [result.as_of, result.seconds, result.customers, events, digest],
-            )
+        stored.record(self.warehouse, result.as_of, result.seconds, result.customers, events, digest)
 
     def snapshot(
         self, as_of: dt.date, *, force: bool = False, on_step: StepCallback | None = None
@@ -356,11 +351,9 @@ class Project:
         since (then ``reused`` is true); ``force`` computes it anyway."""
         inputs = fingerprint(self.warehouse, as_of, self.config)
         if not force:
-            stored = self.warehouse.fetch(
-                "SELECT fingerprint, customers FROM snapshots WHERE as_of = ?", [as_of]
-            )
-            if stored and stored[0][0] == inputs[0]:
-                return RunResult(as_of, self.config.backend, int(stored[0][1]), 0.0, reused=True)
+            kept = stored.stored_fingerprint(self.warehouse, as_of)
+            if kept and kept[0] == inputs[0]:
+                return RunResult(as_of, self.config.backend, kept[1], 0.0, reused=True)
         return self._run(as_of, on_step, inputs)
 
     def backfill(
@@ -395,9 +388,7 @@ class Project:
         (``full``, ``stub (9 days)``, ``gap (61 days)``; empty for the first)."""
         from microseg.dynamics.periods import FULL, describe_periods
 
-        frame = self.warehouse.fetch_df(
-            "SELECT as_of, computed_at, seconds, customers, events FROM snapshots ORDER BY as_of"
-        )
+        frame = stored.listing(self.warehouse)
         periods = describe_periods(frame["as_of"])
         kinds = {
             r.to_date: r.kind if r.kind == FULL else f"{r.kind} ({r.days} days)"
@@ -414,7 +405,7 @@ class Project:
 
     def _nobody_known(self, as_of: dt.date) -> str:
         """Why a run as of ``as_of`` has no customer to work on."""
-        first = self.warehouse.fetch("SELECT min(ts)::DATE FROM events WHERE customer_id IS NOT NULL")[0][0]
+        first = queries.first_known_event_day(self.warehouse)
         if first is None:
             return (
                 "no customer to segment: the warehouse holds no events of known customers yet; "
@@ -433,7 +424,7 @@ class Project:
         )
         result.valued = self.warehouse.replace_frame(CUSTOMER_VALUES, values, where)
         if valuation.fits.empty:  # a failed fit leaves no parameters of an earlier run behind
-            self.warehouse.sql(f"DELETE FROM {MODEL_FITS.name} WHERE {where}")
+            queries.delete_snapshot(self.warehouse, MODEL_FITS.name, as_of)
         else:
             self.warehouse.replace_frame(MODEL_FITS, valuation.fits, where)
         self.warehouse.replace_frame(VALUE_MODELS, valuation.models, where)
@@ -466,11 +457,7 @@ class Project:
         try:
             categories = numbers.number(spend_of(snapshot).to_pyarrow())
             browsing = numbers.number(browsing_of(snapshot).to_pyarrow())
-            values = wh.fetch_df(
-                f"SELECT n.customer, {', '.join('v.' + c for c in VALUE_COLUMNS)} FROM __customer_numbers n "
-                "LEFT JOIN customer_values v ON v.customer_id = n.customer_id AND v.as_of = ? ORDER BY n.customer",
-                [as_of],
-            )
+            values = numbers.values(as_of, VALUE_COLUMNS)
         finally:
             numbers.close()
         frame = profile.drop_columns(["customer_id"]).to_pandas().join(values.drop(columns="customer"))
@@ -520,10 +507,10 @@ class Project:
     def _snapshot(self, table: str, as_of: dt.date | None) -> pd.DataFrame:
         wh = self.warehouse
         if as_of is None:
-            as_of = wh.fetch(f"SELECT max(as_of) FROM {table}")[0][0]
+            as_of = queries.latest_as_of(wh, table)
             if as_of is None:
                 raise MicrosegError("no pipeline run is stored yet; run `microseg run` first")
-        return wh.fetch_df(f"SELECT * FROM {table} WHERE as_of = ? ORDER BY customer_id", [as_of])
+        return queries.snapshot_rows(wh, table, as_of)
 
     def customer_summary(self, as_of: dt.date | None = None) -> pd.DataFrame:
         """The stored per-customer summary of a run (the latest when ``as_of`` is None)."""
@@ -537,41 +524,23 @@ class Project:
         """Who is in which segment (customer_id, kind, segment_id), for one layer or all."""
         if kind is not None:
             check_layer(kind)
-        as_of = self._latest("segment_memberships", as_of)
-        where, params = ("AND kind = ?", [kind]) if kind else ("", [])
-        return self.warehouse.fetch_df(
-            f"SELECT customer_id, kind, segment_id FROM segment_memberships WHERE as_of = ? {where} "
-            "ORDER BY kind, segment_id, customer_id",
-            [as_of, *params],
-        )
+        return queries.memberships(self.warehouse, self._latest("segment_memberships", as_of), kind)
 
     def segments(self, kind: str | None = None, as_of: dt.date | None = None) -> pd.DataFrame:
         """Segments with their persona label, size, shares and value (one layer or all)."""
         if kind is not None:
             check_layer(kind)
-        as_of = self._latest("segments", as_of)
-        where, params = ("AND kind = ?", [kind]) if kind else ("", [])
-        return self.warehouse.fetch_df(
-            "SELECT kind, segment_id, label, size, share, revenue_share, mean_clv, card FROM segments "
-            f"WHERE as_of = ? {where} ORDER BY kind, size DESC, segment_id",
-            [as_of, *params],
-        )
+        return queries.segments(self.warehouse, self._latest("segments", as_of), kind)
 
     def segment_models(self, as_of: dt.date | None = None) -> pd.DataFrame:
         """The clustering model of each clustered layer and scope of a run (the latest when
         None): whether it was reused or refitted and why, its stability across seeds and its
         silhouette now and when fitted."""
-        as_of = self._latest("segment_models", as_of)
-        return self.warehouse.fetch_df(
-            "SELECT * FROM segment_models WHERE as_of = ? ORDER BY kind, scope", [as_of]
-        )
+        return queries.segment_models(self.warehouse, self._latest("segment_models", as_of))
 
     def segment_changes(self, as_of: dt.date | None = None) -> pd.DataFrame:
         """How the clustered segments of a run continue those of the previous run."""
-        as_of = self._latest("segment_changes", as_of)
-        return self.warehouse.fetch_df(
-            "SELECT * FROM segment_changes WHERE as_of = ? ORDER BY kind, event", [as_of]
-        )
+        return queries.segment_changes(self.warehouse, self._latest("segment_changes", as_of))
 
     def persona(self, segment_id: str, kind: str | None = None, as_of: dt.date | None = None) -> dict:
         """The persona card of a segment; ``kind`` names its layer, needed only when several
@@ -598,32 +567,22 @@ class Project:
 
         as_of = self._latest("customer_profiles", as_of)
         wh = self.warehouse
-        profile = wh.fetch_df(
-            "SELECT * FROM customer_profiles WHERE as_of = ? AND customer_id = ?", [as_of, customer_id]
-        )
-        values = wh.fetch_df(
-            "SELECT * FROM customer_values WHERE as_of = ? AND customer_id = ?", [as_of, customer_id]
-        )
+        profile = queries.customer_rows(wh, "customer_profiles", as_of, customer_id)
+        values = queries.customer_rows(wh, "customer_values", as_of, customer_id)
         if not values.empty:
             profile = profile.merge(
                 values.drop(columns=["as_of"]), on="customer_id", how="left", suffixes=("", "_v")
             )
-        categories = wh.fetch_df(
-            "SELECT customer_id, category, spend, share FROM customer_categories WHERE as_of = ? AND customer_id = ?",
-            [as_of, customer_id],
-        )
-        memberships = wh.fetch_df(
-            "SELECT m.customer_id, m.kind, m.segment_id, s.label FROM segment_memberships m "
-            "LEFT JOIN segments s ON s.as_of = m.as_of AND s.kind = m.kind AND s.segment_id = m.segment_id "
-            "WHERE m.as_of = ? AND m.customer_id = ?",
-            [as_of, customer_id],
-        )
+        categories = queries.customer_rows(wh, "customer_categories", as_of, customer_id)[
+            ["customer_id", "category", "spend", "share"]
+        ]
+        memberships = queries.customer_segments(wh, as_of, customer_id)
         return customer_card(customer_id, profile, categories, memberships)
 
     def _latest(self, table: str, as_of: dt.date | None) -> dt.date:
         if as_of is not None:
             return as_of
-        latest = self.warehouse.fetch(f"SELECT max(as_of) FROM {table}")[0][0]
+        latest = queries.latest_as_of(self.warehouse, table)
         if latest is None:
             raise MicrosegError("no pipeline run is stored yet; run `microseg run` first")
         return latest
@@ -651,8 +610,7 @@ class Project:
             return
         for kind in kinds:
             if kind is not None:
-                query = "SELECT DISTINCT kind FROM segment_memberships"
-                migration.check_name(self.warehouse, "segment layer", kind, query)
+                migration.check_name("segment layer", kind, queries.layers(self.warehouse))
 
     def transitions(
         self, kind: str = "lifecycle", start: dt.date | None = None, end: dt.date | None = None
@@ -693,10 +651,8 @@ class Project:
         elif layers:
             kind = _one_layer(segment_id, layers, f" on {on}")
         if kind not in layers:  # an unknown segment is an error, not an empty audience
-            where, params = ("WHERE kind = ?", [kind]) if kind else ("", [])
             what = f"{kind} segment" if kind else "segment"
-            query = f"SELECT DISTINCT segment_id FROM segment_history {where}"
-            migration.check_name(self.warehouse, what, segment_id, query, params)
+            migration.check_name(what, segment_id, queries.history_segment_ids(self.warehouse, kind))
         return members_on(self.warehouse, segment_id, on, kind)
 
     def customer_history(self, customer_id: str, kind: str | None = None) -> pd.DataFrame:
@@ -724,7 +680,7 @@ class Project:
         from microseg.dynamics.periods import describe_periods
 
         self._check_layers(kind, group_kind)
-        signature = tuple(self.warehouse.fetch("SELECT count(*), max(computed_at) FROM snapshots")[0])
+        signature = stored.signature(self.warehouse)
         key = (kind, group_kind, signature, self.config.dynamics)
         if key in self._forecasts:
             return self._forecasts[key]
@@ -902,13 +858,7 @@ class Project:
         """The models a run considered for customer value (the latest run when None): which
         repeat-buying model was chosen and why, the others' holdout scores or errors, the
         evidence for dropout, and the spend model (the ``value_models`` table)."""
-        wh = self.warehouse
-        as_of = as_of or wh.fetch("SELECT max(as_of) FROM value_models")[0][0]
-        return wh.fetch_df(
-            "SELECT * FROM value_models WHERE as_of = ? "
-            "ORDER BY status <> 'chosen', model = 'GammaGamma', model",
-            [as_of],
-        )
+        return queries.value_models(self.warehouse, as_of)[1]
 
     def why_no_clv(self, as_of: dt.date | None = None) -> str | None:
         """Why the customers of a run (the latest when None) have no CLV; None when they have."""
@@ -950,11 +900,7 @@ class Project:
             raise InvalidInputError(f"holdout_days must be 1 or more, got {holdout_days}")
         (events,) = self._tables("events")
         if calibration_end is None:
-            first = self.warehouse.fetch(
-                "SELECT min(ts)::DATE FROM events WHERE event_type = 'purchase' AND customer_id IS NOT NULL "
-                "AND ts::DATE <= ?",
-                [end],
-            )[0][0]
+            first = queries.first_purchase_day(self.warehouse, end)
             plan = plan_holdout(first, end, holdout_days or settings.holdout_days)
             if plan.calibration_end is None:
                 raise MicrosegError(f"no holdout check possible: {plan.reason}")
@@ -979,16 +925,14 @@ class Project:
 
     def model_fits(self, as_of: dt.date | None = None) -> pd.DataFrame:
         """Fitted model parameters with standard errors (the latest run when None)."""
-        wh = self.warehouse
-        as_of = as_of or wh.fetch("SELECT max(as_of) FROM model_fits")[0][0]
-        return wh.fetch_df("SELECT * FROM model_fits WHERE as_of = ? ORDER BY model, parameter", [as_of])
+        return queries.model_fits(self.warehouse, as_of)
 
     def quarantine(
         self, source: str | None = None, limit: int | None = None, *, file: str | Path | None = None
     ) -> pd.DataFrame:
         """Quarantined rows with their reasons, newest import first; ``source`` and ``file`` (a
         path as imported, or just the file name) narrow them down."""
-        from microseg.sources import quarantine
+        from microseg.warehouse.ingest import quarantine
 
         self._check_quarantine_source(source)
         return quarantine.list_rows(self.warehouse, source, file, limit)
@@ -1000,7 +944,7 @@ class Project:
         >>> Project.init(tempfile.mkdtemp()).quarantine_count()
         0
         """
-        from microseg.sources import quarantine
+        from microseg.warehouse.ingest import quarantine
 
         self._check_quarantine_source(source)
         return quarantine.count_rows(self.warehouse, source, file)
@@ -1013,7 +957,7 @@ class Project:
         >>> Project.init(tempfile.mkdtemp()).clear_quarantine(file="orders.csv")
         0
         """
-        from microseg.sources import quarantine
+        from microseg.warehouse.ingest import quarantine
 
         self._check_quarantine_source(source)
         return quarantine.clear(self.warehouse, source, file)
@@ -1022,7 +966,7 @@ class Project:
         """A source must be configured or have quarantined rows left from an earlier config."""
         if source is None or source in self.config.sources:
             return
-        if self.warehouse.fetch("SELECT count(*) FROM quarantine WHERE source = ?", [source])[0][0]:
+        if queries.quarantined_in(self.warehouse, source):
             return
         from microseg.registry import suggest
 
@@ -1034,7 +978,7 @@ class Project:
 
     def imports(self) -> pd.DataFrame:
         """The import log."""
-        return self.warehouse.fetch_df("SELECT * FROM imports ORDER BY started_at")
+        return queries.imports(self.warehouse)
 
 
 def clv_at_stake_text(horizon_months: int) -> str:

@@ -14,7 +14,7 @@ import pytest
 from microseg.config import parse_source
 from microseg.dynamics.snapshots import fingerprint
 from microseg.errors import SourceError
-from microseg.sources.files import import_file
+from microseg.warehouse.ingest.files import import_file
 from tests.sources.conftest import orders_source, write
 
 # the same customer buys the same item count for the same amount twice on one day

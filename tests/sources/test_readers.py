@@ -15,7 +15,7 @@ import pytest
 from microseg.config import parse_source
 from microseg.errors import SourceError
 from microseg.sources import spreadsheets
-from microseg.sources.files import import_file
+from microseg.warehouse.ingest.files import import_file
 from tests.conftest import shared_file
 from tests.sources.conftest import orders_source, write
 

@@ -11,8 +11,8 @@ import pytest
 from microseg.cli import main, state
 from microseg.errors import ConfigError, RejectedRowsError
 from microseg.project import Project
-from microseg.sources.files import check_rejections, import_file
-from microseg.sources.reasons import guess_timestamp_format
+from microseg.warehouse.ingest.files import check_rejections, import_file
+from microseg.warehouse.ingest.reasons import guess_timestamp_format
 from tests.sources.conftest import orders_source, write
 
 SOURCE = """

@@ -10,7 +10,7 @@ import pytest
 
 from microseg.config import parse_source
 from microseg.errors import SourceError, WarehouseError
-from microseg.sources.files import import_file
+from microseg.warehouse.ingest.files import import_file
 from tests.sources.conftest import orders_source, write
 
 BIG = 2 * 1024 * 1024 + 10  # just over the 2 MB limit of one value

@@ -27,8 +27,9 @@ import json
 import pandas as pd
 
 from microseg.config import ProjectConfig
-from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.errors import InvalidInputError
+from microseg.warehouse import snapshots as stored
+from microseg.warehouse.duckdb import DuckDBWarehouse
 
 EVERY = ("month", "week")
 
@@ -66,36 +67,7 @@ def settings_digest(config: ProjectConfig) -> str:
 
 
 def fingerprint(wh: DuckDBWarehouse, as_of: dt.date, config: ProjectConfig) -> tuple[str, int]:
-    """(fingerprint, number of events) of the inputs of the snapshot of ``as_of``."""
-    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-    # a corrected event keeps its id but is stored again by the correcting import
-    events, event_hash = wh.fetch(
-        "SELECT count(*), coalesce(bit_xor(hash(event_id, import_id)), 0) FROM events WHERE ts < ?", [cutoff]
-    )[0]
-    # customers and products the snapshot can see: later sign-ups and products first sold later
-    # do not make an old snapshot stale
-    seen = "SELECT DISTINCT {column} FROM events WHERE ts < ? AND {column} IS NOT NULL"
-    # (as the summary: signed up by then, seen by then, or undated and never seen)
-    customers = wh.fetch(
-        "SELECT count(*), coalesce(bit_xor(hash(c)), 0) FROM customers c WHERE c.signup_date <= ? "
-        f"OR c.customer_id IN ({seen.format(column='customer_id')}) OR (c.signup_date IS NULL AND "
-        "c.customer_id NOT IN (SELECT customer_id FROM events WHERE customer_id IS NOT NULL))",
-        [as_of, cutoff],
-    )[0]
-    products = wh.fetch(
-        "SELECT count(*), coalesce(bit_xor(hash(p)), 0), string_agg(DISTINCT category ORDER BY category) "
-        f"FROM products p WHERE p.product_id IN ({seen.format(column='product_id')})",
-        [cutoff],
-    )[0]
-    parts = [str(events), str(event_hash), *map(str, customers), *map(str, products), settings_digest(config)]
-    parts.append(lineage(wh, as_of))
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32], int(events)
-
-
-def lineage(wh: DuckDBWarehouse, as_of: dt.date) -> str:
-    """The snapshot that the snapshot of ``as_of`` continues: the date and fingerprint of the
-    latest stored snapshot before it ("first" when there is none)."""
-    before = wh.fetch(
-        "SELECT as_of, fingerprint FROM snapshots WHERE as_of < ? ORDER BY as_of DESC LIMIT 1", [as_of]
-    )
-    return f"after {before[0][0]}:{before[0][1]}" if before else "first"
+    """(fingerprint, number of events) of the inputs of the snapshot of ``as_of``: the events,
+    customers and products it can see, the settings that change its results and the snapshot
+    it continues (see ``microseg.warehouse.snapshots.fingerprint``)."""
+    return stored.fingerprint(wh, as_of, settings_digest(config))

@@ -1,10 +1,10 @@
-"""Engines: the only place that knows about DuckDB and Spark.
+"""Engines: connections to DuckDB (embedded, the default) and Apache Spark (scale-out).
 
 The pipeline is written in Ibis expressions and runs on whichever backend a connection comes
-from. File ingestion (bulk reads, validation, quarantine) runs on the embedded DuckDB warehouse.
+from; the stored tables are reached through ``microseg.warehouse``.
 """
 
-from microseg.engine.duckdb import DuckDBWarehouse, connect_duckdb
+from microseg.engine.duckdb import connect_duckdb
 from microseg.engine.spark import connect_spark, spark_session
 
-__all__ = ["DuckDBWarehouse", "connect_duckdb", "connect_spark", "spark_session"]
+__all__ = ["connect_duckdb", "connect_spark", "spark_session"]

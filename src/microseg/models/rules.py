@@ -436,7 +436,7 @@ class _Checker:
     def _rejection(self, node: exp.Expression) -> str:
         text = _snippet(node)
         if isinstance(node, _SUBQUERIES) or node.find(exp.Select) is not None:
-            return f"subqueries, SELECT and set operations are not allowed ({text})"
+            return f"queries, subqueries and set operations are not allowed ({text})"
         if isinstance(node, exp.Star):
             return "'*' is not allowed: name profile columns"
         if isinstance(node, exp.Window):
@@ -463,7 +463,7 @@ class _Checker:
             if isinstance(value, exp.Expression) and (
                 isinstance(value, _SUBQUERIES) or value.find(exp.Select) is not None
             ):
-                raise self.fail(f"subqueries, SELECT and set operations are not allowed ({_snippet(value)})")
+                raise self.fail(f"queries, subqueries and set operations are not allowed ({_snippet(value)})")
         if extra:
             raise self.fail(f"{_snippet(node)!r}: {', '.join(extra)} is not allowed here")
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from microseg.config import SourceConfig
-from microseg.engine.duckdb import DuckDBWarehouse, quote_ident, quote_literal
 from microseg.errors import SourceError
 from microseg.sources import spreadsheets
-from microseg.sources.markers import marked
+from microseg.warehouse.duckdb import DuckDBWarehouse, quote_ident, quote_literal
+from microseg.warehouse.ingest.markers import marked
 
 FORMATS = {
     ".csv": "csv",

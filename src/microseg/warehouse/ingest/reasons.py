@@ -14,8 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from microseg.engine.duckdb import DuckDBWarehouse
-from microseg.sources.markers import first_value, pattern
+from microseg.warehouse.duckdb import DuckDBWarehouse
+from microseg.warehouse.ingest.markers import first_value, pattern
 
 #: Example values kept per reason pattern (for hints and the summary).
 EXAMPLES = 20

@@ -32,13 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from microseg.config import SourceConfig
-from microseg.engine.duckdb import DuckDBWarehouse, quote_ident, quote_literal
 from microseg.errors import RejectedRowsError, SourceError
 from microseg.schema import CUSTOMERS, EVENTS, PRODUCTS, Table
-from microseg.sources import reasons
-from microseg.sources.lineage import FileIdentity, identify
-from microseg.sources.markers import stored
-from microseg.sources.readers import (
+from microseg.warehouse.duckdb import DuckDBWarehouse, quote_ident, quote_literal
+from microseg.warehouse.ingest import reasons
+from microseg.warehouse.ingest.lineage import FileIdentity, identify
+from microseg.warehouse.ingest.markers import stored
+from microseg.warehouse.ingest.readers import (
     FileKind,
     RawFile,
     brief,
@@ -48,7 +48,7 @@ from microseg.sources.readers import (
     read_file,
     remove_workdir,
 )
-from microseg.sources.staging import (
+from microseg.warehouse.ingest.staging import (
     CUSTOMER_PREFIX,
     PRODUCT_PREFIX,
     Mapping,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from microseg.engine.duckdb import DuckDBWarehouse
+from microseg.warehouse.duckdb import DuckDBWarehouse
 
 COLUMNS = ("source", "file", "row_number", "reason", "record")
 

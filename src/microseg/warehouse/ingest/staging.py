@@ -17,7 +17,6 @@ import json
 from dataclasses import dataclass, field
 
 from microseg.config import SourceConfig, mappable_fields
-from microseg.engine.duckdb import quote_ident, quote_literal
 from microseg.errors import SourceError
 from microseg.schema import (
     COMMERCE_TYPES,
@@ -30,8 +29,9 @@ from microseg.schema import (
     Column,
     Table,
 )
-from microseg.sources.markers import joined, marked, shown
-from microseg.sources.readers import RawFile
+from microseg.warehouse.duckdb import quote_ident, quote_literal
+from microseg.warehouse.ingest.markers import joined, marked, shown
+from microseg.warehouse.ingest.readers import RawFile
 
 ID_FIELDS = {
     "event_id",

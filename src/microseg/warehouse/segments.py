@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from microseg.engine.duckdb import DuckDBWarehouse, quote_ident
 from microseg.schema import (
     CUSTOMER_CATEGORIES,
     CUSTOMER_PROFILES,
@@ -27,6 +27,7 @@ from microseg.schema import (
     SEGMENTS,
 )
 from microseg.segments.segmentation import CLUSTER_LAYERS, LayerModel, PreviousSegment, Segmentation
+from microseg.warehouse.duckdb import DuckDBWarehouse, quote_ident
 
 _PREFIX = re.compile(r"^(.*?)(\d+)$")
 
@@ -121,6 +122,16 @@ class CustomerNumbers:
         finally:
             self.wh.con.unregister(name)
 
+    def values(self, as_of: dt.date, columns: Sequence[str]) -> pd.DataFrame:
+        """``customer`` and the ``customer_values`` columns of every numbered customer on
+        ``as_of`` (empty for customers without values), in customer order."""
+        selected = ", ".join("v." + quote_ident(c) for c in columns)
+        return self.wh.fetch_df(
+            f"SELECT n.customer, {selected} FROM __customer_numbers n LEFT JOIN customer_values v "
+            "ON v.customer_id = n.customer_id AND v.as_of = ? ORDER BY n.customer",
+            [as_of],
+        )
+
     def close(self) -> None:
         self.wh.con.unregister("__customer_numbers")
 
@@ -135,7 +146,9 @@ def store_segmentation(
     ids = pa.table(
         {
             "customer": pa.array(np.arange(len(segmentation.customer_ids), dtype=np.int64)),
-            "customer_id": pa.array(segmentation.customer_ids.astype(object), pa.string()),  # not via NumPy text: it ends at a NUL
+            "customer_id": pa.array(
+                segmentation.customer_ids.astype(object), pa.string()
+            ),  # not via NumPy text: it ends at a NUL
         }
     )
     wh.con.register("__ids", ids)

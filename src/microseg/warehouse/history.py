@@ -18,8 +18,8 @@ import datetime as dt
 
 import pandas as pd
 
-from microseg.engine.duckdb import DuckDBWarehouse
 from microseg.schema import SEGMENT_HISTORY, SEGMENT_MEMBERSHIPS
+from microseg.warehouse.duckdb import DuckDBWarehouse
 
 HISTORY = SEGMENT_HISTORY.name
 MEMBERS = SEGMENT_MEMBERSHIPS.name

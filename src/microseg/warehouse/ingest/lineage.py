@@ -22,7 +22,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from microseg.engine.duckdb import DuckDBWarehouse
+from microseg.warehouse.duckdb import DuckDBWarehouse
 
 _CHUNK = 1 << 20
 
