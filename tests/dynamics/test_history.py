@@ -14,6 +14,9 @@ from microseg.dynamics.snapshots import snapshot_dates
 from microseg.errors import MicrosegError
 from microseg.project import Project
 
+#: a year of monthly snapshots of a 3,000-customer demo: a minute of work, so not in test-fast
+pytestmark = pytest.mark.slow
+
 START, END = dt.date(2025, 1, 1), dt.date(2025, 12, 31)
 RULES = """
 [segments]
