@@ -20,10 +20,12 @@ demo: install
 	$(BIN)/microseg demo microseg-demo --customers $(CUSTOMERS) --force
 
 test: install-dev
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
+# the quick loop: slow and Spark suites left out, one test module per worker on two workers
+# (a module's fixtures are built once)
 test-fast: install-dev
-	$(BIN)/pytest -m "not slow and not spark"
+	$(BIN)/pytest -m "not slow and not spark" -n 2 --dist loadfile
 
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import io
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from microseg.project import Project
@@ -33,12 +37,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 @pytest.fixture(scope="session")
-def demo_shop(tmp_path_factory) -> Path:
+def demo_shop_made(tmp_path_factory) -> tuple[Path, str]:
     """The project the README's examples run on, made as the README says:
-    ``microseg demo shop --customers 2000`` (seed 42, six monthly snapshots)."""
+    ``microseg demo shop --customers 2000`` (seed 42, six monthly snapshots), and what that
+    command printed. One demo for every test that only reads one."""
     from tests.readme_examples import make_demo
 
-    return make_demo(tmp_path_factory.mktemp("readme") / "shop")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        root = make_demo(tmp_path_factory.mktemp("readme") / "shop")
+    return root, printed.getvalue()
+
+
+@pytest.fixture(scope="session")
+def demo_shop(demo_shop_made) -> Path:
+    """The folder of the README's demo project (tests only read it)."""
+    return demo_shop_made[0]
 
 
 #: The Online Retail file as a user configures it (README, "Use it on your data").
@@ -67,11 +81,40 @@ def online_retail_project(root: Path) -> Project:
 
 
 @pytest.fixture(scope="session")
-def retail_run(tmp_path_factory):
-    """Online Retail imported and run as of its last day: shared by the tests that only read it."""
+def retail_imported(tmp_path_factory):
+    """Online Retail imported twice (the second import must add nothing) and run as of its last
+    day: (project, first import, second import, run result), shared by the tests that only read it."""
     project = online_retail_project(tmp_path_factory.mktemp("online-retail"))
-    project.import_sources()
+    first = project.import_sources()
+    second = project.import_sources()
     result = project.run()
+    yield project, first[0], second[0], result
+    project.close()
+
+
+@pytest.fixture(scope="session")
+def retail_run(retail_imported):
+    """Online Retail imported and run as of its last day: (project, run result)."""
+    project, _, _, result = retail_imported
+    return project, result
+
+
+#: The month ends of Online Retail before its last day, 31 December 2010 to 30 November 2011.
+RETAIL_MONTHS = [
+    dt.date(2010, 12, 31),
+    *[(pd.Timestamp(2011, month, 1) + pd.offsets.MonthEnd(0)).date() for month in range(1, 12)],
+]
+
+
+@pytest.fixture(scope="session")
+def retail_history(tmp_path_factory):
+    """Online Retail run as of its last day, then snapshotted at the twelve month ends before it:
+    (project, the backfill's result). A project of its own, so that the tests reading
+    ``retail_run`` see a single snapshot."""
+    project = online_retail_project(tmp_path_factory.mktemp("online-retail-history"))
+    project.import_sources()
+    project.run()
+    result = project.backfill(RETAIL_MONTHS[0], RETAIL_MONTHS[-1], every="month")
     yield project, result
     project.close()
 

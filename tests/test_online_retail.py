@@ -10,9 +10,9 @@ import pytest
 from microseg.config import parse_config
 from microseg.registry import STAGES
 from tests.conftest import RETAIL_CONFIG as CONFIG
-from tests.conftest import online_retail_project, shared_file
+from tests.conftest import RETAIL_MONTHS, shared_file
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -20,14 +20,11 @@ def retail_frame() -> pd.DataFrame:
     return pd.read_parquet(shared_file("online_retail_2010_2011.parquet"))
 
 
-@pytest.fixture(scope="module")
-def retail_project(tmp_path_factory):
-    project = online_retail_project(tmp_path_factory.mktemp("online-retail"))
-    first = project.import_sources()
-    second = project.import_sources()
-    project.run()
-    yield project, first[0], second[0]
-    project.close()
+@pytest.fixture
+def retail_project(retail_imported):
+    """(project, first import, second import) of the shared imported and run Online Retail."""
+    project, first, second, _ = retail_imported
+    return project, first, second
 
 
 def expected_counts(df: pd.DataFrame) -> dict[str, int]:
@@ -163,23 +160,9 @@ def test_segmentation_adds_up(retail_project):
     assert behaviour.revenue_share.sum() == pytest.approx(1.0)
 
 
-RETAIL_MONTHS = [
-    pd.Timestamp(y, m, 1) + pd.offsets.MonthEnd(0)
-    for y, m in [(2010, 12)] + [(2011, m) for m in range(1, 12)]
-]
-
-
-@pytest.fixture(scope="module")
-def retail_history(retail_project):
-    """Twelve monthly snapshots, 31 December 2010 to 30 November 2011."""
-    project, _, _ = retail_project
-    result = project.backfill(RETAIL_MONTHS[0].date(), RETAIL_MONTHS[-1].date(), every="month")
-    return project, result
-
-
 def test_twelve_monthly_snapshots_of_online_retail(retail_history):
     project, result = retail_history
-    dates = [d.date() for d in RETAIL_MONTHS]
+    dates = RETAIL_MONTHS
     assert [run.as_of for run in result.runs] == dates and result.computed == dates
     events = project.warehouse.fetch_df(
         "SELECT customer_id, min(ts) AS first FROM events WHERE customer_id IS NOT NULL GROUP BY ALL"
@@ -194,7 +177,7 @@ def test_twelve_monthly_snapshots_of_online_retail(retail_history):
 @pytest.mark.parametrize("kind", ["lifecycle", "clv_tier", "rfm_tier", "behaviour"])
 def test_online_retail_migration_rows_sum_to_source_sizes(retail_history, kind):
     project, _ = retail_history
-    dates = [d.date() for d in RETAIL_MONTHS]
+    dates = RETAIL_MONTHS
     for start, end in zip(dates[:-1], dates[1:], strict=True):
         matrix = project.transition_matrix(kind, start, end)
         sizes = project.memberships(kind, start)["segment_id"].value_counts()

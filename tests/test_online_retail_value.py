@@ -21,7 +21,7 @@ from microseg.cli import main, state
 from microseg.models.lifecycle import LifecycleModel
 from microseg.project import Project
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 LAPSED_WORDS = re.compile(r"\b(?:lost|lapsing|churned|at-risk|at risk)\b", re.IGNORECASE)
 

@@ -98,6 +98,7 @@ def test_stable_history_raises_no_alert():
     assert transition_alerts(counts, alpha=0.01).empty
 
 
+@pytest.mark.slow  # 400 simulated histories
 def test_family_wise_false_alarms_stay_near_alpha():
     alpha, histories = 0.01, 200
     significant = alerted = 0

@@ -159,6 +159,7 @@ def test_tier_matrices_read_from_the_top(backfilled):
     assert list(matrix.index[-1:]) == ["(new)"] or "(new)" not in matrix.index
 
 
+@pytest.mark.slow
 def test_weekly_snapshots(tmp_path, capsys):
     root = tmp_path / "weekly"
     Project.create_demo(root, customers=800, seed=9)

@@ -230,6 +230,7 @@ def _pixels_of(image: np.ndarray, colour: str) -> int:
     return int((image[:, :, :3] == rgb).all(axis=2).sum())
 
 
+@pytest.mark.slow
 @pytest.mark.browser
 def test_report_renders_offline_in_chromium(chromium, report_inputs, tmp_path):
     path = write_report(tmp_path / "report.html", **report_inputs)

@@ -13,7 +13,6 @@ import pytest
 
 from microseg.cli import main, state
 from microseg.errors import MicrosegError
-from tests.conftest import online_retail_project
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -21,13 +20,12 @@ END, LAST_MONTH_END = dt.date(2011, 12, 9), dt.date(2011, 11, 30)
 
 
 @pytest.fixture(scope="module")
-def retail(tmp_path_factory):
-    project = online_retail_project(tmp_path_factory.mktemp("retail-forecast"))
-    project.import_sources()
-    project.run()
+def retail(retail_history):
+    """The shared Online Retail history: the last day and the twelve month ends before it (a
+    backfill from December 2010 finds every snapshot up to date)."""
+    project, _ = retail_history
     project.backfill(dt.date(2010, 12, 31))
-    yield project
-    project.close()
+    return project
 
 
 def test_the_nine_days_after_the_last_month_end_are_a_stub(retail):

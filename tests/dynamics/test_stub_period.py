@@ -16,6 +16,8 @@ from microseg.cli import main, state
 from microseg.errors import MicrosegError
 from microseg.project import Project
 
+pytestmark = pytest.mark.slow
+
 END = dt.date(2025, 12, 9)
 LAST_MONTH_END = dt.date(2025, 11, 30)
 

@@ -16,7 +16,7 @@ from microseg.models.clv.plots import (
     frequency_recency_grid,
     frequency_recency_matrix,
 )
-from tests.test_rfm import cdnow_events
+from tests.features.test_rfm import cdnow_events
 
 pytestmark = pytest.mark.realdata
 

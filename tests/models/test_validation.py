@@ -14,7 +14,7 @@ from plotly.offline import get_plotlyjs
 from microseg.cli import main, state
 from microseg.errors import InvalidInputError, MicrosegError
 from microseg.project import Project
-from tests.test_rfm import cdnow_events
+from tests.features.test_rfm import cdnow_events
 
 pytestmark = pytest.mark.realdata
 

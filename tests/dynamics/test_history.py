@@ -14,6 +14,9 @@ from microseg.errors import MicrosegError
 from microseg.project import Project
 from microseg.warehouse.history import rebuild_history, update_history
 
+#: a year of monthly snapshots of a 3,000-customer demo: a minute of work, so not in test-fast
+pytestmark = pytest.mark.slow
+
 START, END = dt.date(2025, 1, 1), dt.date(2025, 12, 31)
 RULES = """
 [segments]

@@ -157,6 +157,7 @@ def test_personas_describe_what_sets_segments_apart(demo, truth):
         assert d["base_mean"] == pytest.approx(stage_mean), d["feature"]
 
 
+@pytest.mark.slow
 def test_refit_with_another_seed_keeps_segment_ids(demo, tmp_path):
     root = tmp_path / "copy"
     shutil.copytree(demo.root, root)
@@ -172,6 +173,7 @@ def test_refit_with_another_seed_keeps_segment_ids(demo, tmp_path):
     assert (changes.event == "kept").sum() >= 25
 
 
+@pytest.mark.slow
 def test_a_month_later_keeps_segment_ids(demo, truth, tmp_path):
     root = tmp_path / "later"
     shutil.copytree(demo.root, root)

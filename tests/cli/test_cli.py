@@ -101,7 +101,24 @@ def test_usage_errors_exit_2(capsys):
     assert code == 2 and "No such command" in err
 
 
-def test_demo_runs_snapshots_and_writes_the_report(tmp_path, capsys):
+def test_demo_runs_snapshots_and_writes_the_report(demo_shop_made):
+    root, out = demo_shop_made  # `microseg demo shop --customers 2000`, as the README says
+    assert "6 monthly snapshots (2025-07-31 to 2025-12-31)" in out
+    report = root / "reports" / "report-2025-12-31.html"
+    assert f"Migration report: {report}" in out.replace("\n", "") and report.exists()
+    with Project(root) as project:
+        assert [d.isoformat() for d in project.snapshots()["as_of"].dt.date] == [
+            "2025-07-31",
+            "2025-08-31",
+            "2025-09-30",
+            "2025-10-31",
+            "2025-11-30",
+            "2025-12-31",
+        ]
+
+
+@pytest.mark.slow  # a demo of its own
+def test_demo_months_sets_the_snapshots(tmp_path, capsys):
     code, out, err = run_cli(["demo", str(tmp_path / "demo"), "--customers", "1000", "--months", "3"], capsys)
     assert code == 0, err
     assert "3 monthly snapshots (2025-10-31 to 2025-12-31)" in out
