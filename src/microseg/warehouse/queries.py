@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from microseg.errors import InvalidInputError
 from microseg.warehouse.duckdb import DuckDBWarehouse, quote_ident
 
 #: Tables with one row per customer and snapshot, read by ``customer_rows``.
@@ -89,7 +90,7 @@ def segment_changes(wh: DuckDBWarehouse, as_of: dt.date) -> pd.DataFrame:
 def customer_rows(wh: DuckDBWarehouse, table: str, as_of: dt.date, customer_id: str) -> pd.DataFrame:
     """One customer's rows of a per-customer table on one snapshot."""
     if table not in PER_CUSTOMER:
-        raise ValueError(f"not a per-customer table: {table}")
+        raise InvalidInputError(f"not a per-customer table: {table}")
     return wh.fetch_df(
         f"SELECT * FROM {quote_ident(table)} WHERE as_of = ? AND customer_id = ?", [as_of, customer_id]
     )
