@@ -41,6 +41,18 @@ RECENT_WINDOWS = (30, 90)
 CHANNELS = ("pos", "web", "app")
 #: The Ibis type of money totals: a decimal, so that sums are exact on every engine.
 MONEY = "decimal(18, 4)"
+#: Event types whose amounts are money given back (negative amounts).
+RETURN_TYPES = ("refund", "cancellation")
+#: Per-customer event counts: column name -> event type (with ``_30d``/``_90d`` recent counts).
+EVENT_COUNTS = {
+    "page_views": "page_view",
+    "emails_sent": "email_sent",
+    "email_opens": "email_open",
+    "email_clicks": "email_click",
+    "social_follows": "social_follow",
+    "crm_updates": "crm_update",
+    "app_events": "app_event",
+}
 
 
 def events_until(events: ir.Table, as_of: dt.date) -> ir.Table:
@@ -114,6 +126,18 @@ class AsOf:
         product (lines without a product id under a null ``product_id``)."""
         return self._shared("products_bought", self._products_bought)
 
+    @property
+    def customer_activity(self) -> ir.Table:
+        """Per customer with any event: first and last event and purchase, items, revenue and
+        returns (decimals), counts per event type (all time and recent) and purchase lines per
+        channel, and the page flags: what the summary and the profile both read."""
+        return self._shared("customer_activity", self._customer_activity)
+
+    @property
+    def buying_counts(self) -> ir.Table:
+        """``customer_id, orders, purchase_days, distinct_products`` of every buyer."""
+        return self._shared("buying_counts", self._buying_counts)
+
     def transactions(self, until: dt.date | None = None) -> ir.Table:
         """``customer_id, day, amount``: one row per customer and day with purchases, up to
         ``until`` (default: the as-of date; a day is whole, so any earlier cut is exact)."""
@@ -175,6 +199,52 @@ class AsOf:
                 for name, fragment in self.page_flags.items()
                 for days in RECENT_WINDOWS
             },
+        )
+
+    def _customer_activity(self) -> ir.Table:
+        by_type = self.activity
+        kind = by_type.event_type
+        purchase = kind == "purchase"
+        zero = ibis.literal(0, type=MONEY)
+
+        def count(event_type: str, column: str = "n") -> ir.IntegerScalar:
+            return by_type[column].sum(where=kind == event_type).fill_null(0).cast("int64")
+
+        counts = {
+            f"{name}{suffix}": count(event_type, column)
+            for name, event_type in EVENT_COUNTS.items()
+            for suffix, column in (("", "n"), *((f"_{d}d", f"n{d}") for d in RECENT_WINDOWS))
+        }
+        return by_type.group_by("customer_id").aggregate(
+            first_event_at=by_type.first_at.min(),
+            last_event_at=by_type.last_at.max(),
+            first_purchase_at=by_type.first_at.min(where=purchase),
+            last_purchase_at=by_type.last_at.max(where=purchase),
+            items=by_type.quantity.sum(where=purchase).fill_null(0).cast("int64"),
+            revenue=by_type.amount.sum(where=purchase).cast(MONEY).fill_null(zero),
+            returned=by_type.amount.sum(where=kind.isin(list(RETURN_TYPES))).cast(MONEY).fill_null(zero),
+            purchase_lines=by_type.n.sum(where=purchase),
+            **{f"{c}_lines": by_type[f"on_{c}"].sum(where=purchase) for c in CHANNELS},
+            **counts,
+            **{
+                name: by_type[name].any(where=kind == "page_view").fill_null(False)
+                for name in (f"visited_{n}_{d}d" for n in self.page_flags for d in RECENT_WINDOWS)
+            },
+        )
+
+    def _buying_counts(self) -> ir.Table:
+        days, products = self.purchase_days, self.products_bought
+        per_day = days.group_by(["customer_id", "day"]).aggregate()
+        counts = per_day.group_by("customer_id").aggregate(purchase_days=per_day.count())
+        orders = days.filter(days.order_key.notnull()).group_by(["customer_id", "order_key"]).aggregate()
+        orders = orders.group_by("customer_id").aggregate(orders=orders.count())
+        # one row per customer and product already: the distinct products are its rows
+        bought = products.filter(products.product_id.notnull())
+        bought = bought.group_by("customer_id").aggregate(distinct_products=bought.count())
+        for part in (orders, bought):
+            counts = counts.left_join(part, "customer_id").drop("customer_id_right")
+        return counts.mutate(
+            orders=counts.orders.fill_null(0), distinct_products=counts.distinct_products.fill_null(0)
         )
 
     def _purchase_days(self) -> ir.Table:

@@ -56,44 +56,34 @@ def behaviour_of(snapshot: AsOf, reactivation_gap_days: int = 365) -> ir.Table:
     """``behaviour`` of a snapshot, from its shared aggregates."""
     end = ibis.literal(snapshot.as_of, type="date")
     flags = snapshot.page_flags
-    by_type = snapshot.activity
-    kind = by_type.event_type
-    purchase = kind == "purchase"
+    t = snapshot.customer_activity
 
-    def count(event_type: str, column: str = "n") -> ir.IntegerScalar:
-        return by_type[column].sum(where=kind == event_type).fill_null(0).cast("int64")
+    def share(channel: str) -> ir.FloatingValue:
+        return (t[f"{channel}_lines"] / t.purchase_lines.nullif(0)).cast("float64")
 
-    def share(channel: str) -> ir.FloatingScalar:
-        lines = by_type.n.sum(where=purchase)
-        return (by_type[f"on_{channel}"].sum(where=purchase) / lines.nullif(0)).cast("float64")
-
-    activity = by_type.group_by("customer_id").aggregate(
-        revenue=by_type.amount.sum(where=purchase).cast("float64").fill_null(0.0),
-        returned=(-by_type.amount.sum(where=kind.isin(["refund", "cancellation"])))
-        .cast("float64")
-        .fill_null(0.0),
-        items=by_type.quantity.sum(where=purchase).fill_null(0).cast("int64"),
-        page_views=count("page_view"),
-        page_views_30d=count("page_view", "n30"),
-        page_views_90d=count("page_view", "n90"),
-        emails_sent=count("email_sent"),
-        email_opens=count("email_open"),
-        email_clicks=count("email_click"),
-        email_opens_90d=count("email_open", "n90"),
-        app_events=count("app_event"),
-        app_events_90d=count("app_event", "n90"),
-        social_follows=count("social_follow"),
-        crm_updates=count("crm_update"),
-        first_event_at=by_type.first_at.min(),
-        last_event_at=by_type.last_at.max(),
-        days_known=_days(end, by_type.first_at.min().date()) + 1,
+    activity = t.select(
+        "customer_id",
+        revenue=t.revenue.cast("float64"),
+        returned=(-t.returned).cast("float64"),
+        items=t["items"],
+        page_views=t.page_views,
+        page_views_30d=t.page_views_30d,
+        page_views_90d=t.page_views_90d,
+        emails_sent=t.emails_sent,
+        email_opens=t.email_opens,
+        email_clicks=t.email_clicks,
+        email_opens_90d=t.email_opens_90d,
+        app_events=t.app_events,
+        app_events_90d=t.app_events_90d,
+        social_follows=t.social_follows,
+        crm_updates=t.crm_updates,
+        first_event_at=t.first_event_at,
+        last_event_at=t.last_event_at,
+        days_known=_days(end, t.first_event_at.date()) + 1,
         pos_share=share("pos"),
         web_share=share("web"),
         app_share=share("app"),
-        **{
-            name: by_type[name].any(where=kind == "page_view").fill_null(False)
-            for name in (f"visited_{n}_{d}d" for n in flags for d in RECENT_WINDOWS)
-        },
+        **{name: t[name] for name in (f"visited_{n}_{d}d" for n in flags for d in RECENT_WINDOWS)},
     )
     counts = buying_counts(snapshot).select("customer_id", "orders", "distinct_products")
     out = activity

@@ -13,7 +13,6 @@ import ibis
 import ibis.expr.types as ir
 
 from microseg.features.asof import MONEY, AsOf, events_until
-from microseg.schema import NEGATIVE_TYPES
 
 __all__ = ["customer_summary", "distinct_count", "events_until", "known_without_events", "summary_of"]
 
@@ -30,16 +29,7 @@ def distinct_count(rows: ir.Table, key: ir.Value, name: str) -> ir.Table:
 
 def buying_counts(snapshot: AsOf) -> ir.Table:
     """``customer_id, orders, purchase_days, distinct_products`` of every buyer."""
-    days, products = snapshot.purchase_days, snapshot.products_bought
-    counts = distinct_count(days, days.day, "purchase_days")  # every buyer has a day
-    for part in (
-        distinct_count(days, days.order_key, "orders"),
-        distinct_count(products, products.product_id, "distinct_products"),
-    ):
-        counts = counts.left_join(part, "customer_id").drop("customer_id_right")
-    return counts.mutate(
-        orders=counts.orders.fill_null(0), distinct_products=counts.distinct_products.fill_null(0)
-    )
+    return snapshot.buying_counts
 
 
 def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | None = None) -> ir.Table:
@@ -70,29 +60,23 @@ def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | Non
 
 def summary_of(snapshot: AsOf) -> ir.Table:
     """``customer_summary`` of a snapshot: from its shared aggregates."""
-    zero = ibis.literal(0, type=_MONEY)
-    by_type = snapshot.activity
-    kind = by_type.event_type
-    purchase = kind == "purchase"
-
-    def count(event_type: str) -> ir.IntegerScalar:
-        return by_type.n.sum(where=kind == event_type).fill_null(0).cast("int64")
-
-    summary = by_type.group_by("customer_id").aggregate(
-        first_event_at=by_type.first_at.min(),
-        last_event_at=by_type.last_at.max(),
-        first_purchase_at=by_type.first_at.min(where=purchase),
-        last_purchase_at=by_type.last_at.max(where=purchase),
-        items=by_type.quantity.sum(where=purchase).fill_null(0).cast("int64"),
-        revenue=by_type.amount.sum(where=purchase).cast(_MONEY).fill_null(zero),
-        returned=by_type.amount.sum(where=kind.isin(list(NEGATIVE_TYPES))).cast(_MONEY).fill_null(zero),
-        page_views=count("page_view"),
-        emails_sent=count("email_sent"),
-        email_opens=count("email_open"),
-        email_clicks=count("email_click"),
-        social_follows=count("social_follow"),
-        crm_updates=count("crm_update"),
-        app_events=count("app_event"),
+    activity = snapshot.customer_activity
+    summary = activity.select(
+        "customer_id",
+        "first_event_at",
+        "last_event_at",
+        "first_purchase_at",
+        "last_purchase_at",
+        "items",
+        "revenue",
+        "returned",
+        "page_views",
+        "emails_sent",
+        "email_opens",
+        "email_clicks",
+        "social_follows",
+        "crm_updates",
+        "app_events",
     )
     summary = summary.left_join(buying_counts(snapshot), "customer_id").drop("customer_id_right")
     summary = summary.mutate(
