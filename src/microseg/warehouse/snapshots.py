@@ -53,23 +53,28 @@ def fingerprint(wh: DuckDBWarehouse, as_of: dt.date, settings: str) -> tuple[str
     """(fingerprint, number of events) of the inputs of the snapshot of ``as_of``; ``settings``
     is the digest of the settings that change its results."""
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-    # a corrected event keeps its id but is stored again by the correcting import
-    events, event_hash = wh.fetch(
-        "SELECT count(*), coalesce(bit_xor(hash(event_id, import_id)), 0) FROM events WHERE ts < ?", [cutoff]
-    )[0]
+    # the events it sees, by the import that stored them: stored events never change, and a
+    # corrected event is stored again by the correcting import (its old row goes), so any
+    # change to an event up to the date changes these counts
+    by_import = wh.fetch(
+        "SELECT import_id, count(*) FROM events WHERE ts < ? GROUP BY import_id ORDER BY import_id", [cutoff]
+    )
+    events = sum(int(n) for _, n in by_import)
+    event_hash = ";".join(f"{i}:{n}" for i, n in by_import)
     # customers and products the snapshot can see: later sign-ups and products first sold later
-    # do not make an old snapshot stale
-    seen = "SELECT DISTINCT {column} FROM events WHERE ts < ? AND {column} IS NOT NULL"
-    # (as the summary: signed up by then, seen by then, or undated and never seen)
+    # do not make an old snapshot stale (as the summary: signed up by then, seen by then, or
+    # undated and never seen); one pass over the events for each
     customers = wh.fetch(
-        "SELECT count(*), coalesce(bit_xor(hash(c)), 0) FROM customers c WHERE c.signup_date <= ? "
-        f"OR c.customer_id IN ({seen.format(column='customer_id')}) OR (c.signup_date IS NULL AND "
-        "c.customer_id NOT IN (SELECT customer_id FROM events WHERE customer_id IS NOT NULL))",
+        "WITH seen AS (SELECT customer_id, min(ts) AS first_ts FROM events WHERE customer_id IS NOT NULL "
+        "GROUP BY customer_id) SELECT count(*), coalesce(bit_xor(hash(c)), 0) FROM customers c "
+        "LEFT JOIN seen s ON s.customer_id = c.customer_id WHERE c.signup_date <= ? OR s.first_ts < ? "
+        "OR (c.signup_date IS NULL AND s.customer_id IS NULL)",
         [as_of, cutoff],
     )[0]
     products = wh.fetch(
+        "WITH seen AS (SELECT DISTINCT product_id FROM events WHERE ts < ? AND product_id IS NOT NULL) "
         "SELECT count(*), coalesce(bit_xor(hash(p)), 0), string_agg(DISTINCT category ORDER BY category) "
-        f"FROM products p WHERE p.product_id IN ({seen.format(column='product_id')})",
+        "FROM products p JOIN seen s ON s.product_id = p.product_id",
         [cutoff],
     )[0]
     parts = [str(events), str(event_hash), *map(str, customers), *map(str, products), settings]
