@@ -23,20 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from segment_speed import build_project  # same folder: the same generated project
+
 from microseg.project import Project
-
-
-def build_project(workdir: Path, customers: int) -> Path:
-    root = workdir / "project"
-    shutil.rmtree(root, ignore_errors=True)
-    started = time.perf_counter()
-    with Project.create_demo(root, customers=customers, seed=7) as project:
-        project.import_sources()
-        events = project.warehouse.count("events")
-    print(
-        f"generated and imported {customers:,} customers, {events:,} events in {time.perf_counter() - started:.0f} s"
-    )
-    return root
 
 
 def month_end_before(day: dt.date, months: int) -> dt.date:

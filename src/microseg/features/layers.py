@@ -29,6 +29,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from microseg.engine.expressions import number
 from microseg.errors import InvalidInputError
 
 TOP_VALUES = 12
@@ -289,12 +290,6 @@ def _attribute_frame(values: pd.Series, name: str, attribute, recipe: Mapping[st
 # ``ClusterModel.expression``). The rules are those of the DataFrame builders above.
 
 
-def _float(value: ir.Value) -> ir.FloatingValue:
-    """A numeric value as a float where NaN counts as missing (as pandas has it)."""
-    value = value.cast("float64")
-    return ibis.ifelse(value.isnan(), ibis.null("float64"), value)
-
-
 def _log1p(value: ir.FloatingValue) -> ir.FloatingValue:
     return (value + 1.0).ln()
 
@@ -308,7 +303,7 @@ def _share_columns(shares: ir.Table | None, prefix: str, columns: Sequence[str])
         return None
     names = [c[len(prefix) + 1 :] for c in wanted if c != f"{prefix}_other"]
     rows = shares.filter(shares.category != "unknown")
-    share = _float(rows.share).fill_null(0.0)
+    share = number(rows.share).fill_null(0.0)
     sums = {f"{prefix}_{n}": share.sum(where=rows.category == n) for n in names}
     if f"{prefix}_other" in wanted:
         sums[f"{prefix}_other"] = share.sum(where=~rows.category.isin(names)) if names else share.sum()
@@ -325,23 +320,23 @@ def behaviour_expressions(
     """``customer_id`` and the behavioural features ``columns`` of a kept model (built with
     ``spec``) for every customer of ``profile``, as an engine table (see
     :func:`behaviour_features`)."""
-    days = _float(profile.days_known).fill_null(1.0)
+    days = number(profile.days_known).fill_null(1.0)
     days = ibis.ifelse(days < 30.0, 30.0, days)
 
     def count(column: str) -> ir.FloatingValue:
-        value = _float(profile[column]).fill_null(0.0)
+        value = number(profile[column]).fill_null(0.0)
         return _log1p(ibis.ifelse(value < 0.0, 0.0, value))
 
     def per_month(column: str) -> ir.FloatingValue:
-        return _log1p(_float(profile[column]).fill_null(0.0) * 30.0 / days)
+        return _log1p(number(profile[column]).fill_null(0.0) * 30.0 / days)
 
     def filled(column: str) -> ir.FloatingValue:
-        return _float(profile[column]).fill_null(0.0)
+        return number(profile[column]).fill_null(0.0)
 
     activity = {
         "orders": count("orders"),
         "order_value": _log1p(filled("average_order_value")),
-        "rhythm": _log1p(_float(profile.rhythm_days).fill_null(float(spec.get("rhythm_fill", 0.0)))),
+        "rhythm": _log1p(number(profile.rhythm_days).fill_null(float(spec.get("rhythm_fill", 0.0)))),
         "page_views": per_month("page_views"),
         "app_events": per_month("app_events"),
         "email_open_rate": filled("email_open_rate"),
@@ -375,7 +370,7 @@ def demographic_expressions(
     if "age" in spec and "age" in columns:
         on = int(spec["age"].get("year", year or 0))
         shift = float((year or on) - on)
-        features["age"] = (_float(profile.age) - shift).fill_null(float(spec["age"]["fill"]))
+        features["age"] = (number(profile.age) - shift).fill_null(float(spec["age"]["fill"]))
 
     def indicators(text: ir.StringValue, prefix: str, values: Sequence[str]) -> None:
         for value in values:
@@ -392,7 +387,7 @@ def demographic_expressions(
         if recipe is None or name not in profile.columns:
             continue
         if attribute.type == "numeric":
-            features[name] = _float(profile[name]).fill_null(float(recipe["fill"]))
+            features[name] = number(profile[name]).fill_null(float(recipe["fill"]))
         elif attribute.type == "ordinal":
             order = [str(v) for v in attribute.order]
             rank = ibis.cases(*((profile[name] == v, float(i)) for i, v in enumerate(order)), else_=None)

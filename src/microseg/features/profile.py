@@ -21,7 +21,6 @@ import ibis
 import ibis.expr.types as ir
 
 from microseg.features.asof import RECENT_WINDOWS, AsOf
-from microseg.features.summary import buying_counts
 from microseg.schema import PROFILE_FEATURES
 
 _IBIS_TYPES = {
@@ -85,7 +84,7 @@ def behaviour_of(snapshot: AsOf, reactivation_gap_days: int = 365) -> ir.Table:
         app_share=share("app"),
         **{name: t[name] for name in (f"visited_{n}_{d}d" for n in flags for d in RECENT_WINDOWS)},
     )
-    counts = buying_counts(snapshot).select("customer_id", "orders", "distinct_products")
+    counts = snapshot.buying_counts.select("customer_id", "orders", "distinct_products")
     out = activity
     for part in (_rhythm(snapshot, reactivation_gap_days), counts):
         out = out.left_join(part, "customer_id").drop("customer_id_right")

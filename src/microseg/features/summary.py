@@ -14,22 +14,31 @@ import ibis.expr.types as ir
 
 from microseg.features.asof import MONEY, AsOf, events_until
 
-__all__ = ["customer_summary", "distinct_count", "events_until", "known_without_events", "summary_of"]
+__all__ = ["customer_summary", "events_until", "known_without_events", "summary_of"]
 
-_MONEY = MONEY
-
-
-def distinct_count(rows: ir.Table, key: ir.Value, name: str) -> ir.Table:
-    """``customer_id, <name>``: the number of distinct non-null ``key`` values per customer of
-    ``rows``, by grouping twice."""
-    pairs = rows.group_by([rows.customer_id, key.name("key")]).aggregate()
-    pairs = pairs.filter(pairs.key.notnull())
-    return pairs.group_by("customer_id").aggregate(**{name: pairs.count()})
-
-
-def buying_counts(snapshot: AsOf) -> ir.Table:
-    """``customer_id, orders, purchase_days, distinct_products`` of every buyer."""
-    return snapshot.buying_counts
+#: The columns of ``customer_summary`` before ``as_of`` and ``net_revenue``, in order.
+COLUMNS = (
+    "customer_id",
+    "first_event_at",
+    "last_event_at",
+    "first_purchase_at",
+    "last_purchase_at",
+    "orders",
+    "purchase_days",
+    "items",
+    "distinct_products",
+    "revenue",
+    "returned",
+    "page_views",
+    "emails_sent",
+    "email_opens",
+    "email_clicks",
+    "social_follows",
+    "crm_updates",
+    "app_events",
+)
+#: Counts from the table of buying counts (zero for customers who never bought).
+BUYING = ("orders", "purchase_days", "distinct_products")
 
 
 def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | None = None) -> ir.Table:
@@ -60,52 +69,14 @@ def customer_summary(events: ir.Table, as_of: dt.date, customers: ir.Table | Non
 
 def summary_of(snapshot: AsOf) -> ir.Table:
     """``customer_summary`` of a snapshot: from its shared aggregates."""
-    activity = snapshot.customer_activity
-    summary = activity.select(
-        "customer_id",
-        "first_event_at",
-        "last_event_at",
-        "first_purchase_at",
-        "last_purchase_at",
-        "items",
-        "revenue",
-        "returned",
-        "page_views",
-        "emails_sent",
-        "email_opens",
-        "email_clicks",
-        "social_follows",
-        "crm_updates",
-        "app_events",
-    )
-    summary = summary.left_join(buying_counts(snapshot), "customer_id").drop("customer_id_right")
-    summary = summary.mutate(
-        **{name: summary[name].fill_null(0) for name in ("orders", "purchase_days", "distinct_products")}
-    ).select(
-        "customer_id",
-        "first_event_at",
-        "last_event_at",
-        "first_purchase_at",
-        "last_purchase_at",
-        "orders",
-        "purchase_days",
-        "items",
-        "distinct_products",
-        "revenue",
-        "returned",
-        "page_views",
-        "emails_sent",
-        "email_opens",
-        "email_clicks",
-        "social_follows",
-        "crm_updates",
-        "app_events",
-    )
+    activity = snapshot.customer_activity.select(*(c for c in COLUMNS if c not in BUYING))
+    summary = activity.left_join(snapshot.buying_counts, "customer_id").drop("customer_id_right")
+    summary = summary.mutate(**{name: summary[name].fill_null(0) for name in BUYING}).select(*COLUMNS)
     if snapshot.customers is not None:
         summary = _with_customers_without_events(summary, snapshot)
     return summary.mutate(
         as_of=ibis.literal(snapshot.as_of, type="date"),
-        net_revenue=(summary.revenue + summary.returned).cast(_MONEY),
+        net_revenue=(summary.revenue + summary.returned).cast(MONEY),
     )
 
 
@@ -117,7 +88,7 @@ def known_without_events(customers: ir.Table, events: ir.Table, as_of: dt.date) 
 
 def _with_customers_without_events(summary: ir.Table, snapshot: AsOf) -> ir.Table:
     silent = snapshot.known_without_events().anti_join(summary, "customer_id")
-    zero = ibis.literal(0, type=_MONEY)
+    zero = ibis.literal(0, type=MONEY)
     fill = {
         name: (
             ibis.null(dtype)

@@ -42,6 +42,7 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from microseg.engine.expressions import number
 from microseg.errors import InvalidInputError
 from microseg.models.base import Estimator, Interval, Optional, require_columns
 from microseg.registry import STAGES
@@ -107,9 +108,9 @@ class LifecycleModel(Estimator):
             )
         require_columns(profile, ("transactions", "rhythm_days"), "LifecycleModel.fit: profile")
         table = _as_table(profile, ("transactions", "rhythm_days"))
-        rhythm = _number(table.rhythm_days)
+        rhythm = number(table.rhythm_days)
         repeat = table.filter((table.transactions > 1) & rhythm.notnull() & (rhythm > 0))
-        median = repeat.aggregate(median=_number(repeat.rhythm_days).median()).to_pyarrow()
+        median = repeat.aggregate(median=number(repeat.rhythm_days).median()).to_pyarrow()
         value = median.column("median")[0].as_py()
         self.typical_rhythm_days_ = float(value) if value is not None else float(self.one_time_floor_days)
         return self
@@ -120,9 +121,9 @@ class LifecycleModel(Estimator):
     def lateness_expression(self, table: ir.Table) -> ir.FloatingValue:
         """Days since the last purchase in units of the customer's rhythm (null for prospects)."""
         self._check_fitted()
-        rhythm = _number(table.rhythm_days)
+        rhythm = number(table.rhythm_days)
         rhythm = ibis.ifelse(rhythm.notnull() & (rhythm > 0), rhythm, self._fallback())
-        return _number(table.days_since_last_purchase) / rhythm
+        return number(table.days_since_last_purchase) / rhythm
 
     def expression(self, table: ir.Table) -> ir.StringValue:
         """The stage of every row of ``table`` (an engine table with the profile columns
@@ -133,18 +134,18 @@ class LifecycleModel(Estimator):
         churned = late >= self.churned_lateness
         at_risk = late >= self.at_risk_lateness
         if "p_alive" in table.columns:
-            p_alive = _number(table.p_alive)
+            p_alive = number(table.p_alive)
             if self.churned_p_alive is not None:
                 churned = churned | (p_alive < self.churned_p_alive)
             if self.at_risk_p_alive is not None:
                 at_risk = at_risk | (p_alive < self.at_risk_p_alive)
         bought = table.transactions.fill_null(0) > 0
-        returned = _number(table.returned).fill_null(0.0) > 0 if "returned" in table.columns else False
+        returned = number(table.returned).fill_null(0.0) > 0 if "returned" in table.columns else False
         return ibis.cases(
             (~bought & returned, "returns_only"),
             (~bought, "prospect"),
-            (_number(table.days_since_return) <= self.new_days, "reactivated"),
-            (_number(table.days_since_first_purchase) <= self.new_days, "new"),
+            (number(table.days_since_return) <= self.new_days, "reactivated"),
+            (number(table.days_since_first_purchase) <= self.new_days, "new"),
             (churned.fill_null(False), "churned"),
             (at_risk.fill_null(False), "at_risk"),
             else_="active",
@@ -166,12 +167,6 @@ class LifecycleModel(Estimator):
         table = _as_table(profile, columns)
         out = table.select(stage=self.expression(table)).to_pyarrow().column("stage")
         return np.asarray(out.to_pylist(), dtype=object)
-
-
-def _number(value: ir.Value) -> ir.FloatingValue:
-    """A numeric column as a float where NaN counts as missing (as pandas has it)."""
-    value = value.cast("float64")
-    return ibis.ifelse(value.isnan(), ibis.null("float64"), value)
 
 
 def _as_table(profile: pd.DataFrame | ir.Table, columns) -> ir.Table:

@@ -25,17 +25,12 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from microseg.engine.expressions import number
 from microseg.registry import TIER_LAYERS
 
 CLV_CUTS = (0.01, 0.05, 0.20)
 TENURE_BOUNDS = (90, 365, 730)
 TENURE_NAMES = ("0-3m", "3-12m", "1-2y", "2y+")
-
-
-def _number(value: ir.Value) -> ir.FloatingValue:
-    """A numeric column as a float where NaN counts as missing (as pandas has it)."""
-    value = value.cast("float64")
-    return ibis.ifelse(value.isnan(), ibis.null("float64"), value)
 
 
 def _share_above(value: ir.FloatingValue, among: ir.BooleanValue) -> ir.FloatingValue:
@@ -47,7 +42,7 @@ def _share_above(value: ir.FloatingValue, among: ir.BooleanValue) -> ir.Floating
 def clv_tier_expression(clv: ir.Value, cuts: Sequence[float] = CLV_CUTS) -> ir.StringValue:
     """``top_1``/``top_5``/``top_20``/``rest`` by CLV rank among customers with a CLV, ``none``
     without one."""
-    value = _number(clv)
+    value = number(clv)
     known = value.notnull()
     above = _share_above(value, known)
     cases = [(above < cut, f"top_{round(cut * 100):g}") for cut in sorted(cuts)]
@@ -58,7 +53,7 @@ def tenure_tier_expression(
     days: ir.Value, bounds: Sequence[int] = TENURE_BOUNDS, names: Sequence[str] = TENURE_NAMES
 ) -> ir.StringValue:
     """Tier of the days a customer has been with the business (``none`` when unknown)."""
-    value = _number(days)
+    value = number(days)
     cases = [(value <= float(bound), str(name)) for bound, name in zip(bounds, names, strict=False)]
     return ibis.ifelse(
         value.isnull(), "none", ibis.cases(*cases, else_=str(names[min(len(bounds), len(names) - 1)]))
@@ -69,10 +64,10 @@ def engagement_score_expression(table: ir.Table) -> ir.FloatingValue:
     """Recent activity on a common scale: log-counts of page views, email opens and app events
     in the last 90 days, plus the email click rate."""
     parts = [
-        (_number(table[c]).fill_null(0.0) + 1.0).ln()
+        (number(table[c]).fill_null(0.0) + 1.0).ln()
         for c in ("page_views_90d", "email_opens_90d", "app_events_90d")
     ]
-    return parts[0] + parts[1] + parts[2] + _number(table.email_click_rate).fill_null(0.0)
+    return parts[0] + parts[1] + parts[2] + number(table.email_click_rate).fill_null(0.0)
 
 
 def engagement_tier_expression(table: ir.Table) -> ir.StringValue:
