@@ -34,32 +34,20 @@ from microseg.features.valuation import holdout_for, rfm_table, value_customers
 from microseg.models.rules import parse_rules
 from microseg.registry import LAYERS, TIER_LAYERS, check_layer, suggest
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS, VALUE_MODELS
+from microseg.segments.base import VALUE_COLUMNS, rule_members, segment_base
 from microseg.segments.segmentation import segment_customers
 from microseg.warehouse import queries
 from microseg.warehouse import snapshots as stored
 from microseg.warehouse.duckdb import DuckDBWarehouse
 from microseg.warehouse.history import customer_history, members_on, segment_layers, update_history
 from microseg.warehouse.ingest.files import ImportResult, import_source
-from microseg.warehouse.segments import CustomerNumbers, kept_models, previous_segments, store_segmentation
+from microseg.warehouse.segments import SegmentBase, kept_models, previous_segments, store_segmentation
 
 if TYPE_CHECKING:
     from microseg.demo.shock import Shock
     from microseg.dynamics.model_choice import Choice, Forecast
     from microseg.dynamics.periods import Periods
     from microseg.models.clv.validation import ClvValidation
-
-#: Value columns the segmentation reads from ``customer_values``.
-VALUE_COLUMNS = (
-    "clv",
-    "p_alive",
-    "churn_risk",
-    "expected_purchases",
-    "expected_spend",
-    "rfm_segment",
-    "r_score",
-    "f_score",
-    "m_score",
-)
 
 TEMPLATE = """\
 # microseg project configuration: every setting is listed in docs/configuration.md
@@ -447,35 +435,32 @@ class Project:
         settings = self._stage_settings(result)
         wh, as_of = self.warehouse, snapshot.as_of
         segment_settings = self.config.segments
-        profile = (
-            profile_of(snapshot, segment_settings.reactivation_gap_days, segment_settings.attributes)
-            .order_by("customer_id")
-            .to_pyarrow()
-        )
-        # customers are numbered by their sorted ids: pandas then works on integers
-        numbers = CustomerNumbers(wh, profile.column("customer_id"))
-        try:
-            categories = numbers.number(spend_of(snapshot).to_pyarrow())
-            browsing = numbers.number(browsing_of(snapshot).to_pyarrow())
-            values = numbers.values(as_of, VALUE_COLUMNS)
-        finally:
-            numbers.close()
-        frame = profile.drop_columns(["customer_id"]).to_pandas().join(values.drop(columns="customer"))
-        # the run before this date (never a later one) gives the models, segments and ids to continue
-        previous, retired = previous_segments(wh, as_of)
-        segmentation = segment_customers(
-            frame,
-            categories,
-            settings,
-            previous,
-            retired,
-            browsing,
-            customer_ids=profile.column("customer_id").to_numpy(zero_copy_only=False),
-            models=kept_models(wh, as_of),
-            as_of=as_of,
-            refit=refit,
-        )
-        store_segmentation(wh, segmentation, categories, as_of)
+        profile = profile_of(snapshot, segment_settings.reactivation_gap_days, segment_settings.attributes)
+        if self.config.backend != "duckdb":  # computed on Spark; stages and tiers join the values here
+            profile = ibis.memtable(profile.to_pyarrow())
+        values = wh.table(CUSTOMER_VALUES.name)
+        with SegmentBase(wh, segment_base(profile, values.filter(values.as_of == as_of), settings)) as base:
+            rows = base.to_pyarrow()
+            categories = base.number(spend_of(snapshot).to_pyarrow())
+            browsing = base.number(browsing_of(snapshot).to_pyarrow())
+            frame = rows.drop_columns(["customer_id", "customer"]).to_pandas()
+            rules = rule_members(base.table(), segment_settings.rules).to_pandas() if settings.rules else None
+            # the run before this date (never a later one) gives the models, segments and ids to continue
+            previous, retired = previous_segments(wh, as_of)
+            segmentation = segment_customers(
+                frame,
+                categories,
+                settings,
+                previous,
+                retired,
+                browsing,
+                customer_ids=rows.column("customer_id").to_numpy(zero_copy_only=False),
+                models=kept_models(wh, as_of),
+                as_of=as_of,
+                refit=refit,
+                rules=rules,
+            )
+            store_segmentation(wh, segmentation, categories, as_of, base)
         result.segments = len(segmentation.layers["micro"].categories)
         result.clusters = segmentation.model_lines()
         result.warnings += segmentation.warnings

@@ -33,7 +33,6 @@ from microseg.features.layers import (
     demographic_features,
     demographic_sources,
 )
-from microseg.models.lifecycle import LifecycleModel
 from microseg.models.rules import evaluate_rules, frame_schema, parse_rules
 from microseg.models.tiers import assign_tiers, named_composites
 from microseg.registry import (
@@ -44,6 +43,7 @@ from microseg.registry import (
     TIER_LAYERS,
 )
 from microseg.schema import CUSTOMER_PROFILES
+from microseg.segments.base import SEGMENT_COLUMNS, lifecycle_model, tenure_names
 from microseg.segments.checks import check_stages_against_value
 from microseg.segments.clustered import (
     MODEL_COLUMNS,
@@ -147,8 +147,12 @@ def segment_customers(
     models: Mapping[tuple[str, str], LayerModel] | None = None,
     as_of: dt.date | None = None,
     refit: bool = False,
+    rules: pd.DataFrame | None = None,
 ) -> Segmentation:
     """Segment every customer of ``profile`` (profile + values).
+
+    When ``profile`` has the columns of ``segments.base.SEGMENT_COLUMNS`` (the stage and
+    tiers computed by the engine, see ``segments.base.segment_base``), they are kept as they are.
 
     Either ``profile`` is indexed by customer id (and ``categories``/``browsing`` carry those
     ids), or, faster on millions of customers, its rows are numbered 0..n-1, ``customer_ids``
@@ -159,7 +163,9 @@ def segment_customers(
     holds the clustered segments of the last run by id prefix (e.g. ``active.b``) and
     ``retired`` every id used before per prefix, so that a refitted model keeps the ids of
     segments that are essentially the same and never reuses an old id. ``as_of`` is the
-    snapshot date (default: the profile's ``as_of``).
+    snapshot date (default: the profile's ``as_of``). ``rules`` gives the members of the rule
+    segments (``customer``, ``segment_id``) when the engine evaluated them already
+    (``segments.base.rule_members``).
     """
     if customer_ids is None:
         profile = profile.sort_index()
@@ -168,12 +174,18 @@ def segment_customers(
         categories, browsing = _encode(categories, index), _encode(browsing, index)
         profile = profile.reset_index(drop=True)
     customer_ids = np.asarray(customer_ids, dtype=object)
-    stage = _lifecycle(profile, settings)
+    if set(SEGMENT_COLUMNS) <= set(profile.columns):  # stage and tiers computed by the engine
+        tiers = profile
+        stage = profile["stage"].to_numpy(dtype=object)
+    else:
+        stage = lifecycle_model(settings).fit(profile).predict(profile)
+        tiers = assign_tiers(
+            profile, settings.clv_tiers, settings.tenure_days, tenure_names(settings.tenure_days)
+        )
     profile = profile.assign(stage=pd.Categorical(stage, categories=list(STAGES)))
-    tiers = assign_tiers(profile, settings.clv_tiers, settings.tenure_days, _tenure_names(settings.tenure_days))
     layers: dict[str, pd.Categorical] = {"lifecycle": profile["stage"].array}
     for layer in TIER_LAYERS:
-        layers[layer] = pd.Categorical(tiers[layer])
+        layers[layer] = pd.Categorical(np.asarray(tiers[layer], dtype=object))
     layers["composite_code"] = _combined([layers[layer] for layer in TIER_LAYERS], "/")
     for layer in (*TIER_LAYERS, "composite_code"):
         profile[layer] = layers[layer]
@@ -205,7 +217,9 @@ def segment_customers(
     layers["micro"] = _combined([layers["behaviour"], layers["demographic"]], ".")
 
     warnings: list[str] = []
-    if settings.rules:
+    if rules is not None:
+        multi["rule"] = rules
+    elif settings.rules:
         multi["rule"] = _rule_members(profile, settings.rules)
     described = profile.assign(**{k: layers[k] for k in ("behaviour", "demographic", "micro")})
     segments = _describe(described, categories, layers, multi, clustered, settings)
@@ -237,35 +251,6 @@ def _combined(parts: Sequence[pd.Categorical], separator: str) -> pd.Categorical
             labels.append(str(part.categories[c]))
         names.append(separator.join(reversed(labels)))
     return pd.Categorical.from_codes(inverse.ravel(), categories=pd.Index(names, dtype=object))
-
-
-def _joined(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
-    out = frame[columns[0]].astype(str)
-    for column in columns[1:]:
-        out = out + "/" + frame[column].astype(str)
-    return out
-
-
-def _tenure_names(bounds: Sequence[int]) -> list[str]:
-    def span(days: int) -> str:
-        return f"{days // 365}y" if days % 365 == 0 else f"{round(days / 30)}m"
-
-    edges = [0, *bounds]
-    names = [f"{span(a) if a else 0}-{span(b)}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    return [*names, f"{span(bounds[-1])}+"]
-
-
-def _lifecycle(profile: pd.DataFrame, settings: SegmentConfig) -> np.ndarray:
-    model = LifecycleModel(
-        new_days=settings.new_days,
-        reactivation_gap_days=settings.reactivation_gap_days,
-        at_risk_lateness=settings.at_risk_lateness,
-        churned_lateness=settings.churned_lateness,
-        one_time_floor_days=settings.one_time_floor_days,
-        at_risk_p_alive=settings.at_risk_p_alive,
-        churned_p_alive=settings.churned_p_alive,
-    )
-    return model.fit(profile).predict(profile)
 
 
 @dataclass

@@ -162,6 +162,10 @@ class DuckDBWarehouse:
     def fetch_df(self, query: str, params: list[Any] | None = None):
         return self.con.execute(query, params or []).df()
 
+    def fetch_arrow(self, query: str, params: list[Any] | None = None):
+        """The result of ``query`` as an Arrow table."""
+        return self.con.sql(query, params=params or None).to_arrow_table()
+
     def describe(self, relation_sql: str) -> dict[str, str]:
         """Column name → DuckDB type of a relation (a table function call or subquery)."""
         rows = self.fetch(f"DESCRIBE SELECT * FROM {relation_sql}")

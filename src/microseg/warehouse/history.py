@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
+import ibis.expr.types as ir
 import pandas as pd
 
 from microseg.schema import SEGMENT_HISTORY, SEGMENT_MEMBERSHIPS
@@ -59,31 +61,44 @@ def update_history(wh: DuckDBWarehouse, as_of: dt.date, *, recomputed: bool = Fa
     return "appended"
 
 
+def history_intervals(memberships: ir.Table) -> ir.Table:
+    """Every stay of a customer in a segment, from a table of memberships at every snapshot:
+    ``customer_id, kind, segment_id, valid_from, valid_to`` (gaps and islands, as an engine
+    relation that DuckDB and Spark evaluate alike).
+
+    Snapshots are numbered in date order; the memberships of one customer in one segment at
+    consecutive snapshots form an island. A stay ends at the first snapshot after its island;
+    one that reaches the latest snapshot is still open (``valid_to`` empty).
+    """
+    dates = memberships.select("as_of").distinct()
+    dates = dates.mutate(
+        k=ibis.row_number().over(order_by=dates.as_of),
+        next_as_of=dates.as_of.lead().over(order_by=dates.as_of),
+    ).view()
+    m = memberships.select("customer_id", "kind", "segment_id", "as_of")
+    numbered = m.join(dates, "as_of").view()
+    within = ibis.row_number().over(
+        group_by=[numbered.customer_id, numbered.kind, numbered.segment_id], order_by=numbered.k
+    )
+    numbered = numbered.mutate(island=numbered.k - within).view()
+    stays = numbered.group_by("customer_id", "kind", "segment_id", "island").aggregate(
+        valid_from=numbered.as_of.min(),
+        last_next=numbered.next_as_of.max(),
+        open=numbered.next_as_of.isnull().any(),
+    )
+    return stays.select(
+        "customer_id",
+        "kind",
+        "segment_id",
+        "valid_from",
+        valid_to=ibis.ifelse(stays.open, ibis.null("date"), stays.last_next),
+    )
+
+
 def rebuild_history(wh: DuckDBWarehouse) -> None:
-    """Recompute ``segment_history`` from every stored snapshot (gaps and islands)."""
+    """Recompute ``segment_history`` from every stored snapshot (:func:`history_intervals`)."""
     with wh.transaction():
-        wh.sql(f"DELETE FROM {HISTORY}")
-        wh.sql(
-            f"""
-            INSERT INTO {HISTORY}
-            WITH dates AS (
-                SELECT as_of, row_number() OVER (ORDER BY as_of) AS k,
-                       lead(as_of) OVER (ORDER BY as_of) AS next_as_of
-                FROM (SELECT DISTINCT as_of FROM {MEMBERS})
-            ),
-            numbered AS (
-                SELECT m.customer_id, m.kind, m.segment_id, d.as_of, d.next_as_of,
-                       d.k - row_number() OVER (
-                           PARTITION BY m.customer_id, m.kind, m.segment_id ORDER BY d.k
-                       ) AS island
-                FROM {MEMBERS} m JOIN dates d USING (as_of)
-            )
-            -- an island that reaches the latest snapshot is still open (valid_to NULL)
-            SELECT customer_id, kind, segment_id, min(as_of),
-                   CASE WHEN count(next_as_of) = count(*) THEN max(next_as_of) END
-            FROM numbered GROUP BY customer_id, kind, segment_id, island
-            """
-        )
+        wh.replace_rows(SEGMENT_HISTORY, history_intervals(wh.table(MEMBERS)))
 
 
 def members_on(wh: DuckDBWarehouse, segment_id: str, on: dt.date, kind: str) -> pd.DataFrame:

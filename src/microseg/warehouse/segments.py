@@ -11,8 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Sequence
 
+import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -98,16 +98,39 @@ def previous_segments(
     return previous, retired
 
 
-class CustomerNumbers:
-    """Customers numbered by their sorted ids, registered in the warehouse connection so that
-    other tables can be numbered (and un-numbered) by DuckDB joins rather than by string
-    hashing in pandas."""
+#: The warehouse table of a run's per-customer base (``segments.base.segment_base``).
+BASE_TABLE = "__segment_base"
+#: Layers whose segment is a column of the base table.
+BASE_LAYERS = {
+    "lifecycle": "stage",
+    "clv_tier": "clv_tier",
+    "rfm_tier": "rfm_tier",
+    "tenure_tier": "tenure_tier",
+    "engagement_tier": "engagement_tier",
+    "composite_code": "composite_code",
+}
 
-    def __init__(self, wh: DuckDBWarehouse, ids: pa.Array) -> None:
+
+class SegmentBase:
+    """A run's per-customer base table, kept in the warehouse while the run lasts.
+
+    Customers are numbered (``customer``) by their sorted ids; other per-customer tables are
+    numbered by DuckDB joins with it rather than by string hashing in pandas. Use as a context
+    manager: the table is dropped on leaving.
+    """
+
+    def __init__(self, wh: DuckDBWarehouse, expr) -> None:
         self.wh = wh
-        self.ids = ids
-        self.table = pa.table({"customer": pa.array(np.arange(len(ids), dtype=np.int64)), "customer_id": ids})
-        wh.con.register("__customer_numbers", self.table)
+        self.name = BASE_TABLE
+        wh.ibis.create_table(self.name, expr, temp=True, overwrite=True)
+
+    def table(self):
+        """The base table (Ibis)."""
+        return self.wh.ibis.table(self.name)
+
+    def to_pyarrow(self) -> pa.Table:
+        """Every row, in customer order."""
+        return self.wh.fetch_arrow(f"SELECT * FROM {self.name} ORDER BY customer")
 
     def number(self, table: pa.Table) -> pd.DataFrame:
         """``table`` with its ``customer_id`` replaced by the customer's number."""
@@ -117,53 +140,68 @@ class CustomerNumbers:
             others = ", ".join(f"t.{quote_ident(c)}" for c in table.column_names if c != "customer_id")
             return self.wh.fetch_df(
                 f"SELECT n.customer AS customer_id, {others} FROM {name} t "
-                "JOIN __customer_numbers n USING (customer_id) ORDER BY n.customer"
+                f"JOIN {self.name} n USING (customer_id) ORDER BY n.customer"
             )
         finally:
             self.wh.con.unregister(name)
 
-    def values(self, as_of: dt.date, columns: Sequence[str]) -> pd.DataFrame:
-        """``customer`` and the ``customer_values`` columns of every numbered customer on
-        ``as_of`` (empty for customers without values), in customer order."""
-        selected = ", ".join("v." + quote_ident(c) for c in columns)
-        return self.wh.fetch_df(
-            f"SELECT n.customer, {selected} FROM __customer_numbers n LEFT JOIN customer_values v "
-            "ON v.customer_id = n.customer_id AND v.as_of = ? ORDER BY n.customer",
-            [as_of],
-        )
-
     def close(self) -> None:
-        self.wh.con.unregister("__customer_numbers")
+        self.wh.sql(f"DROP TABLE IF EXISTS {self.name}")
+
+    def __enter__(self) -> SegmentBase:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def store_segmentation(
-    wh: DuckDBWarehouse, segmentation: Segmentation, categories: pd.DataFrame, as_of: dt.date
+    wh: DuckDBWarehouse,
+    segmentation: Segmentation,
+    categories: pd.DataFrame,
+    as_of: dt.date,
+    base: SegmentBase | None = None,
 ) -> None:
     """Replace the run of ``as_of``: profiles, categories, memberships, segments and changes;
     register the clustered ids. ``categories`` may carry customer numbers (of
-    ``segmentation.customer_ids``) or ids."""
+    ``segmentation.customer_ids``) or ids. With ``base``, the profiles and the memberships of
+    the stage and tier layers are written from the run's base table by the engine."""
     where = f"DATE '{as_of.isoformat()}'"
-    ids = pa.table(
-        {
-            "customer": pa.array(np.arange(len(segmentation.customer_ids), dtype=np.int64)),
-            "customer_id": pa.array(
-                segmentation.customer_ids.astype(object), pa.string()
-            ),  # not via NumPy text: it ends at a NUL
-        }
-    )
-    wh.con.register("__ids", ids)
+    if base is not None:
+        wh.sql(f"CREATE OR REPLACE TEMP VIEW __ids AS SELECT customer, customer_id FROM {base.name}")
+    else:
+        ids = pa.table(
+            {
+                "customer": pa.array(np.arange(len(segmentation.customer_ids), dtype=np.int64)),
+                "customer_id": pa.array(
+                    segmentation.customer_ids.astype(object), pa.string()
+                ),  # not via NumPy text: it ends at a NUL
+            }
+        )
+        wh.con.register("__ids", ids)
     try:
-        profile = segmentation.profile.assign(
-            customer_id=ids.column("customer_id").to_numpy(zero_copy_only=False), as_of=as_of
-        )
-        for layer in ("stage", "clv_tier", "rfm_tier", "tenure_tier", "engagement_tier", "composite_code"):
-            profile[layer] = profile[layer].astype(str)
-        wh.replace_frame(
-            CUSTOMER_PROFILES, profile[[c.name for c in CUSTOMER_PROFILES.columns]], f"as_of = {where}"
-        )
+        if base is not None:
+            profiles = base.table().mutate(as_of=ibis.literal(as_of, type="date"))
+            wh.replace_rows(CUSTOMER_PROFILES, profiles, f"as_of = {where}")
+        else:
+            profile = segmentation.profile.assign(
+                customer_id=ids.column("customer_id").to_numpy(zero_copy_only=False), as_of=as_of
+            )
+            for layer in BASE_LAYERS.values():
+                profile[layer] = profile[layer].astype(str)
+            wh.replace_frame(
+                CUSTOMER_PROFILES, profile[[c.name for c in CUSTOMER_PROFILES.columns]], f"as_of = {where}"
+            )
         _replace_numbered(wh, CUSTOMER_CATEGORIES, categories, as_of)
         wh.sql(f"DELETE FROM {SEGMENT_MEMBERSHIPS.name} WHERE as_of = {where}")
         for kind, values in segmentation.layers.items():
+            if base is not None and kind in BASE_LAYERS:
+                wh.sql(
+                    f"INSERT INTO {SEGMENT_MEMBERSHIPS.name} SELECT customer_id, ?, ?, "
+                    f"{quote_ident(BASE_LAYERS[kind])} FROM {base.name}",
+                    [as_of, kind],
+                )
+                continue
             rows = pa.table(
                 {
                     "customer": pa.array(np.arange(len(values), dtype=np.int64)),
@@ -183,7 +221,10 @@ def store_segmentation(
             )
             _insert_memberships(wh, table, kind, as_of)
     finally:
-        wh.con.unregister("__ids")
+        if base is not None:
+            wh.sql("DROP VIEW IF EXISTS __ids")
+        else:
+            wh.con.unregister("__ids")
     segments = segmentation.segments.assign(as_of=as_of, card=segmentation.segments.apply(_card_json, axis=1))
     wh.replace_frame(SEGMENTS, segments[[c.name for c in SEGMENTS.columns]], f"as_of = {where}")
     changes = segmentation.changes
