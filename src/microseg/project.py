@@ -441,8 +441,9 @@ class Project:
         values = wh.table(CUSTOMER_VALUES.name)
         with SegmentBase(wh, segment_base(profile, values.filter(values.as_of == as_of), settings)) as base:
             rows = base.to_pyarrow()
-            categories = base.number(spend_of(snapshot).to_pyarrow())
-            browsing = base.number(browsing_of(snapshot).to_pyarrow())
+            here = self.config.backend == "duckdb"  # else computed on Spark, numbered here
+            categories = base.number(spend_of(snapshot) if here else spend_of(snapshot).to_pyarrow())
+            browsing = base.number(browsing_of(snapshot) if here else browsing_of(snapshot).to_pyarrow())
             frame = rows.drop_columns(["customer_id", "customer"]).to_pandas()
             rules = rule_members(base.table(), segment_settings.rules).to_pandas() if settings.rules else None
             # the run before this date (never a later one) gives the models, segments and ids to continue

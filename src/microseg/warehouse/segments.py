@@ -132,18 +132,28 @@ class SegmentBase:
         """Every row, in customer order."""
         return self.wh.fetch_arrow(f"SELECT * FROM {self.name} ORDER BY customer")
 
-    def number(self, table: pa.Table) -> pd.DataFrame:
-        """``table`` with its ``customer_id`` replaced by the customer's number."""
+    def number(self, table) -> pd.DataFrame:
+        """``table`` (per customer and ``category``: an Arrow table, or an engine expression on
+        the warehouse's connection) with its ``customer_id`` replaced by the customer's number,
+        rows in customer and category order."""
         name = "__to_number"
-        self.wh.con.register(name, table)
+        if isinstance(table, pa.Table):
+            self.wh.con.register(name, table)
+            columns = table.column_names
+        else:
+            self.wh.ibis.create_table(name, table, temp=True, overwrite=True)
+            columns = list(table.columns)
         try:
-            others = ", ".join(f"t.{quote_ident(c)}" for c in table.column_names if c != "customer_id")
+            others = ", ".join(f"t.{quote_ident(c)}" for c in columns if c != "customer_id")
             return self.wh.fetch_df(
                 f"SELECT n.customer AS customer_id, {others} FROM {name} t "
-                f"JOIN {self.name} n USING (customer_id) ORDER BY n.customer"
+                f"JOIN {self.name} n USING (customer_id) ORDER BY n.customer, t.category"
             )
         finally:
-            self.wh.con.unregister(name)
+            if isinstance(table, pa.Table):
+                self.wh.con.unregister(name)
+            else:
+                self.wh.sql(f"DROP TABLE IF EXISTS {name}")
 
     def close(self) -> None:
         self.wh.sql(f"DROP TABLE IF EXISTS {self.name}")
