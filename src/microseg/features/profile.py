@@ -155,10 +155,12 @@ def spend_of(snapshot: AsOf) -> ir.Table:
     bought, products = snapshot.products_bought, snapshot.products
     lines = bought.left_join(products.select("product_id", "category"), "product_id")
     spend = lines.group_by(["customer_id", lines.category.fill_null("unknown").name("category")]).aggregate(
-        spend=lines.amount.sum().cast("float64")
+        spend=lines.amount.sum()
     )
-    total = spend.spend.sum().over(ibis.window(group_by="customer_id"))
-    return spend.mutate(share=ibis.ifelse(total > 0, spend.spend / total, 0.0))
+    # totals summed as decimals: exact, so the shares do not depend on the order rows arrive in
+    total = spend.spend.sum().over(ibis.window(group_by="customer_id")).cast("float64")
+    amount = spend.spend.cast("float64")
+    return spend.mutate(spend=amount, share=ibis.ifelse(total > 0, amount / total, 0.0))
 
 
 def profile_columns(

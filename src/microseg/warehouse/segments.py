@@ -78,14 +78,17 @@ def previous_segments(
         f"SELECT segment_id, label, centroid FROM segments WHERE as_of = ? AND kind IN ({placeholders})",
         [last, *kinds],
     )
-    members = wh.fetch_df(
+    members = wh.fetch_arrow(
         f"SELECT segment_id, customer_id FROM segment_memberships WHERE as_of = ? AND kind IN ({placeholders}) "
         "ORDER BY segment_id, customer_id",
         [last, *kinds],
     )
-    by_segment = {
-        sid: group["customer_id"].to_numpy(dtype=str) for sid, group in members.groupby("segment_id")
-    }
+    # rows come sorted by segment: each segment's members are one slice of the id column
+    segment_ids = members.column("segment_id").to_numpy(zero_copy_only=False)
+    customer_ids = members.column("customer_id").to_numpy(zero_copy_only=False).astype(str)
+    starts = np.flatnonzero(np.r_[True, segment_ids[1:] != segment_ids[:-1]]) if len(segment_ids) else []
+    ends = [*starts[1:], len(segment_ids)]
+    by_segment = {segment_ids[a]: customer_ids[a:b] for a, b in zip(starts, ends, strict=True)}
     previous: dict[str, list[PreviousSegment]] = {}
     for row in rows.itertuples():
         centroid = json.loads(row.centroid) if row.centroid else {}
