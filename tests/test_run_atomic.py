@@ -124,7 +124,7 @@ def test_a_failure_in_the_middle_of_a_run_changes_nothing(changed_project, tmp_p
     def broken(*args, **kwargs):
         raise RuntimeError("clustering failed")
 
-    monkeypatch.setattr("microseg.project.segment_customers", broken)
+    monkeypatch.setattr("microseg.pipeline.segment_customers", broken)
     with Project(copy) as project:
         with pytest.raises(RuntimeError, match="clustering failed"):
             project.run(AS_OF)

@@ -115,7 +115,7 @@ def test_one_time_buyers_only(tmp_path, capsys):
 
 
 def test_stage_rules_drop_p_alive_only_when_dropout_is_not_identified(small_demo):
-    from microseg.project import RunResult
+    from microseg.pipeline import Pipeline, RunResult
 
     with Project(small_demo) as project:
         base = project.config.segments
@@ -126,7 +126,7 @@ def test_stage_rules_drop_p_alive_only_when_dropout_is_not_identified(small_demo
             (False, None),
         ):
             run.dropout_identified = identified
-            settings = project._stage_settings(run)
+            settings = Pipeline(project.config, project.warehouse)._stage_settings(run)
             assert settings.at_risk_p_alive == expected and (settings.churned_p_alive is None) == (
                 expected is None
             )

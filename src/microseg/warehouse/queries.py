@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from microseg.errors import InvalidInputError
+from microseg.errors import InvalidInputError, MicrosegError
 from microseg.warehouse.duckdb import DuckDBWarehouse, quote_ident
 
 #: Tables with one row per customer and snapshot, read by ``customer_rows``.
@@ -141,3 +141,39 @@ def quarantined_in(wh: DuckDBWarehouse, source: str) -> int:
 def imports(wh: DuckDBWarehouse) -> pd.DataFrame:
     """The import log, oldest first."""
     return wh.fetch_df("SELECT * FROM imports ORDER BY started_at")
+
+
+def as_of_is(as_of: dt.date) -> str:
+    """The condition that picks the rows of one snapshot, for ``replace_rows``/``replace_frame``.
+
+    >>> as_of_is(dt.date(2025, 12, 31))
+    "as_of = DATE '2025-12-31'"
+    """
+    return f"as_of = DATE '{as_of.isoformat()}'"
+
+
+def stored_as_of(wh: DuckDBWarehouse, table: str, as_of: dt.date | None) -> dt.date:
+    """``as_of``, or when None the latest snapshot stored in ``table`` (an error if none is)."""
+    if as_of is not None:
+        return as_of
+    latest = latest_as_of(wh, table)
+    if latest is None:
+        raise MicrosegError("no pipeline run is stored yet; run `microseg run` first")
+    return latest
+
+
+#: The tables ``Project.status`` counts.
+MAIN_TABLES = (
+    "events",
+    "customers",
+    "products",
+    "quarantine",
+    "imports",
+    "customer_summary",
+    "customer_values",
+)
+
+
+def main_table_counts(wh: DuckDBWarehouse) -> dict[str, int]:
+    """Row counts of the main tables (``MAIN_TABLES``)."""
+    return {name: wh.count(name) for name in MAIN_TABLES}

@@ -27,12 +27,12 @@ import json
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from microseg.config import SourceConfig
-from microseg.errors import RejectedRowsError, SourceError
+from microseg.config import ProjectConfig, SourceConfig
+from microseg.errors import ConfigError, RejectedRowsError, SourceError
 from microseg.schema import CUSTOMERS, EVENTS, PRODUCTS, Table
 from microseg.warehouse.duckdb import DuckDBWarehouse, quote_ident, quote_literal
 from microseg.warehouse.ingest import reasons
@@ -490,4 +490,34 @@ def import_source(
         results.append(result)
         if on_file:
             on_file(path, result)
+    return results
+
+
+#: Customers and products are imported before events, so that traits are in place when events arrive.
+KIND_ORDER = {"customers": 0, "products": 1, "events": 2}
+
+
+def import_sources(
+    wh: DuckDBWarehouse,
+    config: ProjectConfig,
+    names: Iterable[str] | None = None,
+    on_file: Callable[[str, Path, ImportResult | None], None] | None = None,
+) -> list[ImportResult]:
+    """Import the named sources of ``config`` (all when ``names`` is empty), customers and
+    products first; ``on_file`` is told the source name before and after each file.
+
+    Returns one result per file. A file with more quarantined rows than its source's
+    ``max_rejected_share`` is imported all the same; ``check_rejections`` raises for it (as
+    ``microseg import`` exits 1)."""
+    sources = config.sources
+    wanted = list(names) if names else list(sources)
+    for name in wanted:
+        if name not in sources:
+            known = ", ".join(sources) or "none configured"
+            raise ConfigError(f"no such source (sources: {known})", key=f"sources.{name}")
+    wanted.sort(key=lambda n: KIND_ORDER[sources[n].kind])
+    results: list[ImportResult] = []
+    for name in wanted:
+        callback = (lambda p, r, n=name: on_file(n, p, r)) if on_file else None
+        results += import_source(wh, sources[name], config.root, currency=config.currency, on_file=callback)
     return results

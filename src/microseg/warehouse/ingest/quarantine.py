@@ -6,11 +6,15 @@ matches no quarantined file is not an error (the quarantine of that file is simp
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 
+from microseg.errors import ConfigError
+from microseg.registry import suggest
 from microseg.warehouse.duckdb import DuckDBWarehouse
+from microseg.warehouse.queries import quarantined_in
 
 COLUMNS = ("source", "file", "row_number", "reason", "record")
 
@@ -53,3 +57,17 @@ def clear(wh: DuckDBWarehouse, source: str | None = None, file: str | Path | Non
     where, params = _where(source, file)
     with wh.transaction():
         return wh.changed(f"DELETE FROM quarantine q {where}" if where else "DELETE FROM quarantine", params)
+
+
+def check_source(wh: DuckDBWarehouse, sources: Iterable[str], source: str | None) -> None:
+    """A source named for the quarantine must be configured (one of ``sources``) or have
+    quarantined rows left from an earlier configuration."""
+    known = list(sources)
+    if source is None or source in known:
+        return
+    if quarantined_in(wh, source):
+        return
+    raise ConfigError(
+        f"no such source{suggest(source, known)} (sources: {', '.join(known) or 'none configured'})",
+        key=f"sources.{source}",
+    )
