@@ -36,6 +36,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/clv_speed.py
 	$(BIN)/python benchmarks/segment_speed.py
 	$(BIN)/python benchmarks/backfill_speed.py
+	$(BIN)/python benchmarks/cluster_sample.py
 	$(BIN)/python benchmarks/scale.py
 
 clean:

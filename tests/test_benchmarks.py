@@ -19,6 +19,10 @@ CASES = {
     ),
     "segment_speed.py": (["--customers", "3000"], "ratio      whole run / reference"),
     "backfill_speed.py": (["--customers", "2000", "--months", "3"], "ratio      backfill / one run"),
+    "cluster_sample.py": (
+        ["--customers", "3000", "--sizes", "500,1000"],
+        "smallest ARI of any sample against the largest",
+    ),
     "scale.py": (["--customers", "2000"], "peak resident memory"),
 }
 
