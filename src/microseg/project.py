@@ -35,7 +35,7 @@ from microseg.models.rules import parse_rules
 from microseg.registry import LAYERS, TIER_LAYERS, check_layer, suggest
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS, VALUE_MODELS
 from microseg.segments.segmentation import segment_customers
-from microseg.warehouse import queries
+from microseg.warehouse import open_warehouse, queries
 from microseg.warehouse import snapshots as stored
 from microseg.warehouse.duckdb import DuckDBWarehouse
 from microseg.warehouse.history import customer_history, members_on, segment_layers, update_history
@@ -192,7 +192,7 @@ class Project:
     @property
     def warehouse(self) -> DuckDBWarehouse:
         if self._warehouse is None:
-            self._warehouse = DuckDBWarehouse(self.config.warehouse, self.config.threads)
+            self._warehouse = open_warehouse(self.config)
         return self._warehouse
 
     def close(self) -> None:
@@ -252,14 +252,7 @@ class Project:
         from microseg.engine.spark import connect_spark
 
         spark = connect_spark(self.config.spark_master)
-        lake = self.root / "lake"
-        lake.mkdir(exist_ok=True)
-        tables = []
-        for name in names:
-            path = lake / f"{name}.parquet"
-            queries.export_parquet(self.warehouse, name, path)
-            tables.append(spark.read_parquet(str(path)))
-        return tables
+        return [self.warehouse.spark_table(spark, name, self.root / "lake") for name in names]
 
     def run(
         self, as_of: dt.date | None = None, *, on_step: StepCallback | None = None, refit: bool = False

@@ -36,22 +36,22 @@ def update_history(wh: DuckDBWarehouse, as_of: dt.date, *, recomputed: bool = Fa
     if later or (covered != latest_before and not (recomputed and covered == as_of)):
         rebuild_history(wh)
         return "rebuilt"
-    with wh.transaction():
+    with wh.rewriting(SEGMENT_HISTORY) as history:
         if recomputed and covered == as_of:
             # the latest snapshot computed again: take back what it wrote, then append it anew
-            wh.sql(f"DELETE FROM {HISTORY} WHERE valid_from = ?", [as_of])
-            wh.sql(f"UPDATE {HISTORY} SET valid_to = NULL WHERE valid_to = ?", [as_of])
+            wh.sql(f"DELETE FROM {history} WHERE valid_from = ?", [as_of])
+            wh.sql(f"UPDATE {history} SET valid_to = NULL WHERE valid_to = ?", [as_of])
         # stays that did not continue into this snapshot end here
         wh.sql(
-            f"UPDATE {HISTORY} h SET valid_to = ? WHERE h.valid_to IS NULL AND NOT EXISTS ("
+            f"UPDATE {history} h SET valid_to = ? WHERE h.valid_to IS NULL AND NOT EXISTS ("
             f"SELECT 1 FROM {MEMBERS} m WHERE m.as_of = ? AND m.customer_id = h.customer_id "
             "AND m.kind = h.kind AND m.segment_id = h.segment_id)",
             [as_of, as_of],
         )
         # memberships without an open stay start one
         wh.sql(
-            f"INSERT INTO {HISTORY} SELECT m.customer_id, m.kind, m.segment_id, m.as_of, NULL "
-            f"FROM {MEMBERS} m WHERE m.as_of = ? AND NOT EXISTS (SELECT 1 FROM {HISTORY} h "
+            f"INSERT INTO {history} SELECT m.customer_id, m.kind, m.segment_id, m.as_of, NULL "
+            f"FROM {MEMBERS} m WHERE m.as_of = ? AND NOT EXISTS (SELECT 1 FROM {history} h "
             "WHERE h.valid_to IS NULL AND h.customer_id = m.customer_id AND h.kind = m.kind "
             "AND h.segment_id = m.segment_id)",
             [as_of],
@@ -61,11 +61,11 @@ def update_history(wh: DuckDBWarehouse, as_of: dt.date, *, recomputed: bool = Fa
 
 def rebuild_history(wh: DuckDBWarehouse) -> None:
     """Recompute ``segment_history`` from every stored snapshot (gaps and islands)."""
-    with wh.transaction():
-        wh.sql(f"DELETE FROM {HISTORY}")
+    with wh.rewriting(SEGMENT_HISTORY) as history:
+        wh.sql(f"DELETE FROM {history}")
         wh.sql(
             f"""
-            INSERT INTO {HISTORY}
+            INSERT INTO {history}
             WITH dates AS (
                 SELECT as_of, row_number() OVER (ORDER BY as_of) AS k,
                        lead(as_of) OVER (ORDER BY as_of) AS next_as_of
