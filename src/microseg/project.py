@@ -246,7 +246,7 @@ class Project:
         return latest.date()
 
     def _tables(self, *names: str) -> list:
-        """Warehouse tables on the configured engine (for Spark, exported to Parquet first)."""
+        """Warehouse tables on the configured engine (for Spark: read from the lake, or exported to Parquet)."""
         if self.config.backend == "duckdb":
             return [self.warehouse.table(name) for name in names]
         from microseg.engine.spark import connect_spark

@@ -77,6 +77,49 @@ def _sync_folder(folder: Path) -> None:
             os.close(fd)
 
 
+def dataset_sql(wh: DuckDBWarehouse, table: Table, files: list[Path]) -> str:
+    """A SELECT of the rows of ``files`` (a dataset of ``table``) with the contract's columns
+    and types; typed and empty without files."""
+    if not files:
+        cols = ", ".join(f"CAST(NULL AS {c.type}) AS {quote_ident(c.name)}" for c in table.columns)
+        return f"SELECT {cols} WHERE false"
+    listed = "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
+    hive = (
+        "hive_partitioning = true, hive_types = {'as_of': DATE}"
+        if table.name in PARTITIONED
+        else "hive_partitioning = false"
+    )
+    source = f"read_parquet({listed}, union_by_name = true, {hive})"
+    stored = wh.describe(source)
+
+    def column(c) -> str:
+        # a column the contract gained after the files were written reads as empty
+        if c.name not in stored:
+            return f"CAST(NULL AS {c.type}) AS {quote_ident(c.name)}"
+        if stored[c.name].replace(" ", "") == c.type.replace(" ", ""):
+            return quote_ident(c.name)
+        return f"CAST({quote_ident(c.name)} AS {c.type}) AS {quote_ident(c.name)}"
+
+    return f"SELECT {', '.join(column(c) for c in table.columns)} FROM {source}"
+
+
+def copy_into_file(wh: DuckDBWarehouse, lake: ParquetLake) -> list[str]:
+    """Copy the results stored in ``lake`` into the tables of the DuckDB file (a project that
+    went back from the lake to the file), in one transaction; the lake is left as it is.
+    Returns the tables copied."""
+    copied = []
+    with wh.transaction():
+        for table in LAKE_TABLES.values():
+            if table.name in PARTITIONED:
+                files = [f for day_files in lake.partitions(table.name).values() for f in day_files]
+            else:
+                files = lake.whole_files(table.name)
+            if files:
+                wh.replace_query(table, dataset_sql(wh, table, files))
+                copied.append(table.name)
+    return copied
+
+
 class ParquetLake:
     """The folder of the lake: where each dataset lies, and moving written files into place.
 
@@ -204,8 +247,6 @@ class LakeWarehouse(DuckDBWarehouse):
     0
     """
 
-    storage_name = "lake"
-
     def __init__(self, path: str | Path, lake: str | Path, threads: int = 0) -> None:
         self.lake = ParquetLake(Path(lake))
         # staged writes of the open transaction: (table, date or None) -> staged file, None to delete
@@ -257,31 +298,8 @@ class LakeWarehouse(DuckDBWarehouse):
                     parts[day] = [staged]
         return [f for day in sorted(parts) for f in parts[day]]
 
-    def _view_sql(self, table: Table, files: list[Path]) -> str:
-        if not files:  # an empty view with the contract's types
-            cols = ", ".join(f"CAST(NULL AS {c.type}) AS {quote_ident(c.name)}" for c in table.columns)
-            return f"SELECT {cols} WHERE false"
-        listed = "[" + ", ".join(quote_literal(str(f)) for f in files) + "]"
-        hive = (
-            "hive_partitioning = true, hive_types = {'as_of': DATE}"
-            if table.name in PARTITIONED
-            else "hive_partitioning = false"
-        )
-        source = f"read_parquet({listed}, union_by_name = true, {hive})"
-        stored = self.describe(source)
-
-        def column(c) -> str:
-            # a column the contract gained after the files were written reads as empty
-            if c.name not in stored:
-                return f"CAST(NULL AS {c.type}) AS {quote_ident(c.name)}"
-            if stored[c.name].replace(" ", "") == c.type.replace(" ", ""):
-                return quote_ident(c.name)
-            return f"CAST({quote_ident(c.name)} AS {c.type}) AS {quote_ident(c.name)}"
-
-        return f"SELECT {', '.join(column(c) for c in table.columns)} FROM {source}"
-
     def _refresh_view(self, table: Table) -> None:
-        view = self._view_sql(table, self._visible_files(table))
+        view = dataset_sql(self, table, self._visible_files(table))
         self.sql(f"CREATE OR REPLACE TEMP VIEW {quote_ident(table.name)} AS {view}")
 
     # -- writes ------------------------------------------------------------------------------
@@ -367,7 +385,9 @@ class LakeWarehouse(DuckDBWarehouse):
                 yield work
                 self.replace_query(table, f"SELECT * FROM {work}")
             finally:
-                self.sql(f"DROP TABLE IF EXISTS {work}")
+                # after a failed statement the transaction is aborted and its rollback drops the copy
+                with contextlib.suppress(Exception):
+                    self.sql(f"DROP TABLE IF EXISTS {work}")
 
     def _before_commit(self) -> None:
         """Move every staged partition into place (each atomically), then the file commits."""
