@@ -88,6 +88,14 @@ def test_the_lake_stores_what_the_file_stores(twins):
                 in_lake.memberships("lifecycle", day), in_file.memberships("lifecycle", day)
             )
         assert len(expected["segment_history"]) > len(expected["segment_memberships"]) / len(MONTH_ENDS)
+        # movement between snapshots is read through Ibis relations over the same tables
+        pd.testing.assert_frame_equal(
+            in_lake.transition_matrix("lifecycle", MONTH_ENDS[0], LAST),
+            in_file.transition_matrix("lifecycle", MONTH_ENDS[0], LAST),
+        )
+        pd.testing.assert_frame_equal(
+            in_lake.flows("lifecycle", MONTH_ENDS), in_file.flows("lifecycle", MONTH_ENDS)
+        )
 
 
 @pytest.mark.slow
