@@ -120,6 +120,20 @@ ENGINE_SETTINGS: tuple[Setting, ...] = (
     ),
     _s("spark_master", str, "local[2]", 'Spark master URL when backend = "spark".'),
     _s("threads", int, 0, "DuckDB worker threads; 0 lets DuckDB use every core.", minimum=0, maximum=1024),
+    _s(
+        "storage",
+        str,
+        "duckdb",
+        "Where run results are stored: in the DuckDB file, or in a lake of Parquet datasets partitioned "
+        "by table and as_of that DuckDB and Spark both read (imported data stays in the DuckDB file).",
+        ("duckdb", "lake"),
+    ),
+    _s(
+        "lake",
+        str,
+        "lake",
+        'Folder of the Parquet lake when storage = "lake" (relative to the project, or absolute).',
+    ),
 )
 
 #: ``[clv]`` settings: the customer value models.
@@ -664,6 +678,8 @@ class ProjectConfig:
     segments: SegmentConfig = field(default_factory=SegmentConfig)
     dynamics: DynamicsConfig = field(default_factory=DynamicsConfig)
     file: Path | None = None
+    storage: str = "duckdb"
+    lake: Path | None = None
 
 
 def _type_name(typ) -> str:
@@ -964,6 +980,8 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
         segments=segments,
         dynamics=dynamics,
         file=Path(file) if file else None,
+        storage=engine["storage"],
+        lake=root / engine["lake"],
     )
 
 

@@ -100,20 +100,13 @@ class Pipeline:
         return latest.date()
 
     def tables(self, *names: str) -> list:
-        """Warehouse tables on the configured engine (for Spark, exported to Parquet first)."""
+        """Warehouse tables on the configured engine (for Spark: read from the lake, or exported to Parquet)."""
         if self.config.backend == "duckdb":
             return [self.warehouse.table(name) for name in names]
         from microseg.engine.spark import connect_spark
 
         spark = connect_spark(self.config.spark_master)
-        lake = self.root / "lake"
-        lake.mkdir(exist_ok=True)
-        tables = []
-        for name in names:
-            path = lake / f"{name}.parquet"
-            queries.export_parquet(self.warehouse, name, path)
-            tables.append(spark.read_parquet(str(path)))
-        return tables
+        return [self.warehouse.spark_table(spark, name, self.root / "lake") for name in names]
 
     def run(
         self, as_of: dt.date | None = None, *, on_step: StepCallback | None = None, refit: bool = False

@@ -25,7 +25,7 @@ from microseg.dynamics.answers import Dynamics, clv_at_stake_text, forecast_tabl
 from microseg.pipeline import BackfillResult, Pipeline, RunResult, StepCallback
 from microseg.registry import check_layer
 from microseg.segments import lookup
-from microseg.warehouse import history, queries
+from microseg.warehouse import history, open_warehouse, queries
 from microseg.warehouse.duckdb import DuckDBWarehouse
 from microseg.warehouse.ingest import quarantine as quarantined
 from microseg.warehouse.ingest.files import ImportResult, import_sources
@@ -81,7 +81,7 @@ class Project:
     @property
     def warehouse(self) -> DuckDBWarehouse:
         if self._warehouse is None:
-            self._warehouse = DuckDBWarehouse(self.config.warehouse, self.config.threads)
+            self._warehouse = open_warehouse(self.config)
         return self._warehouse
 
     def close(self) -> None:

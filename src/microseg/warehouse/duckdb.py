@@ -7,6 +7,7 @@ this package (``microseg.warehouse``).
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,12 @@ class DuckDBWarehouse:
         self.ensure_tables()
 
     # -- tables ------------------------------------------------------------------------------
+    def file_tables(self) -> list[Table]:
+        """The tables kept in the DuckDB file (all of them here)."""
+        return list(TABLES.values())
+
     def ensure_tables(self) -> None:
-        for table in TABLES.values():
+        for table in self.file_tables():
             self.sql(create_table_sql(table))
         self._add_new_columns()
 
@@ -75,7 +80,7 @@ class DuckDBWarehouse:
             "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'main'"
         ):
             existing.setdefault(table, set()).add(column)
-        for table in TABLES.values():
+        for table in self.file_tables():
             have = existing.get(table.name, set())
             for c in table.columns:
                 if c.name not in have:
@@ -100,13 +105,18 @@ class DuckDBWarehouse:
         The expression's columns are reordered and cast to the table contract. Returns the
         number of rows inserted.
         """
-        sql = self.ibis.compile(expr)
+        return self.replace_query(table, self.ibis.compile(expr), where)
+
+    def replace_query(
+        self, table: Table, query: str, where: str | None = None, params: list[Any] | None = None
+    ) -> int:
+        """``replace_rows`` from a SELECT statement (with ``?`` parameters ``params``)."""
         cols = ", ".join(
             f"CAST({quote_ident(c.name)} AS {c.type}) AS {quote_ident(c.name)}" for c in table.columns
         )
         with self.transaction():
             self.sql(f"DELETE FROM {quote_ident(table.name)}" + (f" WHERE {where}" if where else ""))
-            return self.changed(f"INSERT INTO {quote_ident(table.name)} SELECT {cols} FROM ({sql})")
+            return self.changed(f"INSERT INTO {quote_ident(table.name)} SELECT {cols} FROM ({query})", params)
 
     def replace_frame(self, table: Table, frame, where: str | None = None) -> int:
         """``replace_rows`` from a pandas DataFrame or Arrow table."""
@@ -116,6 +126,27 @@ class DuckDBWarehouse:
             return self.replace_rows(table, self.ibis.table(name), where)
         finally:
             self.con.unregister(name)
+
+    def delete_as_of(self, table: Table, as_of: dt.date) -> None:
+        """Remove the rows of one snapshot from a per-snapshot table."""
+        self.sql(f"DELETE FROM {quote_ident(table.name)} WHERE as_of = ?", [as_of])
+
+    @contextlib.contextmanager
+    def rewriting(self, table: Table) -> Iterator[str]:
+        """Change a table with UPDATE/DELETE/INSERT statements, all or nothing: the block gets
+        the name to use in them (here the table itself, inside a transaction)."""
+        with self.transaction():
+            yield quote_ident(table.name)
+
+    def spark_table(self, spark, name: str, scratch: Path):
+        """A stored table on a Spark (Ibis) connection: exported to Parquet in ``scratch`` and
+        read from there."""
+        from microseg.warehouse.queries import export_parquet
+
+        scratch.mkdir(parents=True, exist_ok=True)
+        path = scratch / f"{name}.parquet"
+        export_parquet(self, name, path)
+        return spark.read_parquet(str(path))
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
@@ -137,16 +168,24 @@ class DuckDBWarehouse:
         self._depth = 1
         try:
             yield
+            self._before_commit()
             self.sql("COMMIT")
         except BaseException as exc:
             with contextlib.suppress(Exception):  # the transaction may already be aborted
                 self.sql("ROLLBACK")
+            self._after_rollback()
             error = storage_error(exc, self.path)
             if error is exc:
                 raise
             raise error from exc
         finally:
             self._depth = 0
+
+    def _before_commit(self) -> None:
+        """Work that must be done just before a transaction commits (none for the file alone)."""
+
+    def _after_rollback(self) -> None:
+        """Clean-up after a transaction was rolled back (none for the file alone)."""
 
     # -- raw SQL -----------------------------------------------------------------------------
     def sql(self, statement: str, params: list[Any] | None = None) -> None:

@@ -38,22 +38,22 @@ def update_history(wh: DuckDBWarehouse, as_of: dt.date, *, recomputed: bool = Fa
     if later or (covered != latest_before and not (recomputed and covered == as_of)):
         rebuild_history(wh)
         return "rebuilt"
-    with wh.transaction():
+    with wh.rewriting(SEGMENT_HISTORY) as history:
         if recomputed and covered == as_of:
             # the latest snapshot computed again: take back what it wrote, then append it anew
-            wh.sql(f"DELETE FROM {HISTORY} WHERE valid_from = ?", [as_of])
-            wh.sql(f"UPDATE {HISTORY} SET valid_to = NULL WHERE valid_to = ?", [as_of])
+            wh.sql(f"DELETE FROM {history} WHERE valid_from = ?", [as_of])
+            wh.sql(f"UPDATE {history} SET valid_to = NULL WHERE valid_to = ?", [as_of])
         # stays that did not continue into this snapshot end here
         wh.sql(
-            f"UPDATE {HISTORY} h SET valid_to = ? WHERE h.valid_to IS NULL AND NOT EXISTS ("
+            f"UPDATE {history} h SET valid_to = ? WHERE h.valid_to IS NULL AND NOT EXISTS ("
             f"SELECT 1 FROM {MEMBERS} m WHERE m.as_of = ? AND m.customer_id = h.customer_id "
             "AND m.kind = h.kind AND m.segment_id = h.segment_id)",
             [as_of, as_of],
         )
         # memberships without an open stay start one
         wh.sql(
-            f"INSERT INTO {HISTORY} SELECT m.customer_id, m.kind, m.segment_id, m.as_of, NULL "
-            f"FROM {MEMBERS} m WHERE m.as_of = ? AND NOT EXISTS (SELECT 1 FROM {HISTORY} h "
+            f"INSERT INTO {history} SELECT m.customer_id, m.kind, m.segment_id, m.as_of, NULL "
+            f"FROM {MEMBERS} m WHERE m.as_of = ? AND NOT EXISTS (SELECT 1 FROM {history} h "
             "WHERE h.valid_to IS NULL AND h.customer_id = m.customer_id AND h.kind = m.kind "
             "AND h.segment_id = m.segment_id)",
             [as_of],
@@ -97,8 +97,11 @@ def history_intervals(memberships: ir.Table) -> ir.Table:
 
 def rebuild_history(wh: DuckDBWarehouse) -> None:
     """Recompute ``segment_history`` from every stored snapshot (:func:`history_intervals`)."""
-    with wh.transaction():
-        wh.replace_rows(SEGMENT_HISTORY, history_intervals(wh.table(MEMBERS)))
+    stays = wh.ibis.compile(history_intervals(wh.table(MEMBERS)))
+    columns = "customer_id, kind, segment_id, valid_from, valid_to"
+    with wh.rewriting(SEGMENT_HISTORY) as history:
+        wh.sql(f"DELETE FROM {history}")
+        wh.sql(f"INSERT INTO {history} ({columns}) SELECT {columns} FROM ({stays})")
 
 
 def members_on(wh: DuckDBWarehouse, segment_id: str, on: dt.date, kind: str) -> pd.DataFrame:

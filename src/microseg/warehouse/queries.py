@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from microseg.errors import InvalidInputError, MicrosegError
+from microseg.schema import TABLES
 from microseg.warehouse.duckdb import DuckDBWarehouse, quote_ident
 
 #: Tables with one row per customer and snapshot, read by ``customer_rows``.
@@ -54,7 +55,7 @@ def snapshot_rows(wh: DuckDBWarehouse, table: str, as_of: dt.date) -> pd.DataFra
 
 def delete_snapshot(wh: DuckDBWarehouse, table: str, as_of: dt.date) -> None:
     """Remove the rows of one snapshot from a per-snapshot table."""
-    wh.sql(f"DELETE FROM {quote_ident(table)} WHERE as_of = ?", [as_of])
+    wh.delete_as_of(TABLES[table], as_of)
 
 
 def memberships(wh: DuckDBWarehouse, as_of: dt.date, kind: str | None = None) -> pd.DataFrame:

@@ -27,7 +27,7 @@ from microseg.schema import (
     SEGMENTS,
 )
 from microseg.segments.segmentation import CLUSTER_LAYERS, LayerModel, PreviousSegment, Segmentation
-from microseg.warehouse.duckdb import DuckDBWarehouse, quote_ident
+from microseg.warehouse.duckdb import DuckDBWarehouse, quote_ident, quote_literal
 
 _PREFIX = re.compile(r"^(.*?)(\d+)$")
 
@@ -206,14 +206,10 @@ def store_segmentation(
                 CUSTOMER_PROFILES, profile[[c.name for c in CUSTOMER_PROFILES.columns]], f"as_of = {where}"
             )
         _replace_numbered(wh, CUSTOMER_CATEGORIES, categories, as_of)
-        wh.sql(f"DELETE FROM {SEGMENT_MEMBERSHIPS.name} WHERE as_of = {where}")
+        layers: list[tuple[str, pa.Table | str]] = []
         for kind, values in segmentation.layers.items():
             if base is not None and kind in BASE_LAYERS:
-                wh.sql(
-                    f"INSERT INTO {SEGMENT_MEMBERSHIPS.name} SELECT customer_id, ?, ?, "
-                    f"{quote_ident(BASE_LAYERS[kind])} FROM {base.name}",
-                    [as_of, kind],
-                )
+                layers.append((kind, BASE_LAYERS[kind]))  # a column of the base table
                 continue
             rows = pa.table(
                 {
@@ -224,7 +220,7 @@ def store_segmentation(
                     ),
                 }
             )
-            _insert_memberships(wh, rows, kind, as_of)
+            layers.append((kind, rows))
         for kind, rows in segmentation.multi.items():
             table = pa.table(
                 {
@@ -232,7 +228,8 @@ def store_segmentation(
                     "segment_id": pa.array(rows["segment_id"].astype(str).to_numpy()),
                 }
             )
-            _insert_memberships(wh, table, kind, as_of)
+            layers.append((kind, table))
+        _replace_memberships(wh, layers, as_of, None if base is None else base.name)
     finally:
         if base is not None:
             wh.sql("DROP VIEW IF EXISTS __ids")
@@ -268,16 +265,36 @@ def store_segmentation(
         wh.con.unregister("__new_ids")
 
 
-def _insert_memberships(wh: DuckDBWarehouse, rows: pa.Table, kind: str, as_of: dt.date) -> None:
-    wh.con.register("__members", rows)
+def _replace_memberships(
+    wh: DuckDBWarehouse, layers: list[tuple[str, pa.Table | str]], as_of: dt.date, base: str | None = None
+) -> None:
+    """Replace the memberships of ``as_of`` by those of every layer at once: rows of customer
+    numbers and segment ids, or the name of a column of the ``base`` table."""
+    names = [f"__members_{i}" for i in range(len(layers))]
+    parts = []
+    for name, (kind, rows) in zip(names, layers, strict=True):
+        if isinstance(rows, str):
+            parts.append(
+                f"SELECT customer_id, ? AS as_of, {quote_literal(kind)} AS kind, "
+                f"CAST({quote_ident(rows)} AS VARCHAR) AS segment_id FROM {base}"
+            )
+            continue
+        wh.con.register(name, rows)
+        parts.append(
+            f"SELECT i.customer_id, ? AS as_of, {quote_literal(kind)} AS kind, "
+            f"CAST(m.segment_id AS VARCHAR) AS segment_id FROM {name} m JOIN __ids i USING (customer)"
+        )
     try:
-        wh.sql(
-            f"INSERT INTO {SEGMENT_MEMBERSHIPS.name} SELECT i.customer_id, ?, ?, CAST(m.segment_id AS VARCHAR) "
-            "FROM __members m JOIN __ids i USING (customer)",
-            [as_of, kind],
+        query = " UNION ALL ".join(parts)
+        if not layers:
+            query = "SELECT NULL AS customer_id, NULL AS as_of, NULL AS kind, NULL AS segment_id WHERE false"
+        wh.replace_query(
+            SEGMENT_MEMBERSHIPS, query, f"as_of = DATE '{as_of.isoformat()}'", [as_of] * len(layers)
         )
     finally:
-        wh.con.unregister("__members")
+        for name, (_, rows) in zip(names, layers, strict=True):
+            if not isinstance(rows, str):
+                wh.con.unregister(name)
 
 
 def _replace_numbered(wh: DuckDBWarehouse, table, frame: pd.DataFrame, as_of: dt.date) -> None:
@@ -285,18 +302,19 @@ def _replace_numbered(wh: DuckDBWarehouse, table, frame: pd.DataFrame, as_of: dt
     numbered = pd.api.types.is_integer_dtype(frame["customer_id"])
     wh.con.register("__rows", frame)
     try:
-        wh.sql(f"DELETE FROM {table.name} WHERE as_of = DATE '{as_of.isoformat()}'")
         columns = [c.name for c in table.columns]
         select = ", ".join(
             ("i.customer_id" if numbered else "r.customer_id")
             if c == "customer_id"
-            else "?"
+            else "? AS as_of"
             if c == "as_of"
             else f"r.{quote_ident(c)}"
             for c in columns
         )
         join = "JOIN __ids i ON i.customer = r.customer_id" if numbered else ""
-        wh.sql(f"INSERT INTO {table.name} SELECT {select} FROM __rows r {join}", [as_of])
+        wh.replace_query(
+            table, f"SELECT {select} FROM __rows r {join}", f"as_of = DATE '{as_of.isoformat()}'", [as_of]
+        )
     finally:
         wh.con.unregister("__rows")
 
