@@ -58,6 +58,11 @@ def test_source_defaults_and_dates():
         ({"project": {"analysis_date": "2011-13-40"}}, "project.analysis_date", "is not a date"),
         ({"engine": {"backend": "sparks"}}, "engine.backend", '(did you mean "spark"?)'),
         ({"engine": {"threads": "4"}}, "engine.threads", "must be an integer"),
+        (  # smaller clustering samples change the segments (docs/segmentation.md)
+            {"segments": {"sample_size": 5000}},
+            "segments.sample_size",
+            "must be between 10,000 and 10,000,000, got 5000",
+        ),
         ({"engine": {"threads": True}}, "engine.threads", "must be an integer"),
         ({"sources": {"s": {}}}, "sources.s.path", "is required"),
         ({"sources": {"s": {"path": 3}}}, "sources.s.path", "must be a string"),

@@ -259,8 +259,9 @@ SEGMENT_SETTINGS: tuple[Setting, ...] = (
         int,
         10_000,
         "Customers per stage used to choose k and fit the clusters (drawn from the customer ids, "
-        "so the same customers whatever the seed).",
-        minimum=100,
+        "so the same customers whatever the seed). From 10,000 up the segments do not depend on "
+        "it; smaller samples can make a real split look unstable and merge segments.",
+        minimum=10_000,
         maximum=10_000_000,
     ),
     _s(
