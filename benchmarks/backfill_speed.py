@@ -36,6 +36,16 @@ def month_end_before(day: dt.date, months: int) -> dt.date:
     return first - dt.timedelta(days=1)
 
 
+def print_steps(result, one) -> None:
+    """Seconds of each step: the one run, and the mean and total over the backfill's snapshots."""
+    names = list(one.steps)
+    print(f"{'step':<18}{'one run':>10}{'backfill mean':>15}{'backfill total':>16}")
+    for name in names:
+        times = [run.steps.get(name, 0.0) for run in result.runs if not run.reused]
+        mean = sum(times) / max(len(times), 1)
+        print(f"{name:<18}{one.steps[name]:>10.2f}{mean:>15.2f}{sum(times):>16.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -61,6 +71,7 @@ def main() -> None:
     for run in result.runs:
         print(f"           {run.as_of}  {run.seconds:8.2f} s  {run.customers:,} customers")
     print(f"ratio      backfill / one run:          {result.seconds / reference:8.1f}x")
+    print_steps(result, one)
     if args.project is None and args.workdir is None:
         shutil.rmtree(workdir, ignore_errors=True)
 
