@@ -28,6 +28,7 @@ from microseg.dynamics import migration
 from microseg.dynamics.snapshots import fingerprint, snapshot_dates
 from microseg.errors import ConfigError, InvalidInputError, MicrosegError
 from microseg.features.asof import AsOf
+from microseg.features.chain import SnapshotChain
 from microseg.features.profile import browsing_of, customer_profile, profile_of, spend_of
 from microseg.features.summary import summary_of
 from microseg.features.valuation import holdout_for, rfm_table, value_customers
@@ -123,6 +124,8 @@ class Project:
         self.config: ProjectConfig = load_config(path)
         self.root = self.config.root
         self._warehouse: DuckDBWarehouse | None = None
+        # the last snapshot computed: the next one continues its aggregates where that is exact
+        self._kept = SnapshotChain(lambda day: stored.events_by_import(self.warehouse, day))
         # fitted forecasts by (layer, group layer, state of the snapshots): one fit per change
         self._forecasts: dict[tuple, Forecast] = {}
 
@@ -196,6 +199,7 @@ class Project:
         return self._warehouse
 
     def close(self) -> None:
+        self._kept.release()
         if self._warehouse is not None:
             self._warehouse.close()
             self._warehouse = None
@@ -284,15 +288,9 @@ class Project:
         self._check_rules(events, customers, products, as_of)  # a bad rule stops the run before any step
         recomputed = stored.is_stored(self.warehouse, as_of)
         # the one cut at as_of: every step reads the events through this snapshot, whose shared
-        # aggregates the engine computes once for the run
-        snapshot = AsOf(
-            events,
-            as_of,
-            customers=customers,
-            products=products,
-            page_flags=self.config.segments.page_flags,
-            cache=True,
-        )
+        # aggregates the engine computes once for the run (or continues from the last snapshot)
+        flags = self.config.segments.page_flags
+        snapshot = self._kept.open(events, as_of, customers=customers, products=products, page_flags=flags)
         steps = [
             ("customer summary", lambda: self._run_summary(snapshot, result)),
             ("customer values", lambda: self._run_values(snapshot, result)),
@@ -301,7 +299,7 @@ class Project:
         ]
         # The results of a date are replaced in one transaction: a run that fails or is killed at
         # any point leaves the previous results of that date whole and consistent.
-        with self.warehouse.transaction(), snapshot:
+        with self._kept.computing(snapshot), self.warehouse.transaction():
             for i, (name, work) in enumerate(steps):
                 if on_step:
                     on_step(name, i, len(steps))
@@ -364,10 +362,14 @@ class Project:
         every: str | None = None,
         force: bool = False,
         on_snapshot: Callable[[dt.date, int, int], None] | None = None,
+        incremental: bool = True,
     ) -> BackfillResult:
         """Snapshots of every ``every`` (``month``: month ends; ``week``: weeks ending on ``end``)
         from ``start`` to ``end`` (default: the analysis date), oldest first, each from the events
-        up to its date only. Snapshots whose inputs did not change are kept as they are."""
+        up to its date only. Snapshots whose inputs did not change are kept as they are.
+        Each snapshot continues the aggregates of the one computed before it where the result
+        is the same (``microseg.features.chain``); ``incremental=False`` computes each from all
+        its events."""
         started = time.perf_counter()
         end = end or self.analysis_date()
         dates = snapshot_dates(start, end, every or self.config.dynamics.every)
@@ -377,6 +379,8 @@ class Project:
         for i, date in enumerate(dates):
             if on_snapshot:
                 on_snapshot(date, i, len(dates))
+            if not incremental:
+                self._kept.release()
             runs.append(self.snapshot(date, force=force))
         if on_snapshot:
             on_snapshot(dates[-1], len(dates), len(dates))
