@@ -14,7 +14,6 @@ import pytest
 
 from microseg.features.asof import AsOf
 from microseg.project import Project
-from tests.conftest import RETAIL_MONTHS, online_retail_project
 
 #: Every per-customer table a snapshot stores, and the tables of its segments and models.
 STORED = (
@@ -84,6 +83,11 @@ def assert_same_tables(one: Project, other: Project) -> None:
 @pytest.fixture
 def continued(monkeypatch) -> list[tuple[dt.date, dt.date]]:
     """(from, to) of every snapshot continued from another during the test."""
+    return spy_on_advance(monkeypatch)
+
+
+def spy_on_advance(monkeypatch) -> list[tuple[dt.date, dt.date]]:
+    """Record (from, to) of every call of ``AsOf.advance`` from now on."""
     calls = []
     advance = AsOf.advance
 
@@ -173,39 +177,3 @@ def test_newer_events_do_not_stop_the_continuation(demo_imported, tmp_path, cont
             add_late_events(full, 80, "newer-import")
             full.backfill(START, september, force=True, incremental=False)
             assert_same_tables(newer, full)
-
-
-@pytest.mark.spark
-@pytest.mark.slow
-def test_on_spark_every_snapshot_is_computed_from_all_its_events(spark, demo_imported, tmp_path, continued):
-    root = tmp_path / "spark"
-    shutil.copytree(demo_imported, root)
-    config = root / "microseg.toml"
-    config.write_text(config.read_text() + '\n[engine]\nbackend = "spark"\n')
-    with Project(root) as project:
-        assert project.config.backend == "spark"
-        result = project.backfill(dt.date(2025, 11, 1), END)
-        assert [run.backend for run in result.runs] == ["spark", "spark"]
-        assert continued == []
-        with copy_of(demo_imported, tmp_path, "duckdb") as duck:
-            duck.backfill(dt.date(2025, 11, 1), END, incremental=False)
-            for table in ("customer_summary",):
-                pd.testing.assert_frame_equal(stored_rows(project, table), stored_rows(duck, table))
-
-
-@pytest.mark.realdata
-@pytest.mark.slow
-def test_online_retail_incremental_backfill_equals_the_full_one(retail_history, tmp_path, continued):
-    """Online Retail: the twelve month ends continued one from another (the shared history
-    fixture) against the same snapshots each computed from all its events."""
-    incremental, result = retail_history
-    assert all(not run.reused for run in result.runs)
-    full = online_retail_project(tmp_path / "retail-full")
-    try:
-        full.import_sources()
-        full.run()
-        full.backfill(RETAIL_MONTHS[0], RETAIL_MONTHS[-1], every="month", incremental=False)
-        assert continued == []
-        assert_same_tables(incremental, full)
-    finally:
-        full.close()
