@@ -20,6 +20,7 @@ from microseg.config import ProjectConfig
 from microseg.dynamics.snapshots import fingerprint, snapshot_dates
 from microseg.errors import MicrosegError
 from microseg.features.asof import AsOf
+from microseg.features.chain import SnapshotChain
 from microseg.features.profile import browsing_of, customer_profile, profile_of, spend_of
 from microseg.features.summary import summary_of
 from microseg.features.valuation import holdout_for, rfm_table, value_customers
@@ -85,10 +86,14 @@ class Pipeline:
     microseg.errors.MicrosegError: the warehouse has no events yet; run `microseg import` first
     """
 
-    def __init__(self, config: ProjectConfig, warehouse: DuckDBWarehouse) -> None:
+    def __init__(
+        self, config: ProjectConfig, warehouse: DuckDBWarehouse, chain: SnapshotChain | None = None
+    ) -> None:
         self.config = config
         self.root = config.root
         self.warehouse = warehouse
+        # the last snapshot computed: the next one continues its aggregates where that is exact
+        self.chain = chain or SnapshotChain(lambda day: stored.events_by_import(warehouse, day))
 
     def analysis_date(self) -> dt.date:
         """The configured analysis date, or the day of the latest event."""
@@ -131,15 +136,9 @@ class Pipeline:
         self._check_rules(events, customers, products, as_of)  # a bad rule stops the run before any step
         recomputed = stored.is_stored(self.warehouse, as_of)
         # the one cut at as_of: every step reads the events through this snapshot, whose shared
-        # aggregates the engine computes once for the run
-        snapshot = AsOf(
-            events,
-            as_of,
-            customers=customers,
-            products=products,
-            page_flags=self.config.segments.page_flags,
-            cache=True,
-        )
+        # aggregates the engine computes once for the run (or continues from the last snapshot)
+        flags = self.config.segments.page_flags
+        snapshot = self.chain.open(events, as_of, customers=customers, products=products, page_flags=flags)
         steps = [
             ("customer summary", lambda: self._run_summary(snapshot, result)),
             ("customer values", lambda: self._run_values(snapshot, result)),
@@ -148,7 +147,7 @@ class Pipeline:
         ]
         # The results of a date are replaced in one transaction: a run that fails or is killed at
         # any point leaves the previous results of that date whole and consistent.
-        with self.warehouse.transaction(), snapshot:
+        with self.chain.computing(snapshot), self.warehouse.transaction():
             for i, (name, work) in enumerate(steps):
                 if on_step:
                     on_step(name, i, len(steps))
@@ -211,10 +210,14 @@ class Pipeline:
         every: str | None = None,
         force: bool = False,
         on_snapshot: Callable[[dt.date, int, int], None] | None = None,
+        incremental: bool = True,
     ) -> BackfillResult:
         """Snapshots of every ``every`` (``month``: month ends; ``week``: weeks ending on ``end``)
         from ``start`` to ``end`` (default: the analysis date), oldest first, each from the events
-        up to its date only. Snapshots whose inputs did not change are kept as they are."""
+        up to its date only. Snapshots whose inputs did not change are kept as they are.
+        Each snapshot continues the aggregates of the one computed before it where the result
+        is the same (``microseg.features.chain``); ``incremental=False`` computes each from all
+        its events."""
         started = time.perf_counter()
         end = end or self.analysis_date()
         dates = snapshot_dates(start, end, every or self.config.dynamics.every)
@@ -224,6 +227,8 @@ class Pipeline:
         for i, date in enumerate(dates):
             if on_snapshot:
                 on_snapshot(date, i, len(dates))
+            if not incremental:
+                self.chain.release()
             runs.append(self.snapshot(date, force=force))
         if on_snapshot:
             on_snapshot(dates[-1], len(dates), len(dates))

@@ -22,10 +22,12 @@ import pandas as pd
 from microseg.config import ProjectConfig, load_config
 from microseg.dynamics import migration
 from microseg.dynamics.answers import Dynamics, clv_at_stake_text, forecast_table
+from microseg.features.chain import SnapshotChain
 from microseg.pipeline import BackfillResult, Pipeline, RunResult, StepCallback
 from microseg.registry import check_layer
 from microseg.segments import lookup
 from microseg.warehouse import history, open_warehouse, queries
+from microseg.warehouse import snapshots as stored
 from microseg.warehouse.duckdb import DuckDBWarehouse
 from microseg.warehouse.ingest import quarantine as quarantined
 from microseg.warehouse.ingest.files import ImportResult, import_sources
@@ -46,6 +48,8 @@ class Project:
         self.config: ProjectConfig = load_config(path)
         self.root = self.config.root
         self._warehouse: DuckDBWarehouse | None = None
+        # the last snapshot computed: the next one continues its aggregates where that is exact
+        self._kept = SnapshotChain(lambda day: stored.events_by_import(self.warehouse, day))
         # fitted forecasts by (layer, group layer, state of the snapshots): one fit per change
         self._forecasts: dict[tuple, Forecast] = {}
 
@@ -85,6 +89,7 @@ class Project:
         return self._warehouse
 
     def close(self) -> None:
+        self._kept.release()
         if self._warehouse is not None:
             self._warehouse.close()
             self._warehouse = None
@@ -96,7 +101,7 @@ class Project:
         self.close()
 
     def _pipeline(self) -> Pipeline:
-        return Pipeline(self.config, self.warehouse)
+        return Pipeline(self.config, self.warehouse, self._kept)
 
     def _dynamics(self) -> Dynamics:
         return Dynamics(self.warehouse, self.config.dynamics, self._forecasts)
@@ -139,10 +144,14 @@ class Project:
         every: str | None = None,
         force: bool = False,
         on_snapshot: Callable[[dt.date, int, int], None] | None = None,
+        incremental: bool = True,
     ) -> BackfillResult:
         """Snapshots of every ``every`` (``month``, ``week``) from ``start`` to ``end`` (default: the
-        analysis date), oldest first, each from the events up to its date only."""
-        return self._pipeline().backfill(start, end, every=every, force=force, on_snapshot=on_snapshot)
+        analysis date), oldest first, each from the events up to its date only; each continues
+        the aggregates of the one before where the result is the same (``incremental``)."""
+        return self._pipeline().backfill(
+            start, end, every=every, force=force, on_snapshot=on_snapshot, incremental=incremental
+        )
 
     def snapshots(self) -> pd.DataFrame:
         """Every stored snapshot, and whether the period ending at it is ``full``, a stub or a gap."""

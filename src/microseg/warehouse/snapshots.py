@@ -53,12 +53,7 @@ def fingerprint(wh: DuckDBWarehouse, as_of: dt.date, settings: str) -> tuple[str
     """(fingerprint, number of events) of the inputs of the snapshot of ``as_of``; ``settings``
     is the digest of the settings that change its results."""
     cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
-    # the events it sees, by the import that stored them: stored events never change, and a
-    # corrected event is stored again by the correcting import (its old row goes), so any
-    # change to an event up to the date changes these counts
-    by_import = wh.fetch(
-        "SELECT import_id, count(*) FROM events WHERE ts < ? GROUP BY import_id ORDER BY import_id", [cutoff]
-    )
+    by_import = events_by_import(wh, as_of)
     events = sum(int(n) for _, n in by_import)
     event_hash = ";".join(f"{i}:{n}" for i, n in by_import)
     # customers and products the snapshot can see: later sign-ups and products first sold later
@@ -80,6 +75,17 @@ def fingerprint(wh: DuckDBWarehouse, as_of: dt.date, settings: str) -> tuple[str
     parts = [str(events), str(event_hash), *map(str, customers), *map(str, products), settings]
     parts.append(lineage(wh, as_of))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32], int(events)
+
+
+def events_by_import(wh: DuckDBWarehouse, as_of: dt.date) -> list[tuple[str, int]]:
+    """``(import_id, events)`` of the events up to the end of ``as_of``, by import: stored events
+    never change, and a corrected event is stored again by the correcting import (its old row
+    goes), so any change to an event up to the date changes these counts."""
+    cutoff = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    rows = wh.fetch(
+        "SELECT import_id, count(*) FROM events WHERE ts < ? GROUP BY import_id ORDER BY import_id", [cutoff]
+    )
+    return [(str(i), int(n)) for i, n in rows]
 
 
 def lineage(wh: DuckDBWarehouse, as_of: dt.date) -> str:
