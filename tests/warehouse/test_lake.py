@@ -143,7 +143,7 @@ def test_a_failed_run_leaves_the_previous_partitions_of_its_date(lake_copy, monk
 
     with Project(lake_copy) as project:
         before = results(project)
-        monkeypatch.setattr("microseg.project.segment_customers", broken)
+        monkeypatch.setattr("microseg.pipeline.segment_customers", broken)
         with pytest.raises(RuntimeError, match="clustering failed"):
             project.snapshot(LAST, force=True)
         assert_same(before, results(project))
