@@ -27,7 +27,7 @@ from microseg.features.valuation import holdout_for, rfm_table, value_customers
 from microseg.models.rules import parse_rules
 from microseg.registry import TIER_LAYERS
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS, VALUE_MODELS
-from microseg.segments.base import VALUE_COLUMNS, rule_members, segment_base
+from microseg.segments.base import VALUE_COLUMNS, rule_members, with_values
 from microseg.segments.segmentation import segment_customers
 from microseg.warehouse import queries
 from microseg.warehouse import snapshots as stored
@@ -288,7 +288,7 @@ class Pipeline:
         if self.config.backend != "duckdb":  # computed on Spark; stages and tiers join the values here
             profile = ibis.memtable(profile.to_pyarrow())
         values = wh.table(CUSTOMER_VALUES.name)
-        with SegmentBase(wh, segment_base(profile, values.filter(values.as_of == as_of), settings)) as base:
+        with SegmentBase(wh, with_values(profile, values.filter(values.as_of == as_of)), settings) as base:
             rows = base.to_pyarrow()
             here = self.config.backend == "duckdb"  # else computed on Spark, numbered here
             categories = base.number(spend_of(snapshot) if here else spend_of(snapshot).to_pyarrow())

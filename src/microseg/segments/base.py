@@ -27,7 +27,9 @@ __all__ = [
     "lifecycle_model",
     "rule_members",
     "segment_base",
+    "segment_columns",
     "tenure_names",
+    "with_values",
 ]
 
 #: Value columns the segmentation reads from ``customer_values``.
@@ -75,17 +77,18 @@ def lifecycle_model(settings: SegmentConfig) -> LifecycleModel:
     )
 
 
-def segment_base(profile: ir.Table, values: ir.Table, settings: SegmentConfig) -> ir.Table:
-    """Profile, values (``VALUE_COLUMNS``, null for customers without values), stage, tiers,
-    composite code and customer number of every customer of ``profile``.
-
-    ``values`` holds the rows of ``customer_values`` of the same date. The lifecycle model's
-    typical rhythm is fitted on ``profile`` by the engine (one median).
-    """
+def with_values(profile: ir.Table, values: ir.Table) -> ir.Table:
+    """The profile with the customer's values (``VALUE_COLUMNS``, null for customers without
+    values); ``values`` holds the rows of ``customer_values`` of the profile's date."""
     kept = values.select("customer_id", *VALUE_COLUMNS).rename(__value_customer="customer_id")
-    table = profile.left_join(kept, profile.customer_id == kept.__value_customer).drop("__value_customer")
-    table = table.view()
-    stage = lifecycle_model(settings).fit(profile).expression(table)
+    return profile.left_join(kept, profile.customer_id == kept.__value_customer).drop("__value_customer")
+
+
+def segment_columns(table: ir.Table, settings: SegmentConfig) -> ir.Table:
+    """``table`` (profile and values) with the stage, tiers, composite code and customer number.
+    The lifecycle model's typical rhythm is fitted on ``table`` by the engine (one median): keep
+    ``table`` in the warehouse first when it is an expensive expression."""
+    stage = lifecycle_model(settings).fit(table).expression(table)
     table = table.mutate(stage=stage).view()
     tiers = tier_expressions(
         table, settings.clv_tiers, settings.tenure_days, tenure_names(settings.tenure_days)
@@ -93,6 +96,13 @@ def segment_base(profile: ir.Table, values: ir.Table, settings: SegmentConfig) -
     table = table.mutate(**tiers).view()
     number = ibis.row_number().over(order_by=table.customer_id)
     return table.mutate(customer=number)
+
+
+def segment_base(profile: ir.Table, values: ir.Table, settings: SegmentConfig) -> ir.Table:
+    """Profile, values (``VALUE_COLUMNS``, null for customers without values), stage, tiers,
+    composite code and customer number of every customer of ``profile``
+    (:func:`with_values`, then :func:`segment_columns`)."""
+    return segment_columns(with_values(profile, values).view(), settings)
 
 
 def rule_members(base: ir.Table, rules: Mapping[str, str]) -> ir.Table:

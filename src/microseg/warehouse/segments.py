@@ -122,10 +122,27 @@ class SegmentBase:
     manager: the table is dropped on leaving.
     """
 
-    def __init__(self, wh: DuckDBWarehouse, expr) -> None:
+    def __init__(self, wh: DuckDBWarehouse, profile, settings) -> None:
+        """``profile``: the run's profile joined with its values (an engine expression). It is
+        kept in the warehouse once; the stage, tiers and numbers
+        (``segments.base.segment_columns``) are computed over it into a narrow table, and the
+        base is the view joining the two (copying the wide profile again costs more)."""
+        from microseg.segments.base import SEGMENT_COLUMNS, segment_columns
+
         self.wh = wh
         self.name = BASE_TABLE
-        wh.ibis.create_table(self.name, expr, temp=True, overwrite=True)
+        self._parts = (BASE_TABLE + "_profile", BASE_TABLE + "_segments")
+        profiles, segments = self._parts
+        wh.ibis.create_table(profiles, profile, temp=True, overwrite=True)
+        added = segment_columns(wh.ibis.table(profiles), settings).select(
+            "customer_id", *SEGMENT_COLUMNS, "customer"
+        )
+        wh.ibis.create_table(segments, added, temp=True, overwrite=True)
+        wh.sql(
+            f"CREATE OR REPLACE TEMP VIEW {self.name} AS SELECT p.*, "
+            + ", ".join(f"s.{quote_ident(c)}" for c in (*SEGMENT_COLUMNS, "customer"))
+            + f" FROM {profiles} p JOIN {segments} s USING (customer_id)"
+        )
 
     def table(self):
         """The base table (Ibis)."""
@@ -159,7 +176,9 @@ class SegmentBase:
                 self.wh.sql(f"DROP TABLE IF EXISTS {name}")
 
     def close(self) -> None:
-        self.wh.sql(f"DROP TABLE IF EXISTS {self.name}")
+        self.wh.sql(f"DROP VIEW IF EXISTS {self.name}")
+        for part in self._parts:
+            self.wh.sql(f"DROP TABLE IF EXISTS {part}")
 
     def __enter__(self) -> SegmentBase:
         return self
