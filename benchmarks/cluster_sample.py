@@ -26,28 +26,15 @@ import argparse
 import dataclasses
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
+from segment_speed import build_project  # same folder: the same generated project
 from sklearn.metrics import adjusted_rand_score
 
 from microseg.project import Project
 
 CLUSTERED = ("behaviour", "demographic")
-
-
-def build_project(workdir: Path, customers: int) -> Path:
-    root = workdir / "project"
-    shutil.rmtree(root, ignore_errors=True)
-    started = time.perf_counter()
-    with Project.create_demo(root, customers=customers, seed=7) as project:
-        project.import_sources()
-        events = project.warehouse.count("events")
-    print(
-        f"generated and imported {customers:,} customers, {events:,} events in {time.perf_counter() - started:.0f} s"
-    )
-    return root
 
 
 def run_with_sample(project: Project, size: int) -> tuple[pd.DataFrame, pd.DataFrame, float]:
