@@ -64,6 +64,8 @@ def test_source_defaults_and_dates():
             "must be between 10,000 and 10,000,000, got 5000",
         ),
         ({"engine": {"threads": True}}, "engine.threads", "must be an integer"),
+        ({"engine": {"memory_limit": "lots"}}, "engine.memory_limit", 'must be a size such as "6GB"'),
+        ({"engine": {"memory_limit": "0GB"}}, "engine.memory_limit", 'must be a size such as "6GB"'),
         ({"sources": {"s": {}}}, "sources.s.path", "is required"),
         ({"sources": {"s": {"path": 3}}}, "sources.s.path", "must be a string"),
         ({"sources": {"s": {"path": "a", "kind": "orders"}}}, "sources.s.kind", "is not allowed"),

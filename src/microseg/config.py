@@ -31,6 +31,7 @@ import dataclasses
 import datetime as dt
 import json
 import math
+import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -120,6 +121,13 @@ ENGINE_SETTINGS: tuple[Setting, ...] = (
     ),
     _s("spark_master", str, "local[2]", 'Spark master URL when backend = "spark".'),
     _s("threads", int, 0, "DuckDB worker threads; 0 lets DuckDB use every core.", minimum=0, maximum=1024),
+    _s(
+        "memory_limit",
+        str,
+        "",
+        'Most memory DuckDB holds, such as "6GB" (KB, MB, GB or TB); beyond it, work spills to disk '
+        "next to the warehouse. \"\" keeps DuckDB's default of 80% of the machine's memory.",
+    ),
     _s(
         "storage",
         str,
@@ -681,6 +689,7 @@ class ProjectConfig:
     file: Path | None = None
     storage: str = "duckdb"
     lake: Path | None = None
+    memory_limit: str = ""
 
 
 def _type_name(typ) -> str:
@@ -983,7 +992,26 @@ def parse_config(data: dict[str, Any], root: Path, file: str | None = None) -> P
         file=Path(file) if file else None,
         storage=engine["storage"],
         lake=root / engine["lake"],
+        memory_limit=_memory_limit(engine["memory_limit"], file),
     )
+
+
+#: A DuckDB memory size: a number and a unit.
+_MEMORY = re.compile(r"^\s*(\d+(\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", re.IGNORECASE)
+
+
+def _memory_limit(value: str, file) -> str:
+    """``engine.memory_limit`` as DuckDB reads it ("" when not set)."""
+    if not value.strip():
+        return ""
+    match = _MEMORY.match(value)
+    if not match or float(match.group(1)) <= 0:
+        raise ConfigError(
+            f'must be a size such as "6GB" (a number and KB, MB, GB or TB), got {value!r}',
+            key="engine.memory_limit",
+            file=file,
+        )
+    return f"{match.group(1)}{match.group(3).upper().replace('I', 'i')}"
 
 
 TIER_NAMES = ("clv", "rfm", "tenure", "engagement")

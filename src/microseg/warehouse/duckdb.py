@@ -53,11 +53,11 @@ class DuckDBWarehouse:
 
     backend_name = "duckdb"
 
-    def __init__(self, path: str | Path = ":memory:", threads: int = 0) -> None:
+    def __init__(self, path: str | Path = ":memory:", threads: int = 0, memory_limit: str = "") -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.ibis = connect_duckdb(path, threads)
+        self.ibis = connect_duckdb(path, threads, memory_limit)
         self._depth = 0  # open transactions (nested ones join the outermost)
         self.con = self.ibis.con  # the raw DuckDB connection, for bulk SQL
         self.ensure_tables()

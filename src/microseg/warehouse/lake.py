@@ -247,11 +247,11 @@ class LakeWarehouse(DuckDBWarehouse):
     0
     """
 
-    def __init__(self, path: str | Path, lake: str | Path, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, lake: str | Path, threads: int = 0, memory_limit: str = "") -> None:
         self.lake = ParquetLake(Path(lake))
         # staged writes of the open transaction: (table, date or None) -> staged file, None to delete
         self._pending: dict[tuple[str, dt.date | None], Path | None] = {}
-        super().__init__(path, threads)
+        super().__init__(path, threads, memory_limit)
 
     # -- tables ------------------------------------------------------------------------------
     def file_tables(self) -> list[Table]:

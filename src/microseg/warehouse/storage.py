@@ -27,8 +27,8 @@ def open_warehouse(config: ProjectConfig) -> DuckDBWarehouse:
     """
     lake = config.lake or config.root / "lake"
     if config.storage == "lake":
-        return LakeWarehouse(config.warehouse, lake, config.threads)
-    warehouse = DuckDBWarehouse(config.warehouse, config.threads)
+        return LakeWarehouse(config.warehouse, lake, config.threads, config.memory_limit)
+    warehouse = DuckDBWarehouse(config.warehouse, config.threads, config.memory_limit)
     if lake.is_dir() and _results_left_in_lake(warehouse):
         copy_into_file(warehouse, ParquetLake(lake))
     return warehouse
