@@ -28,7 +28,7 @@ from microseg.models.rules import parse_rules
 from microseg.registry import TIER_LAYERS
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS, VALUE_MODELS
 from microseg.segments.base import VALUE_COLUMNS, rule_members, with_values
-from microseg.segments.segmentation import segment_customers
+from microseg.segments.segmentation import EngineCustomers, segment_customers
 from microseg.warehouse import queries
 from microseg.warehouse import snapshots as stored
 from microseg.warehouse.duckdb import DuckDBWarehouse
@@ -291,7 +291,8 @@ class Pipeline:
         with SegmentBase(wh, with_values(profile, values.filter(values.as_of == as_of)), settings) as base:
             rows = base.to_pyarrow()
             here = self.config.backend == "duckdb"  # else computed on Spark, numbered here
-            categories = base.number(spend_of(snapshot) if here else spend_of(snapshot).to_pyarrow())
+            spend = spend_of(snapshot) if here else spend_of(snapshot).to_pyarrow()
+            categories = base.number(spend, keep="__segment_spend")
             browsing = base.number(browsing_of(snapshot) if here else browsing_of(snapshot).to_pyarrow())
             frame = rows.drop_columns(["customer_id", "customer"]).to_pandas()
             rules = rule_members(base.table(), segment_settings.rules).to_pandas() if settings.rules else None
@@ -309,6 +310,7 @@ class Pipeline:
                 as_of=as_of,
                 refit=refit,
                 rules=rules,
+                engine=EngineCustomers(base.table(), wh.ibis.table("__segment_spend"), base.put),
             )
             store_segmentation(wh, segmentation, categories, as_of, base)
         result.segments = len(segmentation.layers["micro"].categories)

@@ -381,16 +381,34 @@ class _Stats:
 
     @classmethod
     def of(cls, context: PersonaContext, rows: slice | np.ndarray, groups: sparse.csr_matrix) -> _Stats:
-        filled = context.filled[rows]
-        sums = groups @ filled
-        squares = groups @ np.square(filled)
-        count = groups @ context.known[rows]
+        filled, known = context.filled[rows], context.known[rows] > 0
+        with np.errstate(invalid="ignore"):
+            constant = np.where(known, filled, np.inf).min(axis=0) >= np.where(known, filled, -np.inf).max(axis=0)
+        return cls.from_sums(
+            context.center, groups @ filled, groups @ np.square(filled), groups @ context.known[rows], constant
+        )
+
+    @classmethod
+    def from_sums(
+        cls,
+        center: np.ndarray,
+        sums: np.ndarray,
+        squares: np.ndarray,
+        count: np.ndarray,
+        constant: np.ndarray | None = None,
+    ) -> _Stats:
+        """The statistics from per-segment sums of the known values' differences from
+        ``center``, sums of their squares, and counts (segments x columns); the base is every
+        segment's members together. ``constant`` marks the columns whose known values are all
+        the same in the base: their spread is 0 (rather than the rounding error of the sums)."""
         total, total_squares, n = sums.sum(axis=0), squares.sum(axis=0), count.sum(axis=0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(count > 0, context.center + sums / np.where(count > 0, count, 1), np.nan)
-            base_mean = np.where(n > 0, context.center + total / np.where(n > 0, n, 1), np.nan)
+            mean = np.where(count > 0, center + sums / np.where(count > 0, count, 1), np.nan)
+            base_mean = np.where(n > 0, center + total / np.where(n > 0, n, 1), np.nan)
             variance = (total_squares - total * total / np.where(n > 0, n, 1)) / np.where(n > 1, n - 1, 1)
             base_sd = np.where(n > 1, np.sqrt(np.maximum(variance, 0.0)), np.nan)
+        if constant is not None:
+            base_sd = np.where(constant & (n > 1), 0.0, base_sd)
         return cls(mean, count, base_mean, base_sd)
 
     def column(self, context: PersonaContext, name: str) -> np.ndarray:
@@ -465,6 +483,49 @@ def _mix_of(counts: np.ndarray, names: list[str], order: tuple[str, ...] = ()) -
     return {v: float(present[v] / total) for v in known + rest}
 
 
+@dataclass
+class LayerStats:
+    """What the cards of one layer's ``k`` segments are written from: per-segment aggregates
+    only (sizes, sums, counts, medians), from :func:`layer_stats` on NumPy arrays or from the
+    engine (``microseg.segments.persona_stats``)."""
+
+    segment_ids: list[Any]
+    sizes: np.ndarray  # members per segment
+    revenue: np.ndarray  # the members' revenue per segment
+    stats: _Stats
+    median_clv: np.ndarray
+    spend: np.ndarray  # segments x categories: the members' spend
+    # column (stage, gender, region, country, banded attributes) -> (segments x values) member
+    # counts and the value names; (None, []) when the profile has no such column
+    mixes: dict[str, tuple[np.ndarray | None, list[str]]]
+
+
+def layer_stats(context: PersonaContext, membership: pd.Series) -> LayerStats | None:
+    """The aggregates of the segments of ``membership`` (customer id -> segment id) over the
+    arrays of ``context``; None when the membership is empty."""
+    members = _members(membership, pd.DataFrame(index=context.index))
+    if members.empty:
+        return None
+    ids = members.index
+    rows = slice(None) if ids.equals(context.index) else context.index.get_indexer(ids)
+    codes, uniques = pd.factorize(members, sort=False)
+    k = len(uniques)
+    groups = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(k, len(codes)))
+    mixes = {
+        column: _mix_table(context, column, rows, codes, k)
+        for column in ("stage", "gender", "region", "country", *context.attributes)
+    }
+    return LayerStats(
+        segment_ids=list(uniques),
+        sizes=np.bincount(codes, minlength=k),
+        revenue=groups @ context.revenue[rows],
+        stats=_Stats.of(context, rows, groups),
+        median_clv=_group_medians(context.clv[rows], codes, k),
+        spend=groups @ context.spend[rows],
+        mixes=mixes,
+    )
+
+
 def segment_cards(
     profile: pd.DataFrame,
     categories: pd.DataFrame,
@@ -489,37 +550,44 @@ def segment_cards(
     nouns of product categories (``segments.category_nouns``).
     """
     context = context or persona_context(profile, categories)
-    members = _members(membership, pd.DataFrame(index=context.index))
-    if members.empty:
+    stats = layer_stats(context, membership)
+    if stats is None:
         return pd.DataFrame(columns=list(CARD_COLUMNS))
-    ids = members.index
-    rows = slice(None) if ids.equals(context.index) else context.index.get_indexer(ids)
-    codes, uniques = pd.factorize(members, sort=False)
-    k = len(uniques)
+    return cards_of(context, stats, kind=kind, names=names, base=base, nouns=nouns)
 
-    groups = sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(k, len(codes)))
-    sizes = np.bincount(codes, minlength=k)
-    revenue = context.revenue[rows]
-    seg_revenue = groups @ revenue
-    total_revenue = float(revenue.sum())
-    stats = _Stats.of(context, rows, groups)
+
+def cards_of(
+    context: PersonaContext,
+    layer: LayerStats,
+    *,
+    kind: str,
+    names: Mapping[str, str] | None = None,
+    base: str = "the layer",
+    nouns: Mapping[str, str] | None = None,
+) -> pd.DataFrame:
+    """The cards (``segment_cards``) of the segments whose aggregates are ``layer``;
+    ``context`` gives the names of the features, categories and attributes."""
+    k, sizes, stats = len(layer.segment_ids), layer.sizes, layer.stats
+    members = int(sizes.sum())
+    seg_revenue = layer.revenue
+    total_revenue = float(seg_revenue.sum())
     mean_clv = stats.column(context, "clv")
-    median_clv = _group_medians(context.clv[rows], codes, k)
+    median_clv = layer.median_clv
     p_alive = stats.column(context, "p_alive")
     age_means = stats.column(context, "age")
     channel_means = {c: stats.column(context, f"{c}_share") for c in CHANNELS}
     effects = _effects(context, stats, k)
-    spend = groups @ context.spend[rows]
-    stage_table, stage_names = _mix_table(context, "stage", rows, codes, k)
-    gender_table, gender_names = _mix_table(context, "gender", rows, codes, k)
-    region_table, region_names = _mix_table(context, "region", rows, codes, k)
-    country_table, country_names = _mix_table(context, "country", rows, codes, k)
+    spend = layer.spend
+    stage_table, stage_names = layer.mixes.get("stage", (None, []))
+    gender_table, gender_names = layer.mixes.get("gender", (None, []))
+    region_table, region_names = layer.mixes.get("region", (None, []))
+    country_table, country_names = layer.mixes.get("country", (None, []))
     if len(country_names) < 2:  # everybody in one country: nothing to tell segments apart by
         country_table = None
     attribute_tables = {
-        name: _mix_table(context, name, rows, codes, k)
+        name: layer.mixes[name]
         for name in context.attributes
-        if name in context.codes
+        if layer.mixes.get(name, (None, []))[0] is not None
     }
     attribute_means = {
         name: stats.column(context, name) for name in context.attributes if name in context.columns
@@ -537,16 +605,16 @@ def segment_cards(
             demographics["attributes"] = {
                 name: _clean(attribute_means[name][code])
                 if name in attribute_means
-                else _attribute_mix(attribute_tables[name], code, context.attributes[name])
+                else _attribute_mix(attribute_tables.get(name, (None, [])), code, context.attributes[name])
                 for name in context.attributes
             }
         cards_rows.append(
             {
-                "segment_id": uniques[code],
+                "segment_id": layer.segment_ids[code],
                 "kind": kind,
                 "label": "",
                 "size": int(sizes[code]),
-                "share": float(sizes[code] / len(ids)),
+                "share": float(sizes[code] / members),
                 "revenue_share": float(seg_revenue[code] / total_revenue)
                 if total_revenue > 0
                 else float("nan"),

@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from microseg.config import SegmentConfig
 from microseg.features.layers import (
@@ -54,7 +56,7 @@ from microseg.segments.clustered import (
 )
 from microseg.segments.demographic_labels import demographic_labels
 from microseg.segments.labels import contrast_labels
-from microseg.segments.personas import persona_context, segment_cards
+from microseg.segments.personas import CARD_COLUMNS, LayerStats, cards_of, layer_stats, persona_context
 
 __all__ = ["CLUSTER_LAYERS", "LayerModel", "PreviousSegment", "Segmentation", "segment_customers"]
 
@@ -127,6 +129,20 @@ class Segmentation:
         return pd.concat(frames, ignore_index=True)
 
 
+@dataclass
+class EngineCustomers:
+    """The run's customers in the engine, from which the segment cards' statistics are computed
+    (``persona_stats``) instead of from the profile's arrays: ``customers`` has one row per
+    customer numbered ``customer`` (the row of the profile) with the profile, values, stage and
+    tiers; ``spend`` is ``customer, category, spend``; ``put(name, rows)`` makes an engine table
+    of per-customer rows for as long as the run lasts (the clustered layers, the overlapping
+    memberships)."""
+
+    customers: ir.Table
+    spend: ir.Table | None
+    put: Callable[[str, pa.Table], ir.Table]
+
+
 def _encode(frame: pd.DataFrame | None, ids: pd.Index) -> pd.DataFrame | None:
     """Replace ``customer_id`` by the customer's number (rows of unknown customers dropped)."""
     if frame is None:
@@ -148,6 +164,7 @@ def segment_customers(
     as_of: dt.date | None = None,
     refit: bool = False,
     rules: pd.DataFrame | None = None,
+    engine: EngineCustomers | None = None,
 ) -> Segmentation:
     """Segment every customer of ``profile`` (profile + values).
 
@@ -165,7 +182,8 @@ def segment_customers(
     segments that are essentially the same and never reuses an old id. ``as_of`` is the
     snapshot date (default: the profile's ``as_of``). ``rules`` gives the members of the rule
     segments (``customer``, ``segment_id``) when the engine evaluated them already
-    (``segments.base.rule_members``).
+    (``segments.base.rule_members``). With ``engine`` (the same customers in the engine, in the
+    order of ``profile``'s rows), the engine computes the statistics of the segment cards.
     """
     if customer_ids is None:
         profile = profile.sort_index()
@@ -222,7 +240,7 @@ def segment_customers(
     elif settings.rules:
         multi["rule"] = _rule_members(profile, settings.rules)
     described = profile.assign(**{k: layers[k] for k in ("behaviour", "demographic", "micro")})
-    segments = _describe(described, categories, layers, multi, clustered, settings)
+    segments = _describe(described, categories, layers, multi, clustered, settings, engine)
     warnings += check_stages_against_value(segments, described, settings)  # adds the cards' notes
     return Segmentation(
         customer_ids,
@@ -378,65 +396,135 @@ def _tier_names(kind: str, tiers) -> dict[str, str] | None:
     return names
 
 
-def _plain_cards(profile: pd.DataFrame, membership: pd.Series, kind: str) -> pd.DataFrame:
-    """Size, share, revenue share and mean CLV of each segment, labelled by its id."""
-    frame = pd.DataFrame(
-        {
-            "segment_id": membership.to_numpy(),
-            "revenue": profile["revenue"].reindex(membership.index).to_numpy(),
-            "clv": profile["clv"].reindex(membership.index).to_numpy() if "clv" in profile else np.nan,
-        }
-    )
-    grouped = frame.groupby("segment_id", sort=True)
-    cards = grouped.agg(
-        size=("revenue", "size"), revenue=("revenue", "sum"), mean_clv=("clv", "mean")
-    ).reset_index()
-    total = cards["revenue"].sum()
-    cards["share"] = cards["size"] / cards["size"].sum()
-    cards["revenue_share"] = cards["revenue"] / total if total > 0 else np.nan
-    cards["kind"] = kind
-    cards["label"] = cards["segment_id"]
-    return cards.drop(columns="revenue").sort_values(
-        ["size", "segment_id"], ascending=[False, True], ignore_index=True
-    )
-
-
 #: Layers clustered within each stage: their segments are described against their stage.
 WITHIN_STAGES = ("behaviour", "micro")
 
 
+class _Describer:
+    """The aggregates of every layer's segments (``personas.LayerStats``), by layer and scope
+    (``all``, a stage for the layers clustered within stages, the segment itself for layers
+    whose segments overlap): computed in memory from the profile (``personas.layer_stats``),
+    or all at once by the engine (``persona_stats.PersonaStatistics``, with ``engine``)."""
+
+    def __init__(
+        self,
+        profile: pd.DataFrame,
+        categories: pd.DataFrame,
+        layers: Mapping[str, pd.Categorical],
+        multi: Mapping[str, pd.DataFrame],
+        settings: SegmentConfig,
+        engine: EngineCustomers | None,
+    ) -> None:
+        self.profile, self.layers, self.multi = profile, layers, multi
+        self.stages = [name for name in profile["stage"].cat.categories if (profile["stage"] == name).any()]
+        if engine is None:
+            self.context = persona_context(profile, categories, settings.attributes)
+            self._computed: dict[tuple[str, str], LayerStats] | None = None
+            return
+        from microseg.warehouse.persona_stats import PersonaStatistics
+
+        clustered = {kind: layers[kind] for kind in (*CLUSTER_LAYERS, "micro")}
+        numbers = pa.array(np.arange(len(profile), dtype=np.int64))
+        labels = engine.put(
+            "__segment_labels",
+            pa.table(
+                {
+                    "customer": numbers,
+                    **{k: pa.array(np.asarray(v, dtype=object), pa.string()) for k, v in clustered.items()},
+                }
+            ),
+        )
+        overlapping = None
+        if multi:
+            overlapping = engine.put(
+                "__segment_members",
+                pa.table(
+                    {
+                        "customer": pa.array(
+                            np.concatenate([r["customer"].to_numpy(np.int64) for r in multi.values()])
+                        ),
+                        "kind": pa.array(
+                            [kind for kind, r in multi.items() for _ in range(len(r))], pa.string()
+                        ),
+                        "segment_id": pa.array(
+                            np.concatenate(
+                                [r["segment_id"].astype(str).to_numpy(object) for r in multi.values()]
+                            ),
+                            pa.string(),
+                        ),
+                    }
+                ),
+            )
+        columns = {kind: ("stage" if kind == "lifecycle" else kind, None) for kind in layers}
+        columns.update({kind: (kind, "stage") for kind in WITHIN_STAGES})
+        statistics = PersonaStatistics(
+            engine.customers.join(labels, "customer"), engine.spend, settings.attributes
+        )
+        self.context, self._computed = statistics.layers(columns, overlapping)
+
+    def stats(self, kind: str, scope: str = ALL) -> LayerStats | None:
+        """The aggregates of a layer's segments within ``scope``."""
+        if self._computed is not None:
+            return self._computed.get((kind, scope))
+        if kind in self.multi:
+            rows = self.multi[kind]
+            rows = rows[rows["segment_id"].astype(str) == scope]
+            membership = pd.Series(rows["segment_id"].to_numpy(), index=rows["customer"].to_numpy())
+        else:
+            membership = pd.Series(self.layers[kind], index=self.profile.index)
+            if scope != ALL:
+                membership = membership[(self.profile["stage"] == scope).to_numpy()]
+        return layer_stats(self.context, membership)
+
+    def total_revenue(self) -> float:
+        """Everybody's revenue (what the revenue shares of every layer divide)."""
+        stats = self.stats("lifecycle")
+        return float(stats.revenue.sum()) if stats is not None else 0.0
+
+
+def _plain_cards(describer: _Describer, kind: str) -> pd.DataFrame:
+    """Size, share, revenue share and mean CLV of each segment, labelled by its id."""
+    stats = describer.stats(kind)
+    if stats is None:
+        return pd.DataFrame(
+            columns=["segment_id", "size", "mean_clv", "share", "revenue_share", "kind", "label"]
+        )
+    total = float(stats.revenue.sum())
+    cards = pd.DataFrame(
+        {
+            "segment_id": stats.segment_ids,
+            "size": stats.sizes,
+            "mean_clv": stats.stats.column(describer.context, "clv"),
+        }
+    )
+    cards["share"] = cards["size"] / cards["size"].sum()
+    cards["revenue_share"] = stats.revenue / total if total > 0 else np.nan
+    cards["kind"] = kind
+    cards["label"] = cards["segment_id"]
+    return cards.sort_values(["size", "segment_id"], ascending=[False, True], ignore_index=True)
+
+
 def _cards_within_stages(
-    profile: pd.DataFrame,
-    categories: pd.DataFrame,
-    membership: pd.Series,
-    kind: str,
-    context,
-    nouns: Mapping[str, str],
-    names: Mapping[str, str] | None = None,
+    describer: _Describer, kind: str, nouns: Mapping[str, str], names: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
     """Cards of a layer clustered within stages: each segment against the other customers of
     its stage (what sets these active customers apart from the active ones), with sizes and
     revenue as shares of the whole layer."""
-    stage = profile["stage"]
-    revenue = pd.to_numeric(profile["revenue"], errors="coerce").fillna(0.0).to_numpy(float)
-    total = revenue.sum()
+    total = describer.total_revenue()
     parts = []
-    for name in stage.cat.categories:
-        rows = (stage == name).to_numpy()
-        if not rows.any():
+    for name in describer.stages:
+        stats = describer.stats(kind, name)
+        if stats is None:
             continue
-        members = membership[rows]
-        cards = segment_cards(
-            profile,
-            categories,
-            members,
+        cards = cards_of(
+            describer.context,
+            stats,
             kind=kind,
-            context=context,
             base=f"all {STAGE_NAMES.get(name, name).lower()}",
             nouns=nouns,
             names=names,
         )
-        by_segment = pd.Series(revenue[rows]).groupby(members.to_numpy()).sum()
+        by_segment = dict(zip(stats.segment_ids, stats.revenue, strict=True))
         cards["revenue_share"] = (
             cards["segment_id"].map(by_segment).to_numpy(float) / total if total > 0 else np.nan
         )
@@ -487,37 +575,34 @@ def _describe(
     multi: Mapping[str, pd.DataFrame],
     clustered: _Clustered,
     settings: SegmentConfig,
+    engine: EngineCustomers | None = None,
 ) -> pd.DataFrame:
     """One row per segment of every layer: sizes, value, persona label and card."""
     frames = []
     nouns = settings.category_nouns
-    context = persona_context(profile, categories, settings.attributes)
+    describer = _Describer(profile, categories, layers, multi, settings, engine)
+    context = describer.context
     labels: dict[str, dict[str, str]] = {}
+    empty = pd.DataFrame(columns=list(CARD_COLUMNS))
     for kind, values in layers.items():
-        membership = pd.Series(values, index=profile.index)
         if kind == "composite_code":  # hundreds of tier combinations: sizes and value only
-            cards = _plain_cards(profile, membership, kind)
+            cards = _plain_cards(describer, kind)
         elif kind == "behaviour":
-            cards = _cards_within_stages(profile, categories, membership, kind, context, nouns)
+            cards = _cards_within_stages(describer, kind, nouns)
         elif kind == "micro":
             names = _micro_names(labels["behaviour"], labels["demographic"], values.categories)
-            cards = _cards_within_stages(profile, categories, membership, kind, context, nouns, names)
-        elif kind == "demographic":
-            names = demographic_labels(profile, values, settings.attributes)
-            cards = segment_cards(
-                profile,
-                categories,
-                membership,
-                kind=kind,
-                names=names,
-                context=context,
-                base="all customers",
-                nouns=nouns,
-            )
+            cards = _cards_within_stages(describer, kind, nouns, names)
         else:
-            names = STAGE_NAMES if kind == "lifecycle" else _tier_names(kind, values.categories)
-            cards = segment_cards(
-                profile, categories, membership, kind=kind, names=names, context=context, nouns=nouns
+            if kind == "demographic":
+                names, base = demographic_labels(profile, values, settings.attributes), "all customers"
+            else:
+                names = STAGE_NAMES if kind == "lifecycle" else _tier_names(kind, values.categories)
+                base = "the layer"
+            stats = describer.stats(kind)
+            cards = (
+                empty.copy()
+                if stats is None
+                else cards_of(context, stats, kind=kind, names=names, base=base, nouns=nouns)
             )
         if kind in CLUSTER_LAYERS:
             scopes = {
@@ -527,33 +612,19 @@ def _describe(
             cards["model"] = [_model_card(scopes[sid]) for sid in cards["segment_id"].astype(str)]
         labels[kind] = dict(zip(cards["segment_id"].astype(str), cards["label"], strict=True))
         frames.append(cards)
+    total = describer.total_revenue()
     for kind, rows in multi.items():
         # customers may be in several: describe each segment on its own members
-        parts = [
-            segment_cards(
-                profile,
-                categories,
-                pd.Series(part["segment_id"].to_numpy(), index=part["customer"].to_numpy()),
-                kind=kind,
-                context=context,
-                nouns=nouns,
-            )
-            for _, part in rows.groupby("segment_id")
-        ]
-        if parts:
-            cards = pd.concat(parts, ignore_index=True)
+        parts = []
+        for segment in sorted(rows["segment_id"].astype(str).unique()):
+            stats = describer.stats(kind, segment)
+            cards = cards_of(context, stats, kind=kind, nouns=nouns)
             # shares of all customers and of all revenue (members overlap: they need not add up)
-            revenue = pd.to_numeric(profile["revenue"], errors="coerce").fillna(0.0).to_numpy(float)
-            total = revenue.sum()
-            by_segment = {
-                segment: revenue[part["customer"].to_numpy()].sum()
-                for segment, part in rows.groupby("segment_id")
-            }
             cards["share"] = cards["size"] / len(profile)
-            cards["revenue_share"] = [
-                by_segment[s] / total if total > 0 else np.nan for s in cards["segment_id"]
-            ]
-            frames.append(cards)
+            cards["revenue_share"] = float(stats.revenue.sum()) / total if total > 0 else np.nan
+            parts.append(cards)
+        if parts:
+            frames.append(pd.concat(parts, ignore_index=True))
     segments = pd.concat(frames, ignore_index=True)
     segments["segment_id"] = segments["segment_id"].astype(str)
     centroids = clustered.centroids

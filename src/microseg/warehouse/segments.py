@@ -132,6 +132,7 @@ class SegmentBase:
         self.wh = wh
         self.name = BASE_TABLE
         self._parts = (BASE_TABLE + "_profile", BASE_TABLE + "_segments")
+        self._registered: list[str] = []  # per-customer rows put into the engine (``put``)
         profiles, segments = self._parts
         wh.ibis.create_table(profiles, profile, temp=True, overwrite=True)
         added = segment_columns(wh.ibis.table(profiles), settings).select(
@@ -152,10 +153,17 @@ class SegmentBase:
         """Every row, in customer order."""
         return self.wh.fetch_arrow(f"SELECT * FROM {self.name} ORDER BY customer")
 
-    def number(self, table) -> pd.DataFrame:
+    def put(self, name: str, rows: pa.Table):
+        """``rows`` as an engine table (Ibis) for as long as the base is open."""
+        self.wh.con.register(name, rows)
+        self._registered.append(name)
+        return self.wh.ibis.table(name)
+
+    def number(self, table, keep: str | None = None) -> pd.DataFrame:
         """``table`` (per customer and ``category``: an Arrow table, or an engine expression on
         the warehouse's connection) with its ``customer_id`` replaced by the customer's number,
-        rows in customer and category order."""
+        rows in customer and category order. ``keep`` also keeps the numbered rows in the engine
+        under that name, with the number in ``customer`` (see ``put``)."""
         name = "__to_number"
         if isinstance(table, pa.Table):
             self.wh.con.register(name, table)
@@ -165,10 +173,13 @@ class SegmentBase:
             columns = list(table.columns)
         try:
             others = ", ".join(f"t.{quote_ident(c)}" for c in columns if c != "customer_id")
-            return self.wh.fetch_df(
+            numbered = self.wh.fetch_arrow(
                 f"SELECT n.customer AS customer_id, {others} FROM {name} t "
                 f"JOIN {self.name} n USING (customer_id) ORDER BY n.customer, t.category"
             )
+            if keep:
+                self.put(keep, numbered.rename_columns(["customer", *numbered.column_names[1:]]))
+            return numbered.to_pandas()
         finally:
             if isinstance(table, pa.Table):
                 self.wh.con.unregister(name)
@@ -176,6 +187,9 @@ class SegmentBase:
                 self.wh.sql(f"DROP TABLE IF EXISTS {name}")
 
     def close(self) -> None:
+        for name in self._registered:
+            self.wh.con.unregister(name)
+        self._registered.clear()
         self.wh.sql(f"DROP VIEW IF EXISTS {self.name}")
         for part in self._parts:
             self.wh.sql(f"DROP TABLE IF EXISTS {part}")
