@@ -137,7 +137,9 @@ def test_declared_attributes_are_described_alike(attributes_project, tmp_path, m
         assert_same_cards(engine, memory)
         cards = engine.segments("demographic")
         attributes = [json.loads(c)["demographics"]["attributes"] for c in cards["card"]]
-        assert all(set(a) == {"age_band", "income_band", "household_size", "marital_status"} for a in attributes)
+        assert all(
+            set(a) == {"age_band", "income_band", "household_size", "marital_status"} for a in attributes
+        )
         assert any(a["income_band"] for a in attributes) and all(a["household_size"] > 0 for a in attributes)
     finally:
         engine.close()

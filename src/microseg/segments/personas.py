@@ -383,9 +383,15 @@ class _Stats:
     def of(cls, context: PersonaContext, rows: slice | np.ndarray, groups: sparse.csr_matrix) -> _Stats:
         filled, known = context.filled[rows], context.known[rows] > 0
         with np.errstate(invalid="ignore"):
-            constant = np.where(known, filled, np.inf).min(axis=0) >= np.where(known, filled, -np.inf).max(axis=0)
+            constant = np.where(known, filled, np.inf).min(axis=0) >= np.where(known, filled, -np.inf).max(
+                axis=0
+            )
         return cls.from_sums(
-            context.center, groups @ filled, groups @ np.square(filled), groups @ context.known[rows], constant
+            context.center,
+            groups @ filled,
+            groups @ np.square(filled),
+            groups @ context.known[rows],
+            constant,
         )
 
     @classmethod
