@@ -70,8 +70,7 @@ def demo_project_folder(
     if (root / CONFIG_FILE).exists() and not force:
         raise MicrosegError(f"{root / CONFIG_FILE} already exists; use --force to replace the demo")
     if force:
-        for stale in (root / "warehouse.duckdb", root / "warehouse.duckdb.wal"):
-            stale.unlink(missing_ok=True)
+        _remove_results(root)
     manifest = generate_demo(
         root / "data",
         customers,
@@ -96,3 +95,22 @@ def demo_project_folder(
         lines.append("")
     (root / CONFIG_FILE).write_text("\n".join(lines), encoding="utf-8")
     return root
+
+
+def _remove_results(root: Path) -> None:
+    """Remove what a project folder holds besides its sources and configuration: the warehouse
+    (and its spill folder) and the Parquet lake, when the lake is inside the folder (a lake
+    elsewhere may be shared, and is left alone)."""
+    import contextlib
+    import shutil
+
+    from microseg.config import load_config
+
+    lake = root / "lake"
+    with contextlib.suppress(MicrosegError):  # an unreadable configuration: the default lake folder
+        lake = load_config(root).lake or lake
+    for stale in (root / "warehouse.duckdb", root / "warehouse.duckdb.wal"):
+        stale.unlink(missing_ok=True)
+    for folder in (root / "warehouse.duckdb.tmp", lake):
+        if folder.resolve().is_relative_to(root) and folder.is_dir():
+            shutil.rmtree(folder)
