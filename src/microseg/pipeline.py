@@ -28,7 +28,7 @@ from microseg.models.rules import parse_rules
 from microseg.registry import TIER_LAYERS
 from microseg.schema import CUSTOMER_SUMMARY, CUSTOMER_VALUES, MODEL_FITS, VALUE_MODELS
 from microseg.segments.base import VALUE_COLUMNS, rule_members, with_values
-from microseg.segments.segmentation import EngineCustomers, segment_customers
+from microseg.segments.segmentation import EngineCustomers, in_memory_columns, segment_customers
 from microseg.warehouse import queries
 from microseg.warehouse import snapshots as stored
 from microseg.warehouse.duckdb import DuckDBWarehouse
@@ -289,12 +289,13 @@ class Pipeline:
             profile = ibis.memtable(profile.to_pyarrow())
         values = wh.table(CUSTOMER_VALUES.name)
         with SegmentBase(wh, with_values(profile, values.filter(values.as_of == as_of)), settings) as base:
-            rows = base.to_pyarrow()
+            # in memory: only what the clustering and the checks read (the engine has the rest)
+            rows = base.to_pyarrow(in_memory_columns(segment_settings))
             here = self.config.backend == "duckdb"  # else computed on Spark, numbered here
             spend = spend_of(snapshot) if here else spend_of(snapshot).to_pyarrow()
             categories = base.number(spend, keep="__segment_spend")
             browsing = base.number(browsing_of(snapshot) if here else browsing_of(snapshot).to_pyarrow())
-            frame = rows.drop_columns(["customer_id", "customer"]).to_pandas()
+            frame = rows.drop_columns(["customer_id"]).to_pandas()
             rules = rule_members(base.table(), segment_settings.rules).to_pandas() if settings.rules else None
             # the run before this date (never a later one) gives the models, segments and ids to continue
             previous, retired = previous_segments(wh, as_of)

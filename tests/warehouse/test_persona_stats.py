@@ -36,8 +36,10 @@ nobody = "revenue < 0"
 
 
 def in_memory(monkeypatch) -> None:
-    """Runs from now on describe their segments from the profile's arrays, not in the engine."""
+    """Runs from now on describe their segments from the profile's arrays (all its columns
+    read into memory), not in the engine."""
     monkeypatch.setattr(microseg.pipeline, "EngineCustomers", lambda *args: None)
+    monkeypatch.setattr(microseg.pipeline, "in_memory_columns", lambda settings: None)
 
 
 def stored_cards(project: Project) -> dict[tuple, dict]:

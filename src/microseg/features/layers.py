@@ -115,6 +115,23 @@ def _per_month(profile: pd.DataFrame, column: str) -> pd.Series:
     return np.log1p(pd.to_numeric(profile[column], errors="coerce").fillna(0) * 30 / days)
 
 
+#: Profile columns the behavioural features read.
+BEHAVIOUR_COLUMNS = (
+    "days_known",
+    "rhythm_days",
+    "orders",
+    "average_order_value",
+    "page_views",
+    "app_events",
+    "email_open_rate",
+    "email_click_rate",
+    "social_follows",
+    "pos_share",
+    "web_share",
+    "app_share",
+)
+
+
 def behaviour_features(
     profile: pd.DataFrame,
     categories: pd.DataFrame,

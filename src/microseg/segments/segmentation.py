@@ -30,6 +30,8 @@ import pyarrow as pa
 
 from microseg.config import SegmentConfig
 from microseg.features.layers import (
+    BEHAVIOUR_COLUMNS,
+    DEMOGRAPHIC_TRAITS,
     behaviour_features,
     behaviour_sources,
     demographic_features,
@@ -141,6 +143,25 @@ class EngineCustomers:
     customers: ir.Table
     spend: ir.Table | None
     put: Callable[[str, pa.Table], ir.Table]
+
+
+#: Profile columns the segmentation reads in memory when the engine describes the segments
+#: (``EngineCustomers``): the clustered layers' features, the demographic labels and the
+#: checks of the stages against the value model.
+IN_MEMORY_COLUMNS = (
+    *SEGMENT_COLUMNS,
+    *BEHAVIOUR_COLUMNS,
+    "age",
+    *DEMOGRAPHIC_TRAITS,
+    "p_alive",
+    "clv",
+    "transactions",
+)
+
+
+def in_memory_columns(settings: SegmentConfig) -> list[str]:
+    """``IN_MEMORY_COLUMNS`` and the declared attributes."""
+    return [*IN_MEMORY_COLUMNS, *settings.attributes]
 
 
 def _encode(frame: pd.DataFrame | None, ids: pd.Index) -> pd.DataFrame | None:

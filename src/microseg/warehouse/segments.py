@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 
 import ibis
 import numpy as np
@@ -149,9 +150,16 @@ class SegmentBase:
         """The base table (Ibis)."""
         return self.wh.ibis.table(self.name)
 
-    def to_pyarrow(self) -> pa.Table:
-        """Every row, in customer order."""
-        return self.wh.fetch_arrow(f"SELECT * FROM {self.name} ORDER BY customer")
+    def to_pyarrow(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """Every row, in customer order; ``columns``: only those of them that the base has
+        (and ``customer_id``)."""
+        if columns is None:
+            return self.wh.fetch_arrow(f"SELECT * FROM {self.name} ORDER BY customer")
+        present = set(self.table().columns)
+        wanted = ["customer_id", *(c for c in dict.fromkeys(columns) if c in present and c != "customer_id")]
+        return self.wh.fetch_arrow(
+            f"SELECT {', '.join(quote_ident(c) for c in wanted)} FROM {self.name} ORDER BY customer"
+        )
 
     def put(self, name: str, rows: pa.Table):
         """``rows`` as an engine table (Ibis) for as long as the base is open."""
