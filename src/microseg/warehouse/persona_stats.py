@@ -59,9 +59,9 @@ from microseg.warehouse.duckdb import quote_ident
 MIX_COLUMNS = {"stage": "unknown", "gender": "unknown", "region": None, "country": None}
 #: Scope of the segments of a layer over all customers.
 ALL = "all"
-#: Digits of the fixed-point sums (DuckDB's widest decimal), and those kept for the integer
-#: part of a sum beyond its largest value (sums over up to 10^9 customers).
-DIGITS, HEADROOM = 38, 9
+#: Digits of each value summed as a fixed-point decimal: 18 (a 64-bit integer), as many
+#: significant digits as a float has; the engine adds them up in 128 bits, exactly.
+DIGITS = 18
 
 
 def _exact_sum(value: str, magnitude: float) -> str:
@@ -71,7 +71,7 @@ def _exact_sum(value: str, magnitude: float) -> str:
     if not math.isfinite(magnitude):
         return f"sum({value})"
     whole = max(math.floor(math.log10(magnitude)) + 1, 1) if magnitude > 0 else 1
-    scale = DIGITS - HEADROOM - whole
+    scale = DIGITS - whole
     if scale < 0:
         return f"sum({value})"
     return f"CAST(sum(CAST({value} AS DECIMAL({DIGITS}, {scale}))) AS DOUBLE)"
