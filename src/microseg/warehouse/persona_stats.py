@@ -59,22 +59,25 @@ from microseg.warehouse.duckdb import quote_ident
 MIX_COLUMNS = {"stage": "unknown", "gender": "unknown", "region": None, "country": None}
 #: Scope of the segments of a layer over all customers.
 ALL = "all"
-#: Digits of each value summed as a fixed-point decimal: 18 (a 64-bit integer), as many
-#: significant digits as a float has; the engine adds them up in 128 bits, exactly.
-DIGITS = 18
+#: Digits of a value summed as a fixed-point decimal: 18 (a 64-bit integer) keep as many
+#: significant digits as a float; squares, whose sizes span twice the range, get 38 (the
+#: widest) less ``HEADROOM`` for the sum's own growth (up to 10^9 customers). The engine adds
+#: them up exactly.
+DIGITS, WIDE, HEADROOM = 18, 38, 9
 
 
-def _exact_sum(value: str, magnitude: float) -> str:
+def _exact_sum(value: str, magnitude: float, wide: bool = False) -> str:
     """SQL of the sum of ``value`` (a float expression whose values are at most ``magnitude``
     in size) taken over decimals: exact, so independent of the order of the rows. A float sum
     where the values are too large for the decimals (then the last digits may vary)."""
     if not math.isfinite(magnitude):
         return f"sum({value})"
     whole = max(math.floor(math.log10(magnitude)) + 1, 1) if magnitude > 0 else 1
-    scale = DIGITS - whole
+    digits = WIDE if wide else DIGITS
+    scale = (WIDE - HEADROOM if wide else DIGITS) - whole
     if scale < 0:
         return f"sum({value})"
-    return f"CAST(sum(CAST({value} AS DECIMAL({DIGITS}, {scale}))) AS DOUBLE)"
+    return f"CAST(sum(CAST({value} AS DECIMAL({digits}, {scale}))) AS DOUBLE)"
 
 
 def _number(value: ir.Value) -> ir.FloatingValue:
@@ -257,7 +260,7 @@ class PersonaStatistics:
             out += [
                 f"count(__x{j}) AS n{j}",
                 f"{_exact_sum(d, spread)} AS s{j}",
-                f"{_exact_sum(f'{d} * {d}', spread * spread)} AS q{j}",
+                f"{_exact_sum(f'{d} * {d}', spread * spread, wide=True)} AS q{j}",
                 f"min(__x{j}) AS lo{j}",
                 f"max(__x{j}) AS hi{j}",
             ]
