@@ -193,7 +193,10 @@ def _note(segment: _Segment, evidence: _Evidence, settings: SegmentConfig) -> st
 
 
 def check_stages_against_value(
-    segments: pd.DataFrame, profile: pd.DataFrame, settings: SegmentConfig
+    segments: pd.DataFrame,
+    profile: pd.DataFrame,
+    settings: SegmentConfig,
+    measured: Mapping[tuple[str, str], Mapping[str, float]] | None = None,
 ) -> list[str]:
     """Add a ``notes`` list to every row of ``segments`` (the segment cards of a run) and return
     the run's warnings: a note on each segment of lost or lapsing customers (most members in the
@@ -204,13 +207,25 @@ def check_stages_against_value(
     ``profile`` is the run's per-customer frame with ``stage``, ``p_alive``, ``clv``,
     ``transactions`` and a column per layer whose segments it can measure; segments of other
     layers are judged by their cards' ``stage_mix``, ``mean_p_alive`` and ``mean_clv``.
+    ``measured`` gives these figures per (layer, segment id) when the caller has them already
+    (``churned``, ``at_risk``, ``p_alive``, ``clv``, ``one_time``: shares and means of the
+    members, as ``personas.LayerStats.measures`` computes them); the profile then only gives
+    the figures of the whole run.
     """
     notes: list[list[str]] = [[] for _ in range(len(segments))]
     segments["notes"] = notes
     evidence = _Evidence(profile)
     if not evidence.usable:
         return []
-    stats = _segment_stats(segments, profile, evidence)
+    if measured is None:
+        stats = _segment_stats(segments, profile, evidence)
+    else:
+        stats = {
+            key: _Segment(
+                {"churned": m["churned"], "at_risk": m["at_risk"]}, m["p_alive"], m["clv"], m["one_time"]
+            )
+            for key, m in measured.items()
+        }
     flagged: list[tuple[pd.Series, _Segment]] = []
     for position, (_, row) in enumerate(segments.iterrows()):
         segment = stats.get((row["kind"], str(row["segment_id"]))) or _from_card(row)

@@ -292,6 +292,7 @@ class PersonaContext:
     spend: np.ndarray  # customers x categories
     codes: dict[str, tuple[np.ndarray, list[str]]]  # stage / gender / region: value code per customer, values
     attributes: dict[str, Any] = field(default_factory=dict)  # declared attributes in the profile
+    once: np.ndarray | None = None  # 1.0 for customers who bought on one day only
 
 
 def persona_context(
@@ -367,6 +368,7 @@ def persona_context(
         spend=spend,
         codes=codes,
         attributes=declared,
+        once=(_numeric(prof, "transactions") == 1).to_numpy(float),
     )
 
 
@@ -504,6 +506,25 @@ class LayerStats:
     # column (stage, gender, region, country, banded attributes) -> (segments x values) member
     # counts and the value names; (None, []) when the profile has no such column
     mixes: dict[str, tuple[np.ndarray | None, list[str]]]
+    once: np.ndarray | None = None  # members per segment who bought on one day only
+
+    def measures(self, context: PersonaContext) -> dict[str, dict[str, float]]:
+        """Segment id -> its members' shares of churned and at-risk customers, mean P(alive)
+        and CLV, and share of one-time buyers (what ``segments.checks`` judges)."""
+        table, names = self.mixes.get("stage", (None, []))
+        p_alive, clv = self.stats.column(context, "p_alive"), self.stats.column(context, "clv")
+        out = {}
+        for i, sid in enumerate(self.segment_ids):
+            size = max(int(self.sizes[i]), 1)
+            counts = dict(zip(names, table[i], strict=True)) if table is not None else {}
+            out[str(sid)] = {
+                "churned": float(counts.get("churned", 0) / size),
+                "at_risk": float(counts.get("at_risk", 0) / size),
+                "p_alive": float(p_alive[i]),
+                "clv": float(clv[i]),
+                "one_time": float(self.once[i] / size) if self.once is not None else 0.0,
+            }
+        return out
 
 
 def layer_stats(context: PersonaContext, membership: pd.Series) -> LayerStats | None:
@@ -529,6 +550,7 @@ def layer_stats(context: PersonaContext, membership: pd.Series) -> LayerStats | 
         median_clv=_group_medians(context.clv[rows], codes, k),
         spend=groups @ context.spend[rows],
         mixes=mixes,
+        once=groups @ context.once[rows] if context.once is not None else None,
     )
 
 

@@ -261,8 +261,8 @@ def segment_customers(
     elif settings.rules:
         multi["rule"] = _rule_members(profile, settings.rules)
     described = profile.assign(**{k: layers[k] for k in ("behaviour", "demographic", "micro")})
-    segments = _describe(described, categories, layers, multi, clustered, settings, engine)
-    warnings += check_stages_against_value(segments, described, settings)  # adds the cards' notes
+    segments, measured = _describe(described, categories, layers, multi, clustered, settings, engine)
+    warnings += check_stages_against_value(segments, described, settings, measured)  # adds the cards' notes
     return Segmentation(
         customer_ids,
         profile,
@@ -441,6 +441,7 @@ class _Describer:
         if engine is None:
             self.context = persona_context(profile, categories, settings.attributes)
             self._computed: dict[tuple[str, str], LayerStats] | None = None
+            self._described: dict[tuple[str, str], LayerStats | None] = {}
             return
         from microseg.warehouse.persona_stats import PersonaStatistics
 
@@ -487,6 +488,22 @@ class _Describer:
         """The aggregates of a layer's segments within ``scope``."""
         if self._computed is not None:
             return self._computed.get((kind, scope))
+        if (kind, scope) not in self._described:
+            self._described[(kind, scope)] = self._in_memory(kind, scope)
+        return self._described[(kind, scope)]
+
+    def measures(self) -> dict[tuple[str, str], dict[str, float]]:
+        """(layer, segment id) -> what the checks of stages against the value model read, for
+        every segment described (``LayerStats.measures``)."""
+        described = self._computed if self._computed is not None else self._described
+        return {
+            (kind, sid): figures
+            for (kind, _), stats in described.items()
+            if stats is not None
+            for sid, figures in stats.measures(self.context).items()
+        }
+
+    def _in_memory(self, kind: str, scope: str) -> LayerStats | None:
         if kind in self.multi:
             rows = self.multi[kind]
             rows = rows[rows["segment_id"].astype(str) == scope]
@@ -597,8 +614,9 @@ def _describe(
     clustered: _Clustered,
     settings: SegmentConfig,
     engine: EngineCustomers | None = None,
-) -> pd.DataFrame:
-    """One row per segment of every layer: sizes, value, persona label and card."""
+) -> tuple[pd.DataFrame, dict[tuple[str, str], dict[str, float]]]:
+    """One row per segment of every layer: sizes, value, persona label and card; and what the
+    checks of stages against the value model read of each (``_Describer.measures``)."""
     frames = []
     nouns = settings.category_nouns
     describer = _Describer(profile, categories, layers, multi, settings, engine)
@@ -652,4 +670,4 @@ def _describe(
     segments["centroid"] = segments["segment_id"].map(
         lambda s: json.dumps(centroids[s]) if s in centroids else None
     )
-    return segments
+    return segments, describer.measures()

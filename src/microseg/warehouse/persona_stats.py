@@ -222,6 +222,9 @@ class PersonaStatistics:
             else ibis.literal(0, type="decimal(38, 4)"),
             __clv=_number(t.clv) if "clv" in columns else ibis.null("float64"),
             __spender=spender.cast("int64"),
+            __once=(t.transactions == 1).fill_null(False).cast("int64")
+            if "transactions" in columns
+            else ibis.literal(0, type="int64"),
             **{
                 f"__m_{c}": t[c].cast("string") if missing is None else t[c].cast("string").fill_null(missing)
                 for c, missing in self.mix_columns.items()
@@ -253,6 +256,7 @@ class PersonaStatistics:
             "CAST(sum(__revenue) AS DOUBLE) AS revenue",
             "median(__clv) AS median_clv",
             "sum(__spender) AS spenders",
+            "sum(__once) AS once",
         ]
         for j in self.present:
             d = f"(__x{j} - {float(centers[j])!r})"
@@ -404,6 +408,7 @@ class PersonaStatistics:
             median_clv=rows["median_clv"].to_numpy(float),
             spend=spend,
             mixes=mixes_of,
+            once=rows["once"].to_numpy(float),
         )
 
 
