@@ -92,19 +92,47 @@ def _number(value: ir.Value) -> ir.FloatingValue:
     return ibis.ifelse(value.isnan(), ibis.null("float64"), value)
 
 
+class _Dialect:
+    """What differs between the engines' SQL here: quoting, the grouping-set id, unpivoting,
+    and how a result is read."""
+
+    def __init__(self, backend) -> None:
+        self.spark = backend.name == "pyspark"
+        self.backend = backend
+
+    def quote(self, name: str) -> str:
+        return f"`{name}`" if self.spark else quote_ident(name)
+
+    def grouping(self, keys: str) -> str:
+        return f"grouping_id({keys})" if self.spark else f"GROUPING({keys})"
+
+    def unpivot(self, relation: str, columns: list[str], name: str, value: str) -> str:
+        """``relation`` with one row per non-null value of ``columns``: ``name`` says which."""
+        listed = ", ".join(self.quote(c) for c in columns)
+        if self.spark:
+            return f"(SELECT * FROM {relation} UNPIVOT ({value} FOR {name} IN ({listed})))"
+        return f"(UNPIVOT {relation} ON {listed} INTO NAME {name} VALUE {value})"
+
+    def fetch(self, sql: str) -> pd.DataFrame:
+        if self.spark:
+            return self.backend._session.sql(sql).toPandas()
+        return self.backend.con.execute(sql).df()
+
+
 class _Sets:
     """The grouping sets of one query: per layer, its key columns; ``GROUPING(keys)`` tells
     which set a result row belongs to."""
 
-    def __init__(self, keys: list[str], sets: dict[Any, list[str]]) -> None:
-        self.keys = keys  # every key column, in GROUPING's argument order
+    def __init__(self, sets: dict[Any, list[str]]) -> None:
+        # every key column, in order of first use (the order Spark's grouping id follows)
+        self.keys = list(dict.fromkeys(k for columns in sets.values() for k in columns))
         self.sets = sets
 
-    def sql(self, table: str, aggregates: list[str]) -> str:
-        keys = ", ".join(quote_ident(k) for k in self.keys)
-        sets = ", ".join("(" + ", ".join(quote_ident(k) for k in s) + ")" for s in self.sets.values())
+    def sql(self, dialect: _Dialect, table: str, aggregates: list[str]) -> str:
+        keys = ", ".join(dialect.quote(k) for k in self.keys)
+        sets = ", ".join("(" + ", ".join(dialect.quote(k) for k in s) + ")" for s in self.sets.values())
         return (
-            f"SELECT GROUPING({keys}) AS __set, {keys}, {', '.join(aggregates)} FROM {table} "
+            f"SELECT {dialect.grouping(keys)} AS __set, {keys}, {', '.join(aggregates)} FROM {table} "
             f"GROUP BY GROUPING SETS ({sets})"
         )
 
@@ -141,7 +169,7 @@ class PersonaStatistics:
         self.mix_columns = {c: m for c, m in {**MIX_COLUMNS, **banded}.items() if c in columns}
         self.customers = customers
         self.spend = spend
-        self.con = customers._find_backend().con
+        self.dialect = _Dialect(customers._find_backend())
 
     def layers(
         self, layers: Mapping[str, tuple[str, str | None]], members: ir.Table | None = None
@@ -233,7 +261,7 @@ class PersonaStatistics:
         return narrow, spend
 
     def _fetch(self, sql: str) -> pd.DataFrame:
-        return self.con.execute(sql).df()
+        return self.dialect.fetch(sql)
 
     def _centers(self, t: str) -> tuple[np.ndarray, np.ndarray]:
         """The mean of every numeric column over all customers (0 where none is known), and the
@@ -300,40 +328,35 @@ class PersonaStatistics:
                 frames.append(frame)
             return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
-        by_layer = _Sets(keys, scoped)
-        results = [tagged(self._fetch(by_layer.sql(t, numeric)), by_layer, keys)]
+        by_layer = _Sets(scoped)
+        dialect = self.dialect
+        results = [tagged(self._fetch(by_layer.sql(dialect, t, numeric)), by_layer, keys)]
         mixes, categories = [], []
         if self.mix_columns:
             # one row per customer and known value of a mix column (UNPIVOT leaves missing ones out)
-            values = ", ".join(quote_ident(f"__m_{c}") for c in self.mix_columns)
-            layer_columns = ", ".join(quote_ident(k) for k in keys)
-            long = (
-                f"(UNPIVOT (SELECT {layer_columns}, {values} FROM {t}) ON {values} "
-                "INTO NAME __column VALUE __value)"
-            )
-            by_value = _Sets(
-                [*keys, "__column", "__value"], {k: [*c, "__column", "__value"] for k, c in scoped.items()}
-            )
-            counts = tagged(self._fetch(by_value.sql(long, ["count(*) AS n"])), by_value, keys)
+            values = [f"__m_{c}" for c in self.mix_columns]
+            selected = ", ".join(dialect.quote(c) for c in (*keys, *values))
+            long = dialect.unpivot(f"(SELECT {selected} FROM {t})", values, "__column", "__value")
+            by_value = _Sets({k: [*c, "__column", "__value"] for k, c in scoped.items()})
+            counts = tagged(self._fetch(by_value.sql(dialect, long, ["count(*) AS n"])), by_value, keys)
             prefix = len("__m_")
             mixes.append(counts.assign(column=counts["__column"].str[prefix:], value=counts["__value"]))
         if s is not None:
-            by_category = _Sets([*keys, "category"], {k: [*c, "category"] for k, c in scoped.items()})
+            by_category = _Sets({k: [*c, "category"] for k, c in scoped.items()})
             lines = f"(SELECT s.category, s.spend, s.share, t.* FROM {s} s JOIN {t} t USING (customer))"
             sums = [f"{_exact_sum('spend', 1e12)} AS spend", f"{_exact_sum('share', 1.0)} AS share"]
-            categories.append(tagged(self._fetch(by_category.sql(lines, sums)), by_category, keys))
+            categories.append(tagged(self._fetch(by_category.sql(dialect, lines, sums)), by_category, keys))
         if m is not None:  # overlapping segments: each is its own scope
             joined = f"(SELECT m.kind, m.segment_id, m.segment_id AS scope, t.* FROM {m} m JOIN {t} t USING (customer))"
             segment = "kind, scope, segment_id"
             results.append(self._fetch(f"SELECT {segment}, {', '.join(numeric)} FROM {joined} GROUP BY ALL"))
             for column in self.mix_columns:
-                value = quote_ident(f"__m_{column}")
-                mixes.append(
-                    self._fetch(
-                        f"SELECT {segment}, '{column}' AS column, {value} AS value, count(*) AS n "
-                        f"FROM {joined} WHERE {value} IS NOT NULL GROUP BY ALL"
-                    )
+                value = dialect.quote(f"__m_{column}")
+                counts = self._fetch(
+                    f"SELECT {segment}, {value} AS __value, count(*) AS n "
+                    f"FROM {joined} WHERE {value} IS NOT NULL GROUP BY ALL"
                 )
+                mixes.append(counts.assign(column=column, value=counts["__value"]))
             if s is not None:
                 lines = (
                     f"(SELECT m.kind, m.segment_id, m.segment_id AS scope, s.category, s.spend, s.share "
