@@ -20,6 +20,7 @@ import pytest
 
 import microseg.pipeline
 from microseg.project import Project
+from microseg.registry import LAYERS
 from tests.segments.test_attributes import CONFIG as ATTRIBUTES_CONFIG
 from tests.segments.test_attributes import _write as write_attributes
 
@@ -101,19 +102,7 @@ def test_every_layer_of_the_demo_is_described_alike(demo_shop, tmp_path, monkeyp
     engine, memory = twin_runs(root, tmp_path, monkeypatch)
     try:
         layers = assert_same_cards(engine, memory)
-        assert layers >= {
-            "lifecycle",
-            "clv_tier",
-            "rfm_tier",
-            "tenure_tier",
-            "engagement_tier",
-            "composite_code",
-            "behaviour",
-            "demographic",
-            "micro",
-            "composite",
-            "rule",
-        }
+        assert layers == set(LAYERS)  # every layer of the registry
         rules = engine.segments("rule").set_index("segment_id")
         assert "nobody" not in rules.index  # a rule nobody satisfies has no card
         assert rules.loc["big_spenders", "size"] > 0

@@ -295,6 +295,39 @@ class PersonaContext:
     once: np.ndarray | None = None  # 1.0 for customers who bought on one day only
 
 
+#: Columns whose member counts per value the cards show, and the value of a missing one (None:
+#: a customer without a value is not counted).
+MIX_COLUMNS: dict[str, str | None] = {
+    "stage": "unknown",
+    "gender": "unknown",
+    "region": None,
+    "country": None,
+}
+#: Averaged columns the cards read besides the compared features.
+CARD_EXTRAS = ("clv", "p_alive", "age", *(f"{c}_share" for c in CHANNELS))
+
+
+@dataclass(frozen=True)
+class CardColumns:
+    """Which of a profile's columns the cards read: the declared attributes present, the
+    compared features, every averaged column, and the mix columns (with their missing value)."""
+
+    declared: dict[str, Any]
+    features: list[str]
+    averaged: list[str]
+    mixes: dict[str, str | None]
+
+    @classmethod
+    def of(cls, columns, attributes: Mapping[str, Any] | None = None) -> CardColumns:
+        present = set(columns)
+        declared = {name: a for name, a in (attributes or {}).items() if name in present}
+        features = [f for f in NUMERIC_FEATURES if f in present]
+        features += [n for n, a in declared.items() if a.type == "numeric" and n not in features]
+        banded = {n: "unknown" for n, a in declared.items() if a.type != "numeric"}
+        mixes = {c: m for c, m in {**MIX_COLUMNS, **banded}.items() if c in present}
+        return cls(declared, features, features + [c for c in CARD_EXTRAS if c not in features], mixes)
+
+
 def persona_context(
     profile: pd.DataFrame, categories: pd.DataFrame | None, attributes: Mapping[str, Any] | None = None
 ) -> PersonaContext:
@@ -302,20 +335,10 @@ def persona_context(
     the declared attributes (``microseg.config.AttributeConfig`` by name) found in its columns."""
     prof = _by_customer(profile)
     index = prof.index
-    declared = {name: a for name, a in (attributes or {}).items() if name in prof.columns}
-    names = [f for f in NUMERIC_FEATURES if f in prof.columns]
-    names += [name for name, a in declared.items() if a.type == "numeric" and name not in names]
+    read = CardColumns.of(prof.columns, attributes)
+    declared, names = read.declared, read.features
     codes = {}
-    banded = [(name, "unknown") for name, a in declared.items() if a.type != "numeric"]
-    for column, missing in (
-        ("stage", "unknown"),
-        ("gender", "unknown"),
-        ("region", None),
-        ("country", None),
-        *banded,
-    ):
-        if column not in prof.columns:
-            continue
+    for column, missing in read.mixes.items():
         values = pd.Categorical(prof[column])  # a no-op for categorical columns
         code, uniques = np.asarray(values.codes), [str(c) for c in values.categories]
         if missing is not None and (code < 0).any():
@@ -341,8 +364,7 @@ def persona_context(
     ).reshape(len(index), len(cat_names))
     total = spend.sum(axis=1, keepdims=True)
 
-    extra = ["clv", "p_alive", "age", *(f"{c}_share" for c in CHANNELS)]
-    numeric = names + [c for c in extra if c not in names]
+    numeric = read.averaged
     category_columns = [CATEGORY_PREFIX + str(c) for c in cat_names]
     values = np.empty((len(index), len(numeric) + len(category_columns)))
     for j, column in enumerate(numeric):

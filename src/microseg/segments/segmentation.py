@@ -466,7 +466,7 @@ class _Describer:
                             np.concatenate([r["customer"].to_numpy(np.int64) for r in multi.values()])
                         ),
                         "kind": pa.array(
-                            [kind for kind, r in multi.items() for _ in range(len(r))], pa.string()
+                            np.repeat(list(multi), [len(r) for r in multi.values()]), pa.string()
                         ),
                         "segment_id": pa.array(
                             np.concatenate(

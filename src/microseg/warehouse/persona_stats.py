@@ -46,17 +46,13 @@ import pandas as pd
 
 from microseg.segments.personas import (
     CATEGORY_PREFIX,
-    CHANNELS,
-    NUMERIC_FEATURES,
+    CardColumns,
     LayerStats,
     PersonaContext,
     _Stats,
 )
 from microseg.warehouse.duckdb import quote_ident
 
-#: Columns whose member counts per value the cards show, and the value of a missing one (None:
-#: a customer without a value is not counted).
-MIX_COLUMNS = {"stage": "unknown", "gender": "unknown", "region": None, "country": None}
 #: Scope of the segments of a layer over all customers.
 ALL = "all"
 #: Digits of a value summed as a fixed-point decimal: 18 (a 64-bit integer) keep as many
@@ -158,15 +154,10 @@ class PersonaStatistics:
         self, customers: ir.Table, spend: ir.Table | None = None, attributes: Mapping[str, Any] | None = None
     ) -> None:
         columns = set(customers.columns)
-        self.attributes = {name: a for name, a in (attributes or {}).items() if name in columns}
-        names = [f for f in NUMERIC_FEATURES if f in columns]
-        names += [n for n, a in self.attributes.items() if a.type == "numeric" and n not in names]
-        self.feature_names = names
-        extra = ["clv", "p_alive", "age", *(f"{c}_share" for c in CHANNELS)]
-        self.numeric = names + [c for c in extra if c not in names]
+        read = CardColumns.of(columns, attributes)  # what the cards read, as from a DataFrame
+        self.attributes, self.feature_names, self.numeric = read.declared, read.features, read.averaged
         self.present = [j for j, c in enumerate(self.numeric) if c in columns]
-        banded = {name: "unknown" for name, a in self.attributes.items() if a.type != "numeric"}
-        self.mix_columns = {c: m for c, m in {**MIX_COLUMNS, **banded}.items() if c in columns}
+        self.mix_columns = read.mixes
         self.customers = customers
         self.spend = spend
         self.dialect = _Dialect(customers._find_backend())
